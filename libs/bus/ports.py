@@ -1,0 +1,38 @@
+"""The bus port: publish enveloped messages keyed by run id; consume them per service group.
+
+Semantics every adapter keeps (`MemoryBus`, later `KafkaBus`):
+- a topic has N partitions; a message goes to `hash(key) % N`, so one run's messages stay ordered;
+- each consumer group gets every message; within a group one consumer task per partition handles
+  messages one at a time, in order;
+- a message is acknowledged (offset committed) only after its handler returns; if the handler raises
+  a retryable error the same message is delivered again (after a short backoff); after
+  `max_deliveries` failed deliveries, or at once for a non-retryable error, it goes to the
+  dead-letter topic with its error and the partition moves on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from libs.contracts.envelope import Envelope
+
+Handler = Callable[[Envelope], Awaitable[None]]
+
+
+class Bus(Protocol):
+    async def start(self) -> None:
+        """Start consuming for every subscription registered so far."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop consuming: finish the message in hand in each partition, then return."""
+        ...
+
+    async def publish(self, topic: str, envelope: Envelope) -> None:
+        """Durably hand over one message (keyed by `envelope.key`); BusError if it cannot."""
+        ...
+
+    def subscribe(self, topic: str, group: str, handler: Handler) -> None:
+        """Register a handler for `topic` in consumer `group`; call before `start()`."""
+        ...

@@ -1,0 +1,49 @@
+"""CloudEvents 1.0 structured-mode JSON envelope around every message."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from libs.contracts import v1
+
+SPEC_VERSION = "1.0"
+
+
+class Envelope(BaseModel):
+    """`subject` is the run id and doubles as the partition key."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    specversion: str = SPEC_VERSION
+    type: str
+    source: str
+    subject: str
+    time: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    datacontenttype: str = "application/json"
+    data: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return self.subject
+
+    def message(self) -> v1.Message:
+        """Decode `data` into the frozen model named by `type`; UnknownMessageError if unknown."""
+        return v1.decode(self.type, self.data)
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.model_dump(), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Envelope:
+        return cls.model_validate_json(raw)
+
+
+def wrap(message: v1.Message, *, source: str) -> Envelope:
+    """Put a message in an envelope keyed by its run id."""
+    return Envelope(type=message.TYPE, source=source, subject=message.run_id, data=message.model_dump(mode="json"))

@@ -1,0 +1,10 @@
+"""Topic names. Every topic is keyed by run id, so one run's messages stay ordered in one partition."""
+
+RUN_COMMANDS = "stepline.run-commands.v1"
+NODE_DISPATCH = "stepline.node-dispatch.v1"
+NODE_RESULTS = "stepline.node-results.v1"
+RUN_EVENTS = "stepline.run-events.v1"
+CATALOG_EVENTS = "stepline.catalog-events.v1"
+DEAD_LETTERS = "stepline.dead-letters.v1"
+
+ALL = (RUN_COMMANDS, NODE_DISPATCH, NODE_RESULTS, RUN_EVENTS, CATALOG_EVENTS, DEAD_LETTERS)

@@ -1,0 +1,152 @@
+"""Version 1 of the message models. A version only gains optional fields; anything else is v2.
+
+Commands are imperative (consumed by the scheduler or executor); events are past tense (published
+by the scheduler on the public run-events topic).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from libs.core.errors import SteplineError
+from libs.core.run import LogEntry
+
+Result = Literal["SUCCESS", "FAILED", "CANCELLED"]
+
+
+class UnknownMessageError(SteplineError):
+    """A message type this version does not know: not retryable, goes to the dead-letter topic."""
+
+    code = "unknown_message"
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    TYPE: ClassVar[str] = ""
+    run_id: str
+
+
+class TriggerContext(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    type: str = "API"
+    by: str | None = None
+    at: float = 0.0
+    node: str = ""
+
+
+# ---- commands to the scheduler (topic run-commands) -------------------------------------------
+
+class StartRun(Message):
+    TYPE: ClassVar[str] = "dev.stepline.run.start.v1"
+    workflow: str
+    version: int
+    trigger: TriggerContext
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    idempotency_key: str | None = None
+
+
+class CompleteNode(Message):
+    """Asynchronous completion (or progress logs) of a WAITING node run, from the API."""
+
+    TYPE: ClassVar[str] = "dev.stepline.node.complete.v1"
+    node_run_key: str
+    status: Literal["IN_PROGRESS", "COMPLETED"] = "COMPLETED"
+    result: Result | None = None
+    output: Any = None
+    logs: list[LogEntry] = Field(default_factory=list)
+    by: str | None = None
+
+
+class FireTimer(Message):
+    """A durable timer came due (retry backoff, node timeout)."""
+
+    TYPE: ClassVar[str] = "dev.stepline.timer.fire.v1"
+    timer_id: str
+    kind: str
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class ReconcileRun(Message):
+    """The sweeper found a run idle past its check time: re-apply stored results, re-dispatch."""
+
+    TYPE: ClassVar[str] = "dev.stepline.run.reconcile.v1"
+
+
+# ---- command to the executor (topic node-dispatch) --------------------------------------------
+
+class ExecuteNode(Message):
+    TYPE: ClassVar[str] = "dev.stepline.node.execute.v1"
+    workflow: str
+    version: int
+    node_id: str
+    attempt: int
+    node_run_key: str
+
+
+# ---- executor → scheduler (topic node-results) ------------------------------------------------
+
+class NodeResult(Message):
+    """The outcome of one node attempt. `waiting` means the action started and the node now waits
+    for an external completion; `branch` is the CONDITION option taken (or `__fallback__`)."""
+
+    TYPE: ClassVar[str] = "dev.stepline.node.result.v1"
+    node_id: str
+    attempt: int
+    node_run_key: str
+    result: Result | None = None
+    output: Any = None
+    error: str | None = None
+    retryable: bool = False
+    waiting: bool = False
+    branch: str | None = None
+
+
+# ---- public events (topic run-events) ---------------------------------------------------------
+
+class RunStarted(Message):
+    TYPE: ClassVar[str] = "dev.stepline.run.started.v1"
+    workflow: str
+    version: int
+    trigger: TriggerContext
+
+
+class NodeRunStarted(Message):
+    TYPE: ClassVar[str] = "dev.stepline.node.started.v1"
+    workflow: str
+    node_id: str
+    attempt: int
+    node_run_id: str
+
+
+class NodeRunCompleted(Message):
+    TYPE: ClassVar[str] = "dev.stepline.node.completed.v1"
+    workflow: str
+    node_id: str
+    attempt: int
+    node_run_id: str
+    result: Result
+    error: str | None = None
+
+
+class RunCompleted(Message):
+    TYPE: ClassVar[str] = "dev.stepline.run.completed.v1"
+    workflow: str
+    version: int
+    result: Result
+    error: str | None = None
+
+
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    m.TYPE: m
+    for m in (StartRun, CompleteNode, FireTimer, ReconcileRun, ExecuteNode, NodeResult,
+              RunStarted, NodeRunStarted, NodeRunCompleted, RunCompleted)
+}
+
+
+def decode(type_: str, data: dict[str, Any]) -> Message:
+    model = MESSAGE_TYPES.get(type_)
+    if model is None:
+        raise UnknownMessageError(f"unknown message type {type_!r}")
+    return model.model_validate(data)

@@ -1,0 +1,150 @@
+"""The Port-compatible workflow definition format, as frozen pydantic models.
+
+Raw JSON goes through `normalize()` (older/later condition shapes folded into `options`) and then
+`libs.core.validation.parse_workflow`, which returns a `Workflow` or raises `DefinitionError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TRIGGER_TYPES = frozenset(
+    {"SELF_SERVE_TRIGGER", "WEBHOOK_TRIGGER", "EVENT_TRIGGER", "SCHEDULE_TRIGGER", "QUEUE_TRIGGER"}
+)
+MAX_IDENTIFIER_LENGTH = 60
+IDENTIFIER_PATTERN = r"^[\p{L}0-9@_:-]+$"
+
+
+def is_valid_identifier(value: str) -> bool:
+    """`^[\\p{L}0-9@_:-]+$`, at most 60 characters (`str.isalpha` is exactly Unicode category L*)."""
+    if not value or len(value) > MAX_IDENTIFIER_LENGTH:
+        return False
+    return all(c.isalpha() or c in "0123456789@_:-" for c in value)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class RetryPolicy(_Frozen):
+    """Retry a failed node attempt with exponential backoff."""
+
+    maxAttempts: int = Field(default=1, ge=1, le=100)
+    initialIntervalSeconds: float = Field(default=1.0, ge=0, le=86400)
+    backoffCoefficient: float = Field(default=2.0, ge=1, le=100)
+    maxIntervalSeconds: float = Field(default=300.0, ge=0, le=86400)
+
+    def delay_before(self, attempt: int) -> float:
+        """Seconds to wait before `attempt` (2, 3, ...) after the previous one failed."""
+        raw = self.initialIntervalSeconds * self.backoffCoefficient ** max(0, attempt - 2)
+        return float(min(raw, self.maxIntervalSeconds))
+
+
+class Node(_Frozen):
+    identifier: str
+    title: str | None = None
+    icon: str | None = None
+    description: str | None = None
+    config: dict[str, Any]
+    variables: dict[str, Any] = Field(default_factory=dict)
+    retry: RetryPolicy | None = None
+    timeoutSeconds: float | None = Field(default=None, gt=0, le=31_536_000)
+    onFailure: Literal["terminate", "continue"] = "terminate"
+
+    @property
+    def type(self) -> str:
+        return str(self.config.get("type", ""))
+
+    @property
+    def is_trigger(self) -> bool:
+        return self.type in TRIGGER_TYPES
+
+    @property
+    def max_attempts(self) -> int:
+        return self.retry.maxAttempts if self.retry else 1
+
+
+class Connection(_Frozen):
+    identifier: str | None = None
+    description: str | None = None
+    sourceIdentifier: str
+    targetIdentifier: str
+    sourceOptionIdentifier: str | None = None
+    fallback: bool = False
+    onFailure: bool = False
+    """Stepline extension: an error branch, taken only when the source fails."""
+
+
+class Workflow(_Frozen):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    identifier: str
+    title: str | None = None
+    icon: str | None = None
+    description: str | None = None
+    owner: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    allowAnyoneToViewRuns: bool = True
+    notificationUrl: str | None = None
+    """Stepline extension: the notifier POSTs every run event of this workflow to this URL."""
+    nodes: list[Node]
+    connections: list[Connection] = Field(default_factory=list)
+
+    def node(self, identifier: str) -> Node:
+        for n in self.nodes:
+            if n.identifier == identifier:
+                return n
+        raise KeyError(identifier)
+
+    def triggers(self) -> list[Node]:
+        return [n for n in self.nodes if n.is_trigger]
+
+
+def normalize(raw: dict[str, Any]) -> dict[str, Any]:
+    """Fold the older (`conditions` + `defaultConnectionIdentifier`) and later (`outlets`,
+    `sourceOutletIdentifier`) condition shapes into `options` + `sourceOptionIdentifier`/`fallback`,
+    and give every connection an identifier. Returns a new dict; unknown shapes pass through for
+    validation to report."""
+    out = dict(raw)
+    connections = [dict(c) if isinstance(c, dict) else c for c in raw.get("connections") or []]
+    for index, conn in enumerate(connections):
+        if isinstance(conn, dict):
+            if "sourceOutletIdentifier" in conn and "sourceOptionIdentifier" not in conn:
+                conn["sourceOptionIdentifier"] = conn.pop("sourceOutletIdentifier")
+            conn.setdefault("identifier", f"c{index}")
+    by_id = {c["identifier"]: c for c in connections if isinstance(c, dict)}
+    nodes = raw.get("nodes")
+    if isinstance(nodes, list):
+        out["nodes"] = [_normalize_node(n, by_id) for n in nodes]
+    if "connections" in raw:
+        out["connections"] = connections
+    return out
+
+
+def _normalize_node(node: Any, connections: dict[str, dict[str, Any]]) -> Any:
+    if not isinstance(node, dict) or not isinstance(node.get("config"), dict):
+        return node
+    config = dict(node["config"])
+    if config.get("type") != "CONDITION" or "options" in config:
+        return node
+    if "outlets" in config:
+        config["options"] = config.pop("outlets")
+    elif "conditions" in config and isinstance(config["conditions"], list):
+        options = []
+        for index, cond in enumerate(config.pop("conditions")):
+            if not isinstance(cond, dict):
+                options.append(cond)
+                continue
+            option_id = cond.get("identifier") or f"condition-{index}"
+            options.append({k: v for k, v in cond.items() if k != "connectionIdentifier"}
+                           | {"identifier": option_id})
+            target = connections.get(str(cond.get("connectionIdentifier")))
+            if target is not None:
+                target["sourceOptionIdentifier"] = option_id
+        default = config.pop("defaultConnectionIdentifier", None)
+        if default is not None and default in connections:
+            connections[default]["fallback"] = True
+        config["options"] = options
+    return {**node, "config": config}

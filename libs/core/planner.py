@@ -1,0 +1,239 @@
+"""The planner: pure functions from (definition, run state, outcome) to the next run state and the
+effects the scheduler must carry out (dispatch node attempts, set timers).
+
+Edge resolution (DESIGN §2, "Execution semantics"):
+- an edge is unresolved while its source has not finished;
+- after a success, a plain edge is taken; a CONDITION's edge is taken if it names the option chosen
+  (or is the fallback and no option matched); error-branch edges (`onFailure: true`) are not taken;
+- after a failure, error-branch edges are taken, plain edges only when the node has `onFailure:
+  continue`; edges out of a skipped node are not taken.
+A node becomes runnable when all its incoming edges are resolved and at least one is taken; if all
+are resolved and none is taken it is SKIPPED (dead-path elimination), so a fan-in node runs once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from libs.core.definition import Connection, Node, Workflow
+from libs.core.graph import Graph
+from libs.core.run import ACTIVE_NODE_STATES, NodeProgress, Run, TriggerInfo
+
+FALLBACK = "__fallback__"
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Start attempt `attempt` of `node_id`: insert its node run, then publish ExecuteNode."""
+
+    node_id: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class RetryTimer:
+    """Dispatch attempt `attempt` of `node_id` at `due_at`."""
+
+    node_id: str
+    attempt: int
+    due_at: float
+
+
+@dataclass(frozen=True)
+class TimeoutTimer:
+    """Fail attempt `attempt` of `node_id` at `due_at` unless it completed by then."""
+
+    node_id: str
+    attempt: int
+    due_at: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one node attempt, as reported by the executor or an external completion."""
+
+    node_id: str
+    attempt: int
+    result: str | None = None
+    output: Any = None
+    error: str | None = None
+    retryable: bool = False
+    waiting: bool = False
+    branch: str | None = None
+
+
+@dataclass
+class Decision:
+    run: Run
+    dispatch: list[Dispatch] = field(default_factory=list)
+    timers: list[RetryTimer] = field(default_factory=list)
+    timeouts: list[TimeoutTimer] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+    """Nodes that reached a final state in this step (for events)."""
+    run_completed: bool = False
+
+
+def start_run(workflow: Workflow, *, run_id: str, version: int, trigger: TriggerInfo,
+              inputs: dict[str, Any], now: float, idempotency_key: str | None = None) -> Decision:
+    """A new run: the firing trigger node has succeeded with the inputs as its output; other
+    triggers are skipped; whatever became runnable is dispatched."""
+    run = Run(id=run_id, workflow=workflow.identifier, version=version, trigger=trigger,
+              inputs=inputs, idempotency_key=idempotency_key, created_at=now, updated_at=now)
+    for node in workflow.triggers():
+        fired = node.identifier == trigger.node
+        run.nodes[node.identifier] = NodeProgress(state="SUCCEEDED" if fired else "SKIPPED")
+    run.outputs[trigger.node] = inputs
+    decision = Decision(run=run, finished=[trigger.node])
+    _advance(workflow, decision, now)
+    return decision
+
+
+def apply_outcome(workflow: Workflow, run: Run, outcome: Outcome, now: float) -> Decision | None:
+    """Apply one node attempt's outcome. None when it is stale or a duplicate (the node is not
+    PENDING/WAITING at that attempt), in which case the caller only re-ensures dispatches."""
+    progress = run.nodes.get(outcome.node_id)
+    if progress is None or progress.attempt != outcome.attempt:
+        return None
+    if progress.state not in ("PENDING", "WAITING") or run.status == "COMPLETED":
+        return None
+    if outcome.waiting and progress.state == "WAITING":
+        return None
+    decision = Decision(run=run.model_copy(deep=True))
+    decision.run.updated_at = now
+    if outcome.waiting:
+        decision.run.nodes[outcome.node_id] = NodeProgress(state="WAITING", attempt=outcome.attempt)
+        seconds = workflow.node(outcome.node_id).timeoutSeconds
+        if seconds is not None:
+            decision.timeouts.append(TimeoutTimer(outcome.node_id, outcome.attempt, now + seconds, seconds))
+        return decision
+    if outcome.result == "SUCCESS":
+        _succeed(decision, outcome)
+    else:
+        _fail(workflow, decision, outcome, now)
+    _advance(workflow, decision, now)
+    return decision
+
+
+def retry_due(workflow: Workflow, run: Run, node_id: str, attempt: int, now: float) -> Decision | None:
+    """A retry timer fired: dispatch `attempt` if the node still waits for it. None if stale."""
+    progress = run.nodes.get(node_id)
+    if progress is None or progress.state != "RETRY_WAIT" or progress.attempt != attempt - 1:
+        return None
+    decision = Decision(run=run.model_copy(deep=True))
+    decision.run.updated_at = now
+    if decision.run.terminating or decision.run.cancel_requested:
+        decision.run.nodes[node_id] = NodeProgress(state="FAILED", attempt=progress.attempt)
+        decision.finished.append(node_id)
+    else:
+        decision.run.nodes[node_id] = NodeProgress(state="PENDING", attempt=attempt)
+        decision.dispatch.append(Dispatch(node_id, attempt))
+    _advance(workflow, decision, now)
+    return decision
+
+
+def _succeed(decision: Decision, outcome: Outcome) -> None:
+    decision.run.nodes[outcome.node_id] = NodeProgress(
+        state="SUCCEEDED", attempt=outcome.attempt, branch=outcome.branch)
+    decision.run.outputs[outcome.node_id] = outcome.output
+    decision.finished.append(outcome.node_id)
+
+
+def _fail(workflow: Workflow, decision: Decision, outcome: Outcome, now: float) -> None:
+    run = decision.run
+    node = workflow.node(outcome.node_id)
+    can_retry = outcome.retryable and outcome.attempt < node.max_attempts
+    if can_retry and not run.terminating and not run.cancel_requested and node.retry is not None:
+        run.nodes[node.identifier] = NodeProgress(state="RETRY_WAIT", attempt=outcome.attempt)
+        delay = node.retry.delay_before(outcome.attempt + 1)
+        decision.timers.append(RetryTimer(node.identifier, outcome.attempt + 1, now + delay))
+        return
+    handled = node.onFailure == "continue" or _has_error_branch(workflow, node)
+    run.nodes[node.identifier] = NodeProgress(
+        state="FAILED", attempt=outcome.attempt, failure_handled=handled)
+    run.outputs[node.identifier] = _failed_output(outcome)
+    decision.finished.append(node.identifier)
+    if not handled and not run.terminating:
+        run.terminating = True
+        run.error = f"node {node.identifier!r} failed: {outcome.error or 'no error message'}"
+
+
+def _failed_output(outcome: Outcome) -> Any:
+    error = {"message": outcome.error or "failed"}
+    if isinstance(outcome.output, dict):
+        return {**outcome.output, "error": error}
+    if outcome.output is None:
+        return {"error": error}
+    return {"output": outcome.output, "error": error}
+
+
+def _has_error_branch(workflow: Workflow, node: Node) -> bool:
+    return any(c.onFailure for c in Graph.of(workflow).outgoing.get(node.identifier, ()))
+
+
+def _advance(workflow: Workflow, decision: Decision, now: float) -> None:
+    """Resolve every node that can be resolved, in topological order, then decide completion."""
+    run = decision.run
+    graph = Graph.of(workflow)
+    halted = run.terminating or run.cancel_requested
+    if halted:
+        _fail_waiting_retries(decision)
+    for node_id in graph.topological_order():
+        if node_id in run.nodes:
+            continue
+        states = [_edge_taken(workflow, run, c) for c in graph.incoming.get(node_id, ())]
+        if not states or any(s is None for s in states):
+            continue
+        if any(states):
+            if halted:
+                continue
+            run.nodes[node_id] = NodeProgress(state="PENDING", attempt=1)
+            decision.dispatch.append(Dispatch(node_id, 1))
+        else:
+            run.nodes[node_id] = NodeProgress(state="SKIPPED")
+    _complete_if_done(decision, now)
+
+
+def _fail_waiting_retries(decision: Decision) -> None:
+    for node_id, progress in decision.run.nodes.items():
+        if progress.state == "RETRY_WAIT":
+            decision.run.nodes[node_id] = NodeProgress(state="FAILED", attempt=progress.attempt)
+            decision.finished.append(node_id)
+
+
+def _edge_taken(workflow: Workflow, run: Run, conn: Connection) -> bool | None:
+    """True taken, False not taken, None unresolved."""
+    source = run.nodes.get(conn.sourceIdentifier)
+    if source is None or source.state in ACTIVE_NODE_STATES:
+        return None
+    if source.state == "SUCCEEDED":
+        if conn.onFailure:
+            return False
+        if conn.sourceOptionIdentifier is not None:
+            return conn.sourceOptionIdentifier == source.branch
+        if conn.fallback:
+            return source.branch == FALLBACK
+        return True
+    if source.state == "FAILED":
+        if conn.onFailure:
+            return True
+        return workflow.node(conn.sourceIdentifier).onFailure == "continue"
+    return False
+
+
+def _complete_if_done(decision: Decision, now: float) -> None:
+    run = decision.run
+    if run.status == "COMPLETED" or decision.dispatch:
+        return
+    if any(p.state in ACTIVE_NODE_STATES for p in run.nodes.values()):
+        return
+    run.status = "COMPLETED"
+    run.completed_at = now
+    if run.cancel_requested:
+        run.result = "CANCELLED"
+    elif run.terminating:
+        run.result = "FAILED"
+    else:
+        run.result = "SUCCESS"
+    decision.run_completed = True

@@ -1,0 +1,156 @@
+"""Run and node-run records and their state machines.
+
+A run is `IN_PROGRESS` until no node is running or runnable, then `COMPLETED` with a result. Inside
+the run document each node has a `NodeProgress` (the planner's view); each attempt of a node has its
+own `NodeRun` record keyed `{run_id}/{node_id}/{attempt}`.
+
+Node-run lifecycle (the protocol of docs/architecture.md):
+
+    PENDING ──claim──► RUNNING ──complete──► COMPLETED
+                          │  ▲ lease expired: re-claim
+                          └──► WAITING ──PATCH / approval / timeout──► COMPLETED
+    PENDING | RUNNING | WAITING ──cancel / timeout──► COMPLETED (FAILED or CANCELLED)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RunStatus = Literal["IN_PROGRESS", "COMPLETED"]
+Result = Literal["SUCCESS", "FAILED", "CANCELLED"]
+NodeRunStatus = Literal["PENDING", "RUNNING", "WAITING", "COMPLETED"]
+NodeState = Literal["PENDING", "WAITING", "RETRY_WAIT", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"]
+LogLevel = Literal["DEBUG", "INFO", "WARN", "ERROR"]
+
+FINISHED_NODE_STATES: frozenset[str] = frozenset({"SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"})
+ACTIVE_NODE_STATES: frozenset[str] = frozenset({"PENDING", "WAITING", "RETRY_WAIT"})
+
+NODE_RUN_TRANSITIONS: dict[str, frozenset[str]] = {
+    "PENDING": frozenset({"RUNNING", "COMPLETED"}),
+    "RUNNING": frozenset({"RUNNING", "WAITING", "COMPLETED"}),
+    "WAITING": frozenset({"COMPLETED"}),
+    "COMPLETED": frozenset(),
+}
+NODE_STATE_TRANSITIONS: dict[str, frozenset[str]] = {
+    "PENDING": frozenset({"WAITING", "RETRY_WAIT", "SUCCEEDED", "FAILED", "CANCELLED"}),
+    "WAITING": frozenset({"SUCCEEDED", "FAILED", "RETRY_WAIT", "CANCELLED"}),
+    "RETRY_WAIT": frozenset({"PENDING", "CANCELLED"}),
+    "SUCCEEDED": frozenset(),
+    "FAILED": frozenset(),
+    "SKIPPED": frozenset(),
+    "CANCELLED": frozenset(),
+}
+
+_ALNUM = string.ascii_letters + string.digits
+
+
+def new_run_id() -> str:
+    return "wfr_" + "".join(secrets.choice(_ALNUM) for _ in range(16))
+
+
+def derived_id(prefix: str, key: str) -> str:
+    """A deterministic `<prefix>` + 16 alphanumerics from `key` (so redelivery re-derives the same id)."""
+    digest = int.from_bytes(hashlib.sha256(key.encode()).digest(), "big")
+    chars = []
+    for _ in range(16):
+        digest, rem = divmod(digest, len(_ALNUM))
+        chars.append(_ALNUM[rem])
+    return prefix + "".join(chars)
+
+
+def node_run_key(run_id: str, node_id: str, attempt: int) -> str:
+    return f"{run_id}/{node_id}/{attempt}"
+
+
+def node_run_id(key: str) -> str:
+    return derived_id("wfnr_", key)
+
+
+def can_move_node_run(current: str, new: str) -> bool:
+    return new in NODE_RUN_TRANSITIONS.get(current, frozenset())
+
+
+def can_move_node(current: str, new: str) -> bool:
+    return new in NODE_STATE_TRANSITIONS.get(current, frozenset())
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class TriggerInfo(_Record):
+    type: str = "API"
+    """`MANUAL`, `API`, `WEBHOOK`, `EVENT`, `SCHEDULE`, `QUEUE`, `RERUN`."""
+    by: str | None = None
+    at: float = 0.0
+    node: str = ""
+
+
+class NodeProgress(_Record):
+    state: NodeState
+    attempt: int = 1
+    branch: str | None = None
+    """CONDITION: the option taken, `"__fallback__"` for the fallback, None when no branch applies."""
+    failure_handled: bool = False
+    """The node failed but the run goes on (onFailure continue, or an error branch took it)."""
+
+
+class Run(_Record):
+    id: str
+    workflow: str
+    version: int
+    status: RunStatus = "IN_PROGRESS"
+    result: Result | None = None
+    seq: int = 0
+    trigger: TriggerInfo = Field(default_factory=TriggerInfo)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    nodes: dict[str, NodeProgress] = Field(default_factory=dict)
+    terminating: bool = False
+    """A node failed with onFailure terminate: start nothing new, finish when in-flight nodes end."""
+    cancel_requested: bool = False
+    error: str | None = None
+    idempotency_key: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    completed_at: float | None = None
+    check_at: float = 0.0
+    """When the sweeper should next reconcile this run if nothing else touches it."""
+
+
+class LogEntry(_Record):
+    logLevel: LogLevel = "INFO"
+    log: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    createdAt: float = 0.0
+
+
+class NodeRun(_Record):
+    key: str
+    id: str
+    run_id: str
+    workflow: str
+    node_id: str
+    attempt: int = 1
+    node_type: str = ""
+    title: str | None = None
+    status: NodeRunStatus = "PENDING"
+    result: Result | None = None
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+    output: Any = None
+    error: str | None = None
+    retryable: bool = False
+    """Whether a failed attempt may succeed if tried again (decides retries)."""
+    branch: str | None = None
+    """CONDITION: the option taken (or `__fallback__`)."""
+    logs: list[LogEntry] = Field(default_factory=list)
+    created_at: float = 0.0
+    started_at: float | None = None
+    completed_at: float | None = None
+    updated_at: float = 0.0

@@ -1,0 +1,194 @@
+"""The store port: everything Stepline persists, as conditional single-record operations.
+
+Every write is either an insert-if-absent on a deterministic key or a conditional update, so that
+at-least-once delivery never changes state twice (docs/architecture.md, "The protocol"). Adapters
+(`SqliteStore`, later `MongoStore`) pass the same contract suite in `tests/contract/store_contract.py`.
+Times are float seconds since the epoch, supplied by the caller (no adapter reads the clock).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Protocol
+
+from libs.core.run import LogEntry, NodeRun, Result, Run
+from libs.core.versioning import VersionRecord, WorkflowRecord
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    workflows: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    results: tuple[str, ...] = ()
+    versions: tuple[int, ...] = ()
+    run_ids: tuple[str, ...] = ()
+
+
+class ClaimOutcome(Enum):
+    CLAIMED = "claimed"
+    """PENDING, or RUNNING with an expired lease (or already leased by the same owner): now RUNNING, mine."""
+    COMPLETED = "completed"
+    """Already COMPLETED: re-publish its stored result and stop."""
+    BUSY = "busy"
+    """RUNNING under another live lease, or WAITING for an external completion: stop."""
+    MISSING = "missing"
+
+
+@dataclass(frozen=True)
+class Claim:
+    outcome: ClaimOutcome
+    node_run: NodeRun | None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What `finish_node_run` writes."""
+
+    result: Result
+    output: Any = None
+    error: str | None = None
+    logs: tuple[LogEntry, ...] = ()
+    retryable: bool = False
+    branch: str | None = None
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A durable due-time callback. `id` is deterministic (e.g. `retry:{run}/{node}/{attempt}`)."""
+
+    id: str
+    run_id: str
+    kind: str
+    due_at: float
+    payload: dict[str, Any]
+
+
+class DefinitionStore(Protocol):
+    async def create_workflow(self, record: WorkflowRecord, definition: dict[str, Any]) -> tuple[WorkflowRecord, VersionRecord]:
+        """Insert the workflow with version 1 and `$LIVE` → 1. ConflictError if the identifier exists
+        and is not deleted (a deleted one is revived with its version numbering continued)."""
+        ...
+
+    async def get_workflow(self, identifier: str, *, include_deleted: bool = False) -> WorkflowRecord:
+        """NotFoundError if absent (or deleted, unless include_deleted)."""
+        ...
+
+    async def list_workflows(self, *, include_deleted: bool = False) -> list[WorkflowRecord]: ...
+
+    async def add_version(self, identifier: str, definition: dict[str, Any], *, now: float, by: str | None = None,
+                          title: str | None = None, description: str | None = None) -> tuple[WorkflowRecord, VersionRecord]:
+        """Store the next version number (insert-if-absent on `{identifier}/{n}`, retried on a race)
+        and move `$LIVE` to it. NotFoundError if the workflow does not exist."""
+        ...
+
+    async def get_version(self, identifier: str, version: int) -> VersionRecord:
+        """NotFoundError if absent. Versions are immutable, so callers may cache them."""
+        ...
+
+    async def list_versions(self, identifier: str) -> list[VersionRecord]: ...
+
+    async def set_tag(self, identifier: str, tag: str, version: int, *, now: float) -> WorkflowRecord:
+        """Point `tag` at `version` atomically. NotFoundError if the workflow or version is absent."""
+        ...
+
+    async def delete_workflow(self, identifier: str, *, now: float) -> WorkflowRecord:
+        """Soft delete; runs and versions stay readable. NotFoundError if absent."""
+        ...
+
+
+class RunStore(Protocol):
+    async def insert_run(self, run: Run) -> tuple[Run, bool]:
+        """Insert-if-absent by `run.id`, and by (`workflow`, `idempotency_key`) when a key is set.
+        Returns the stored run and whether this call inserted it."""
+        ...
+
+    async def get_run(self, run_id: str) -> Run:
+        """NotFoundError if absent."""
+        ...
+
+    async def find_run_by_idempotency_key(self, workflow: str, key: str) -> Run | None: ...
+
+    async def update_run(self, run: Run, *, expected_seq: int) -> Run:
+        """Replace the run if its stored `seq` equals `expected_seq`; the stored copy gets
+        `seq = expected_seq + 1` and is returned. ConcurrentUpdateError otherwise."""
+        ...
+
+    async def list_runs(self, flt: RunFilter, *, limit: int, offset: int) -> tuple[list[Run], int]:
+        """Newest first; returns the page and the total number of matches."""
+        ...
+
+    async def runs_due_for_check(self, now: float, *, limit: int) -> list[str]:
+        """Ids of IN_PROGRESS runs whose `check_at` <= now, oldest first."""
+        ...
+
+    async def postpone_check(self, run_id: str, check_at: float) -> None:
+        """Set `check_at` without touching `seq` (the sweeper is not a writer of run state)."""
+        ...
+
+
+class NodeRunStore(Protocol):
+    async def insert_node_run(self, node_run: NodeRun) -> tuple[NodeRun, bool]:
+        """Insert-if-absent by `key`; returns the stored record and whether this call inserted it."""
+        ...
+
+    async def get_node_run(self, key: str) -> NodeRun:
+        """NotFoundError if absent."""
+        ...
+
+    async def get_node_run_by_id(self, node_run_id: str) -> NodeRun:
+        """By public `wfnr_` id. NotFoundError if absent."""
+        ...
+
+    async def list_node_runs(self, run_id: str) -> list[NodeRun]:
+        """All attempts of all nodes of a run, in creation order."""
+        ...
+
+    async def claim_node_run(self, key: str, *, owner: str, now: float, lease_until: float) -> Claim:
+        """One conditional update: PENDING, or RUNNING with lease_expires_at < now (or owner == me)
+        → RUNNING with this owner and lease; sets started_at on first claim."""
+        ...
+
+    async def renew_lease(self, key: str, *, owner: str, lease_until: float) -> bool:
+        """Extend my lease while RUNNING; False if I no longer hold it."""
+        ...
+
+    async def mark_waiting(self, key: str, *, owner: str, now: float, output: Any = None) -> bool:
+        """RUNNING and owner is me → WAITING (lease cleared). False otherwise."""
+        ...
+
+    async def finish_node_run(self, key: str, completion: Completion, *, now: float,
+                              from_statuses: frozenset[str], owner: str | None = None) -> NodeRun | None:
+        """Conditional: status in `from_statuses` (and lease owner == `owner` when given) →
+        COMPLETED with the completion's result/output/error, logs appended. Returns the updated
+        record, or None when the condition did not match (someone else finished it)."""
+        ...
+
+    async def append_logs(self, key: str, logs: list[LogEntry], *, now: float) -> bool:
+        """Append to a node run that is not COMPLETED; False if COMPLETED or absent."""
+        ...
+
+
+class TimerStore(Protocol):
+    async def put_timer(self, timer: Timer) -> bool:
+        """Insert-if-absent by id; True if inserted."""
+        ...
+
+    async def claim_due_timers(self, now: float, *, lease_seconds: float, limit: int) -> list[Timer]:
+        """Timers with due_at <= now; each returned one has its due_at pushed to now + lease_seconds
+        by a conditional update, so concurrent sweepers rarely fire the same timer twice."""
+        ...
+
+    async def delete_timer(self, timer_id: str) -> None: ...
+
+
+class Store(DefinitionStore, RunStore, NodeRunStore, TimerStore, Protocol):
+    async def open(self) -> None:
+        """Connect and create tables/indexes. Idempotent."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> bool:
+        """Readiness: True if the store answers."""
+        ...

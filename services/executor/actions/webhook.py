@@ -1,0 +1,69 @@
+"""WEBHOOK: one HTTP request with httpx. Output `{response: {status, data}}`.
+
+`synchronized: false` sends the request and leaves the node WAITING for a PATCH of its node run;
+the receiver learns which node run from the `X-Stepline-*` headers and the `context` it may read.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from libs.core.errors import ActionError
+from services.executor.actions.base import ActionInput, ActionResult
+
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class WebhookAction:
+    def __init__(self, client: httpx.AsyncClient, *, max_response_bytes: int) -> None:
+        self.client = client
+        self.max_response_bytes = max_response_bytes
+
+    async def execute(self, data: ActionInput) -> ActionResult:
+        cfg = data.config
+        url = cfg.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ActionError(f"config.url must be an http(s) URL after rendering, got {_short(url)}")
+        headers = {str(k): str(v) for k, v in (cfg.get("headers") or {}).items()}
+        headers.setdefault("Idempotency-Key", data.node_run_key)
+        headers["X-Stepline-Run-Id"] = data.run_id
+        headers["X-Stepline-Node-Run-Id"] = data.node_run_id
+        method = str(cfg.get("method") or "POST").upper()
+        body = cfg.get("body")
+        try:
+            response = await self.client.request(
+                method, url, headers=headers, timeout=data.timeout,
+                json=body if body is not None and method != "GET" else None)
+        except httpx.TimeoutException:
+            raise ActionError(f"{method} {_origin(url)} timed out", retryable=True) from None
+        except httpx.HTTPError as exc:
+            raise ActionError(f"{method} {_origin(url)} failed: {type(exc).__name__}", retryable=True) from None
+        output = {"response": {"status": response.status_code, "data": self._data(response)}}
+        if response.status_code >= 400:
+            raise ActionError(f"{method} {_origin(url)} answered HTTP {response.status_code}",
+                              retryable=response.status_code in RETRYABLE_STATUS, output=output)
+        return ActionResult(output=output, waiting=cfg.get("synchronized") is False)
+
+    def _data(self, response: httpx.Response) -> Any:
+        raw = response.content[: self.max_response_bytes]
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            return raw.decode("utf-8", errors="replace")
+
+
+def _origin(url: str) -> str:
+    """Scheme, host and path only: query strings may carry credentials."""
+    try:
+        u = httpx.URL(url)
+    except httpx.InvalidURL:
+        return "<invalid url>"
+    return f"{u.scheme}://{u.host}{':' + str(u.port) if u.port else ''}{u.path}"
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,146 @@
+"""Executor: claim a node run, perform its action, record the completion, publish the result.
+
+Steps 3–4 of the protocol (docs/architecture.md): the claim and the completion are conditional
+updates, so a redelivered ExecuteNode never performs a finished attempt again and never overwrites
+someone else's completion; when a claim or completion loses, the stored result is re-published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from libs.bus.ports import Bus
+from libs.contracts import topics, v1, wrap
+from libs.contracts.envelope import Envelope
+from libs.core.errors import ActionError, TemplateError
+from libs.core.run import NodeRun, Run
+from libs.core.templates import apply_variables, build_context, render
+from libs.store.definitions import DefinitionCache
+from libs.store.ports import ClaimOutcome, Completion, Store
+from services.executor.actions.base import Action, ActionInput, ActionResult
+
+log = logging.getLogger("stepline.executor")
+SOURCE = "stepline/executor"
+FINISHABLE = frozenset({"RUNNING"})
+
+
+class Executor:
+    def __init__(self, store: Store, bus: Bus, actions: dict[str, Action], *, owner: str,
+                 clock: Callable[[], float], lease_seconds: float, default_timeout: float,
+                 concurrency: int = 64) -> None:
+        self.store = store
+        self.bus = bus
+        self.actions = actions
+        self.owner = owner
+        self.clock = clock
+        self.lease_seconds = lease_seconds
+        self.default_timeout = default_timeout
+        self.definitions = DefinitionCache(store)
+        self.slots = asyncio.Semaphore(concurrency)
+        self.in_flight: set[asyncio.Task[None]] = set()
+
+    async def handle(self, envelope: Envelope) -> None:
+        msg = envelope.message()
+        if isinstance(msg, v1.ExecuteNode):
+            await self.execute(msg)
+
+    async def execute(self, msg: v1.ExecuteNode) -> None:
+        now = self.clock()
+        claim = await self.store.claim_node_run(msg.node_run_key, owner=self.owner, now=now,
+                                                lease_until=now + self.lease_seconds)
+        if claim.outcome is ClaimOutcome.COMPLETED and claim.node_run is not None:
+            await self.publish_result(claim.node_run)
+        if claim.outcome is not ClaimOutcome.CLAIMED or claim.node_run is None:
+            return
+        # The claim is the durable write: acknowledge the message and run the action concurrently
+        # (fan-out siblings share a partition). A crash from here on is repaired by lease expiry.
+        await self.slots.acquire()
+        task = asyncio.create_task(self._attempt(msg, claim.node_run))
+        self.in_flight.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.in_flight.discard(task)
+        self.slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("node attempt failed unexpectedly; the sweeper will re-drive it",
+                      exc_info=task.exception())
+
+    async def _attempt(self, msg: v1.ExecuteNode, record: NodeRun) -> None:
+        run = await self.store.get_run(msg.run_id)
+        result, completion = await self.perform(msg, run, record)
+        await self.record(msg.node_run_key, result, completion)
+
+    async def drain(self) -> None:
+        """Graceful stop: let every in-flight attempt finish and record its completion."""
+        while self.in_flight:
+            await asyncio.gather(*list(self.in_flight), return_exceptions=True)
+
+    async def perform(self, msg: v1.ExecuteNode, run: Run, record: NodeRun) -> tuple[ActionResult | None, Completion]:
+        workflow = await self.definitions.get(msg.workflow, msg.version)
+        node = workflow.node(msg.node_id)
+        action = self.actions.get(node.type)
+        if action is None:
+            return None, Completion(result="FAILED", error=f"node type {node.type} is not supported by this executor")
+        timeout = node.timeoutSeconds or self.default_timeout
+        try:
+            context = build_context(outputs=run.outputs, inputs=run.inputs, secrets={},
+                                    trigger=run.trigger.model_dump(), run={"id": run.id, "workflow": run.workflow, "version": run.version})
+            data = ActionInput(node=node, config=render(node.config, context), context=context, run_id=run.id,
+                               node_run_id=record.id, node_run_key=record.key, attempt=record.attempt, timeout=timeout)
+            async with self.leased(record.key):
+                result = await asyncio.wait_for(action.execute(data), timeout=timeout)
+            if result.waiting:
+                return result, Completion(result="SUCCESS", output=result.output)
+            output = apply_variables(node.variables, result.output)
+            return result, Completion(result="SUCCESS", output=output, branch=result.branch)
+        except TemplateError as exc:
+            return None, Completion(result="FAILED", error=exc.message)
+        except ActionError as exc:
+            return None, Completion(result="FAILED", output=exc.output, error=exc.message, retryable=exc.retryable)
+        except TimeoutError:
+            return None, Completion(result="FAILED", error=f"timed out after {timeout:g}s", retryable=True)
+
+    async def record(self, key: str, result: ActionResult | None, completion: Completion) -> None:
+        now = self.clock()
+        if result is not None and result.waiting:
+            if await self.store.mark_waiting(key, owner=self.owner, now=now, output=completion.output):
+                stored = await self.store.get_node_run(key)
+                await self.publish_result(stored)
+                return
+        else:
+            done = await self.store.finish_node_run(key, completion, now=now, from_statuses=FINISHABLE, owner=self.owner)
+            if done is not None:
+                await self.publish_result(done)
+                return
+        await self.publish_result(await self.store.get_node_run(key))
+
+    async def publish_result(self, record: NodeRun) -> None:
+        if record.status not in ("COMPLETED", "WAITING"):
+            return
+        msg = v1.NodeResult(run_id=record.run_id, node_id=record.node_id, attempt=record.attempt,
+                            node_run_key=record.key, result=record.result, output=record.output,
+                            error=record.error, retryable=record.retryable, branch=record.branch,
+                            waiting=record.status == "WAITING")
+        await self.bus.publish(topics.NODE_RESULTS, wrap(msg, source=SOURCE))
+
+    @contextlib.asynccontextmanager
+    async def leased(self, key: str) -> AsyncIterator[None]:
+        """Renew the claim's lease while the action runs, so a long action is not re-claimed."""
+        task = asyncio.create_task(self._renew(key))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _renew(self, key: str) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            if not await self.store.renew_lease(key, owner=self.owner, lease_until=self.clock() + self.lease_seconds):
+                log.warning("lost the lease on %s; its completion will not be recorded by this executor", key)
+                return

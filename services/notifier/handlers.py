@@ -1,0 +1,49 @@
+"""Notifier: run events → the workflow's notification URL (the CloudEvent as JSON) and live stats.
+
+A notification that fails with a network error or a 5xx is retried by redelivery; a 4xx is logged
+and dropped (retrying cannot help).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+
+from libs.contracts import v1
+from libs.contracts.envelope import Envelope
+from libs.core.errors import ActionError
+from libs.store.definitions import DefinitionCache
+from libs.store.ports import Store
+from services.notifier.stats import WorkflowStats, fold
+
+log = logging.getLogger("stepline.notifier")
+NOTIFIED = (v1.RunStarted, v1.RunCompleted)
+
+
+class Notifier:
+    def __init__(self, store: Store, client: httpx.AsyncClient, *, timeout: float) -> None:
+        self.definitions = DefinitionCache(store)
+        self.client = client
+        self.timeout = timeout
+        self.stats: dict[str, WorkflowStats] = {}
+
+    async def handle(self, envelope: Envelope) -> None:
+        event = envelope.message()
+        fold(self.stats, event)
+        if isinstance(event, NOTIFIED):
+            workflow = await self.definitions.get(event.workflow, event.version)
+            if workflow.notificationUrl:
+                await self.notify(workflow.notificationUrl, envelope)
+
+    async def notify(self, url: str, envelope: Envelope) -> None:
+        try:
+            response = await self.client.post(url, content=envelope.to_bytes(), timeout=self.timeout,
+                                              headers={"Content-Type": "application/cloudevents+json"})
+        except httpx.HTTPError as exc:
+            raise ActionError(f"notification to {httpx.URL(url).host} failed: {type(exc).__name__}",
+                              retryable=True) from None
+        if response.status_code >= 500:
+            raise ActionError(f"notification answered HTTP {response.status_code}", retryable=True)
+        if response.status_code >= 400:
+            log.warning("notification for run %s rejected with HTTP %s", envelope.subject, response.status_code)

@@ -1,0 +1,27 @@
+"""Wire the scheduler: handlers on run-commands and node-results, plus the sweeper loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from libs.bus.ports import Bus
+from libs.contracts import topics
+from libs.runtime.service import Service, Subscription
+from libs.store.ports import Store
+from services.scheduler.handlers import Scheduler
+from services.scheduler.settings import SchedulerSettings
+from services.scheduler.sweeper import Sweeper
+
+GROUP = "stepline-scheduler"
+
+
+def build_scheduler(settings: SchedulerSettings, store: Store, bus: Bus, *, clock: Callable[[], float]) -> Service:
+    scheduler = Scheduler(store, bus, clock=clock, stale_seconds=settings.stale_seconds)
+    sweeper = Sweeper(store, bus, clock=clock, interval=settings.sweep_interval_seconds,
+                      stale_seconds=settings.stale_seconds, batch=settings.sweep_batch)
+    return Service(
+        name="scheduler",
+        subscriptions=[Subscription(topics.RUN_COMMANDS, GROUP, scheduler.handle_command),
+                       Subscription(topics.NODE_RESULTS, GROUP, scheduler.handle_result)],
+        loops=[sweeper.run_forever],
+    )

@@ -1,0 +1,70 @@
+"""Completing a WAITING node run from outside the executor: an API PATCH or a timeout timer.
+
+Both finish the node run with one conditional update and then apply the stored outcome through the
+same path as an executor result, so a race between them resolves to exactly one completion.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from libs.contracts import v1
+from libs.core.errors import TemplateError
+from libs.core.planner import Outcome
+from libs.core.run import NodeRun
+from libs.core.templates import apply_variables
+from libs.store.ports import Completion
+
+if TYPE_CHECKING:
+    from services.scheduler.handlers import Scheduler
+
+OPEN = frozenset({"PENDING", "RUNNING", "WAITING"})
+
+
+async def complete_waiting_node(scheduler: Scheduler, msg: v1.CompleteNode) -> None:
+    store = scheduler.store
+    now = scheduler.clock()
+    if msg.status == "IN_PROGRESS":
+        await store.append_logs(msg.node_run_key, list(msg.logs), now=now)
+        return
+    record = await store.get_node_run(msg.node_run_key)
+    completion = await _completion_of(scheduler, record, msg)
+    done = await store.finish_node_run(msg.node_run_key, completion, now=now, from_statuses=frozenset({"WAITING"}))
+    await scheduler.apply(record.run_id, outcome_of_record(done or await store.get_node_run(msg.node_run_key)))
+
+
+async def _completion_of(scheduler: Scheduler, record: NodeRun, msg: v1.CompleteNode) -> Completion:
+    workflow = await scheduler.definitions.get(record.workflow, (await scheduler.store.get_run(record.run_id)).version)
+    node = workflow.node(record.node_id)
+    result = msg.result or "SUCCESS"
+    if result != "SUCCESS":
+        return Completion(result=result, output=msg.output, error=_error_text(msg.output), logs=tuple(msg.logs))
+    try:
+        output = apply_variables(node.variables, msg.output)
+    except TemplateError as exc:
+        return Completion(result="FAILED", output=msg.output, error=exc.message, logs=tuple(msg.logs))
+    return Completion(result="SUCCESS", output=output, logs=tuple(msg.logs))
+
+
+def _error_text(output: object) -> str:
+    if isinstance(output, dict):
+        err = output.get("error")
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+        if isinstance(err, str):
+            return err
+    return "completed with result FAILED"
+
+
+async def time_out_node(scheduler: Scheduler, run_id: str, key: str, seconds: float) -> None:
+    completion = Completion(result="FAILED", error=f"timed out after {seconds:g}s waiting for completion",
+                            retryable=True)
+    done = await scheduler.store.finish_node_run(key, completion, now=scheduler.clock(), from_statuses=OPEN)
+    if done is not None:
+        await scheduler.apply(run_id, outcome_of_record(done))
+
+
+def outcome_of_record(record: NodeRun) -> Outcome:
+    return Outcome(node_id=record.node_id, attempt=record.attempt, result=record.result,
+                   output=record.output, error=record.error, retryable=record.retryable,
+                   waiting=record.status == "WAITING", branch=record.branch)

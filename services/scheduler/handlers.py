@@ -1,0 +1,183 @@
+"""Scheduler handlers: load, decide (pure planner call), save with a conditional update, publish.
+
+The scheduler is the only writer of run state. Every write is conditional (insert-if-absent on
+deterministic keys, `seq`-guarded run updates), so a redelivered message changes nothing; a stale or
+duplicate result instead re-ensures that the run's pending work was dispatched, which repairs a
+crash between a store write and the publish that should have followed it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from libs.bus.ports import Bus
+from libs.contracts import topics, v1, wrap
+from libs.contracts.envelope import Envelope
+from libs.core import planner
+from libs.core.definition import Workflow
+from libs.core.errors import ConcurrentUpdateError
+from libs.core.run import NodeRun, Run, TriggerInfo, node_run_key
+from libs.store.definitions import DefinitionCache
+from libs.store.ports import Store, Timer
+from services.scheduler import records
+from services.scheduler.completion import complete_waiting_node, time_out_node
+
+log = logging.getLogger("stepline.scheduler")
+SOURCE = "stepline/scheduler"
+MAX_RACES = 20
+
+
+class Scheduler:
+    def __init__(self, store: Store, bus: Bus, *, clock: Callable[[], float], stale_seconds: float) -> None:
+        self.store = store
+        self.bus = bus
+        self.clock = clock
+        self.stale_seconds = stale_seconds
+        self.definitions = DefinitionCache(store)
+
+    async def handle_command(self, envelope: Envelope) -> None:
+        msg = envelope.message()
+        if isinstance(msg, v1.StartRun):
+            await self.start_run(msg)
+        elif isinstance(msg, v1.CompleteNode):
+            await complete_waiting_node(self, msg)
+        elif isinstance(msg, v1.FireTimer):
+            await self.fire_timer(msg)
+        elif isinstance(msg, v1.ReconcileRun):
+            await self.reconcile(msg.run_id)
+        else:
+            log.warning("scheduler ignores %s on the command topic", envelope.type)
+
+    async def handle_result(self, envelope: Envelope) -> None:
+        msg = envelope.message()
+        if isinstance(msg, v1.NodeResult):
+            await self.apply(msg.run_id, records.outcome_of(msg))
+
+    async def start_run(self, msg: v1.StartRun) -> None:
+        workflow = await self.definitions.get(msg.workflow, msg.version)
+        now = self.clock()
+        t = msg.trigger
+        decision = planner.start_run(
+            workflow, run_id=msg.run_id, version=msg.version, inputs=msg.inputs, now=now,
+            trigger=TriggerInfo(type=t.type, by=t.by, at=t.at, node=t.node),
+            idempotency_key=msg.idempotency_key)
+        decision.run.check_at = now + self.stale_seconds
+        stored, inserted = await self.store.insert_run(decision.run)
+        await self.store.insert_node_run(records.trigger_node_run(workflow, stored))
+        if not inserted:
+            await self.ensure_dispatched(workflow, stored)
+            return
+        await self.publish_event(records.run_started_event(stored))
+        await self.carry_out(workflow, stored, decision)
+
+    async def apply(self, run_id: str, outcome: planner.Outcome) -> None:
+        """Apply one node outcome with an optimistic, seq-guarded update."""
+        for _ in range(MAX_RACES):
+            run = await self.store.get_run(run_id)
+            workflow = await self.definitions.get(run.workflow, run.version)
+            decision = planner.apply_outcome(workflow, run, outcome, self.clock())
+            if decision is None:
+                await self.ensure_dispatched(workflow, run)
+                return
+            if await self.save_and_carry_out(workflow, run, decision):
+                return
+        raise ConcurrentUpdateError(f"run {run_id} kept changing while applying {outcome.node_id}")
+
+    async def fire_timer(self, msg: v1.FireTimer) -> None:
+        if msg.kind == "retry":
+            await self._retry(msg.run_id, str(msg.payload["node_id"]), int(msg.payload["attempt"]))
+        elif msg.kind == "timeout":
+            await self._timeout(msg)
+        await self.store.delete_timer(msg.timer_id)
+
+    async def _retry(self, run_id: str, node_id: str, attempt: int) -> None:
+        for _ in range(MAX_RACES):
+            run = await self.store.get_run(run_id)
+            workflow = await self.definitions.get(run.workflow, run.version)
+            decision = planner.retry_due(workflow, run, node_id, attempt, self.clock())
+            if decision is None:
+                await self.ensure_dispatched(workflow, run)
+                return
+            if await self.save_and_carry_out(workflow, run, decision):
+                return
+        raise ConcurrentUpdateError(f"run {run_id} kept changing while retrying {node_id}")
+
+    async def _timeout(self, msg: v1.FireTimer) -> None:
+        await time_out_node(self, msg.run_id, str(msg.payload["node_run_key"]), float(msg.payload["seconds"]))
+
+    async def save_and_carry_out(self, workflow: Workflow, run: Run, decision: planner.Decision) -> bool:
+        """False when another writer got there first (the caller reloads and decides again)."""
+        decision.run.check_at = self.clock() + self.stale_seconds
+        try:
+            stored = await self.store.update_run(decision.run, expected_seq=run.seq)
+        except ConcurrentUpdateError:
+            return False
+        await self.carry_out(workflow, stored, decision)
+        return True
+
+    async def carry_out(self, workflow: Workflow, run: Run, decision: planner.Decision) -> None:
+        """Effects of a saved decision: node runs, ExecuteNode, timers, events."""
+        now = self.clock()
+        for d in decision.dispatch:
+            await self.dispatch(workflow, run, d.node_id, d.attempt, now)
+        for t in decision.timers:
+            await self.store.put_timer(retry_timer(run.id, t))
+        for tt in decision.timeouts:
+            await self.store.put_timer(timeout_timer(run.id, tt))
+        for node_id in decision.finished:
+            await self.publish_event(records.node_completed_event(run, node_id))
+        if decision.run_completed:
+            await self.publish_event(records.run_completed_event(run))
+
+    async def dispatch(self, workflow: Workflow, run: Run, node_id: str, attempt: int, now: float) -> None:
+        record, _ = await self.store.insert_node_run(records.new_node_run(workflow, run, node_id, attempt, now))
+        await self.redrive(run, record)
+
+    async def redrive(self, run: Run, record: NodeRun) -> None:
+        """Publish whatever moves this node run forward: ExecuteNode while it is not finished
+        (a live lease makes the executor ignore it), its stored result once it is."""
+        if record.status == "COMPLETED":
+            await self.bus.publish(topics.NODE_RESULTS, wrap(records.result_from_node_run(record), source=SOURCE))
+        elif record.status != "WAITING":
+            await self.bus.publish(topics.NODE_DISPATCH, wrap(
+                records.execute_command(run, record.node_id, record.attempt), source=SOURCE))
+
+    async def ensure_dispatched(self, workflow: Workflow, run: Run) -> None:
+        """Repair: every PENDING node has its node run and a dispatch; every RETRY_WAIT its timer."""
+        if run.status == "COMPLETED":
+            return
+        now = self.clock()
+        for node_id, progress in run.nodes.items():
+            if progress.state == "PENDING":
+                await self.dispatch(workflow, run, node_id, progress.attempt, now)
+            elif progress.state == "RETRY_WAIT":
+                node = workflow.node(node_id)
+                delay = node.retry.delay_before(progress.attempt + 1) if node.retry else 0.0
+                await self.store.put_timer(retry_timer(run.id, planner.RetryTimer(node_id, progress.attempt + 1, now + delay)))
+            elif progress.state == "WAITING":
+                record = await self.store.get_node_run(node_run_key(run.id, node_id, progress.attempt))
+                if record.status == "COMPLETED":
+                    await self.redrive(run, record)
+
+    async def reconcile(self, run_id: str) -> None:
+        run = await self.store.get_run(run_id)
+        if run.status == "COMPLETED":
+            return
+        workflow = await self.definitions.get(run.workflow, run.version)
+        await self.ensure_dispatched(workflow, run)
+        await self.store.postpone_check(run_id, self.clock() + self.stale_seconds)
+
+    async def publish_event(self, event: v1.Message) -> None:
+        await self.bus.publish(topics.RUN_EVENTS, wrap(event, source=SOURCE))
+
+
+def retry_timer(run_id: str, t: planner.RetryTimer) -> Timer:
+    return Timer(id=f"retry:{node_run_key(run_id, t.node_id, t.attempt)}", run_id=run_id, kind="retry",
+                 due_at=t.due_at, payload={"node_id": t.node_id, "attempt": t.attempt})
+
+
+def timeout_timer(run_id: str, t: planner.TimeoutTimer) -> Timer:
+    key = node_run_key(run_id, t.node_id, t.attempt)
+    return Timer(id=f"timeout:{key}", run_id=run_id, kind="timeout", due_at=t.due_at,
+                 payload={"node_run_key": key, "seconds": t.seconds})

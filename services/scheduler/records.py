@@ -1,0 +1,65 @@
+"""Pure constructors for what the scheduler writes and publishes."""
+
+from __future__ import annotations
+
+from libs.contracts import v1
+from libs.core.definition import Workflow
+from libs.core.planner import Outcome
+from libs.core.run import NodeRun, Run, node_run_id, node_run_key
+
+
+def new_node_run(workflow: Workflow, run: Run, node_id: str, attempt: int, now: float) -> NodeRun:
+    key = node_run_key(run.id, node_id, attempt)
+    node = workflow.node(node_id)
+    return NodeRun(key=key, id=node_run_id(key), run_id=run.id, workflow=run.workflow,
+                   node_id=node_id, attempt=attempt, node_type=node.type, title=node.title,
+                   created_at=now, updated_at=now)
+
+
+def trigger_node_run(workflow: Workflow, run: Run) -> NodeRun:
+    """The firing trigger's node run: completed at once, its output the run inputs."""
+    record = new_node_run(workflow, run, run.trigger.node, 1, run.created_at)
+    return record.model_copy(update={"status": "COMPLETED", "result": "SUCCESS", "output": run.inputs,
+                                     "started_at": run.created_at, "completed_at": run.created_at})
+
+
+def execute_command(run: Run, node_id: str, attempt: int) -> v1.ExecuteNode:
+    return v1.ExecuteNode(run_id=run.id, workflow=run.workflow, version=run.version, node_id=node_id,
+                          attempt=attempt, node_run_key=node_run_key(run.id, node_id, attempt))
+
+
+def result_from_node_run(record: NodeRun) -> v1.NodeResult:
+    """Re-publishable result of a stored node run (COMPLETED, or WAITING)."""
+    return v1.NodeResult(run_id=record.run_id, node_id=record.node_id, attempt=record.attempt,
+                         node_run_key=record.key, result=record.result, output=record.output,
+                         error=record.error, retryable=record.retryable, branch=record.branch,
+                         waiting=record.status == "WAITING")
+
+
+def outcome_of(msg: v1.NodeResult) -> Outcome:
+    return Outcome(node_id=msg.node_id, attempt=msg.attempt, result=msg.result, output=msg.output,
+                   error=msg.error, retryable=msg.retryable, waiting=msg.waiting, branch=msg.branch)
+
+
+def node_completed_event(run: Run, node_id: str) -> v1.NodeRunCompleted:
+    progress = run.nodes[node_id]
+    key = node_run_key(run.id, node_id, progress.attempt)
+    result = "SUCCESS" if progress.state == "SUCCEEDED" else "CANCELLED" if progress.state == "CANCELLED" else "FAILED"
+    error = None
+    output = run.outputs.get(node_id)
+    if result == "FAILED" and isinstance(output, dict) and isinstance(output.get("error"), dict):
+        error = str(output["error"].get("message"))
+    return v1.NodeRunCompleted(run_id=run.id, workflow=run.workflow, node_id=node_id,
+                               attempt=progress.attempt, node_run_id=node_run_id(key),
+                               result=result, error=error)
+
+
+def run_completed_event(run: Run) -> v1.RunCompleted:
+    return v1.RunCompleted(run_id=run.id, workflow=run.workflow, version=run.version,
+                           result=run.result or "FAILED", error=run.error)
+
+
+def run_started_event(run: Run) -> v1.RunStarted:
+    t = run.trigger
+    return v1.RunStarted(run_id=run.id, workflow=run.workflow, version=run.version,
+                         trigger=v1.TriggerContext(type=t.type, by=t.by, at=t.at, node=t.node))

@@ -1,0 +1,109 @@
+"""Embedded mode: trigger, scheduler, executor and notifier as tasks in one process, over the
+in-memory bus and an SQLite store. `Engine` is also what tests and the benchmark drive."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from libs.bus.memory import MemoryBus
+from libs.core.errors import ConflictError, DefinitionError
+from libs.core.validation import parse_workflow
+from libs.core.versioning import WorkflowRecord
+from libs.runtime.service import Service
+from libs.store.sqlite import SqliteStore
+from services.executor.app import build_executor
+from services.notifier.app import build_notifier
+from services.notifier.handlers import Notifier
+from services.scheduler.app import build_scheduler
+from services.trigger.app import build_app
+from stepline.settings import EmbeddedSettings
+
+log = logging.getLogger("stepline")
+
+
+class Engine:
+    def __init__(self, settings: EmbeddedSettings, *, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = SqliteStore(settings.sqlite_path())
+        self.bus = MemoryBus(partitions=settings.partitions)
+        self.client = httpx.AsyncClient()
+        self.services: list[Service] = []
+        self.notifier: Notifier | None = None
+        self.app: FastAPI = build_app(settings, self.store, self.bus, clock=clock)
+
+    async def start(self) -> None:
+        await self.store.open()
+        s = self.settings
+        notifier_service, self.notifier = build_notifier(s, self.store, self.bus, self.client)
+        self.services = [
+            build_scheduler(s, self.store, self.bus, clock=self.clock),
+            build_executor(s, self.store, self.bus, self.client, clock=self.clock),
+            notifier_service,
+        ]
+        for service in self.services:
+            service.register(self.bus)
+        await self.bus.start()
+        for service in self.services:
+            service.start_loops()
+
+    async def stop(self) -> None:
+        """Graceful: stop consuming, finish in-flight attempts, stop sweepers, close."""
+        await self.bus.stop()
+        for service in self.services:
+            await service.finish()
+            await service.stop_loops()
+        await self.client.aclose()
+        await self.store.close()
+
+    async def load_examples(self, directory: Path) -> list[str]:
+        """Create every `*.json` workflow in `directory` that does not exist yet."""
+        loaded = []
+        for path in sorted(directory.glob("*.json")):
+            try:
+                workflow = parse_workflow(json.loads(path.read_text()))
+            except (ValueError, DefinitionError) as exc:
+                log.warning("skipping example %s: %s", path.name, exc)
+                continue
+            record = WorkflowRecord(identifier=workflow.identifier, title=workflow.title,
+                                    description=workflow.description, created_at=self.clock(),
+                                    updated_at=self.clock(), created_by="examples")
+            try:
+                await self.store.create_workflow(record, workflow.model_dump(mode="json", exclude_none=True))
+                loaded.append(workflow.identifier)
+            except ConflictError:
+                continue
+        return loaded
+
+
+async def serve(settings: EmbeddedSettings, *, examples: Path | None = None) -> None:
+    """Run the engine behind uvicorn until SIGINT/SIGTERM, then shut down gracefully."""
+    engine = Engine(settings)
+    await engine.start()
+    try:
+        if examples is not None:
+            names = await engine.load_examples(examples)
+            if names:
+                log.info("loaded examples: %s", ", ".join(names))
+        config = uvicorn.Config(engine.app, host=settings.host, port=settings.port, log_level="warning",
+                                access_log=False, lifespan="off")
+        server = uvicorn.Server(config)
+        print(f"Stepline is up at http://{settings.host}:{settings.port} (data in {settings.data_dir})", flush=True)
+        await server.serve()
+    finally:
+        await engine.stop()
+
+
+def run(settings: EmbeddedSettings, *, examples: Path | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(settings, examples=examples))
