@@ -108,19 +108,35 @@ def normalize(raw: dict[str, Any]) -> dict[str, Any]:
     and give every connection an identifier. Returns a new dict; unknown shapes pass through for
     validation to report."""
     out = dict(raw)
-    connections = [dict(c) if isinstance(c, dict) else c for c in raw.get("connections") or []]
+    given = raw.get("connections")
+    listed = given if isinstance(given, list) else []
+    connections = [dict(c) if isinstance(c, dict) else c for c in listed]
+    taken = {c["identifier"] for c in connections if isinstance(c, dict)
+             and isinstance(c.get("identifier"), str)}
     for index, conn in enumerate(connections):
         if isinstance(conn, dict):
             if "sourceOutletIdentifier" in conn and "sourceOptionIdentifier" not in conn:
                 conn["sourceOptionIdentifier"] = conn.pop("sourceOutletIdentifier")
-            conn.setdefault("identifier", f"c{index}")
-    by_id = {c["identifier"]: c for c in connections if isinstance(c, dict)}
+            if "identifier" not in conn:
+                conn["identifier"] = _free_identifier(f"c{index}", taken)
+    by_id = {c["identifier"]: c for c in connections if isinstance(c, dict)
+             and isinstance(c["identifier"], str)}
     nodes = raw.get("nodes")
     if isinstance(nodes, list):
         out["nodes"] = [_normalize_node(n, by_id) for n in nodes]
-    if "connections" in raw:
+    if isinstance(given, list):
         out["connections"] = connections
     return out
+
+
+def _free_identifier(wanted: str, taken: set[Any]) -> str:
+    """`wanted`, or `wanted-2`, `wanted-3`... if a connection already uses it."""
+    candidate, suffix = wanted, 1
+    while candidate in taken:
+        suffix += 1
+        candidate = f"{wanted}-{suffix}"
+    taken.add(candidate)
+    return candidate
 
 
 def _normalize_node(node: Any, connections: dict[str, dict[str, Any]]) -> Any:
@@ -144,7 +160,7 @@ def _normalize_node(node: Any, connections: dict[str, dict[str, Any]]) -> Any:
             if target is not None:
                 target["sourceOptionIdentifier"] = option_id
         default = config.pop("defaultConnectionIdentifier", None)
-        if default is not None and default in connections:
+        if isinstance(default, str) and default in connections:
             connections[default]["fallback"] = True
         config["options"] = options
     return {**node, "config": config}

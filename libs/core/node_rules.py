@@ -1,0 +1,94 @@
+"""Rules about each node on its own: its config against its type's schema, its templates and jq
+expressions, its CONDITION options and its trigger's user inputs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from libs.core import pointer as jp
+from libs.core.errors import Issue
+from libs.core.inputs import user_inputs_issues
+from libs.core.node_types import config_issues
+from libs.core.raw_view import NodeView
+from libs.core.templates import find_templates, syntax_error, unwrap
+
+
+def node_issues(node: NodeView) -> list[Issue]:
+    """Every problem of one node (its structure is checked elsewhere)."""
+    if node.config is None:
+        return []
+    config_pointer = jp.join(node.pointer, "config")
+    found = config_issues(node.config, config_pointer)
+    found += template_issues(_templated_part(node), config_pointer)
+    if isinstance(node.variables, dict):
+        found += template_issues(node.variables, jp.join(node.pointer, "variables"))
+    check = _TYPE_CHECKS.get(node.type or "")
+    if check is not None:
+        reported = {i.pointer for i in found}
+        found += [i for i in check(node.config, config_pointer) if i.pointer not in reported]
+    return found
+
+
+def template_issues(value: Any, pointer: str) -> list[Issue]:
+    """A `{{ }}` template that is not valid jq, at the pointer of the string holding it."""
+    found = []
+    for where, expression in find_templates(value, pointer):
+        reason = syntax_error(expression)
+        if reason is not None:
+            found.append(Issue(where, f"invalid jq in template {{{{ {expression} }}}}: {reason}"))
+    return found
+
+
+def expression_issue(expression: Any, pointer: str) -> list[Issue]:
+    """A bare jq expression (condition option, TRANSFORM) that does not compile."""
+    if not isinstance(expression, str):
+        return []  # the schema reports it
+    reason = syntax_error(unwrap(expression))
+    return [] if reason is None else [Issue(pointer, f"invalid jq expression: {reason}")]
+
+
+def _templated_part(node: NodeView) -> dict[str, Any]:
+    """The config minus its bare jq expressions, which are not templates."""
+    config = dict(node.config or {})
+    if node.type == "TRANSFORM":
+        config.pop("expression", None)
+    elif node.type == "CONDITION" and isinstance(config.get("options"), list):
+        config["options"] = [
+            {k: v for k, v in o.items() if k != "expression"} if isinstance(o, dict) else o
+            for o in config["options"]
+        ]
+    return config
+
+
+def _condition(config: dict[str, Any], pointer: str) -> list[Issue]:
+    options = config.get("options")
+    found: list[Issue] = []
+    seen: set[str] = set()
+    for index, option in enumerate(options if isinstance(options, list) else []):
+        if not isinstance(option, dict):
+            continue
+        where = jp.join(pointer, "options", index)
+        found += expression_issue(option.get("expression"), jp.join(where, "expression"))
+        identifier = option.get("identifier")
+        if isinstance(identifier, str):
+            if identifier in seen:
+                message = f"duplicate option identifier {identifier!r}"
+                found.append(Issue(jp.join(where, "identifier"), message))
+            seen.add(identifier)
+    return found
+
+
+def _transform(config: dict[str, Any], pointer: str) -> list[Issue]:
+    return expression_issue(config.get("expression"), jp.join(pointer, "expression"))
+
+
+def _self_serve_trigger(config: dict[str, Any], pointer: str) -> list[Issue]:
+    return user_inputs_issues(config.get("userInputs"), jp.join(pointer, "userInputs"))
+
+
+_TYPE_CHECKS: dict[str, Callable[[dict[str, Any], str], list[Issue]]] = {
+    "CONDITION": _condition,
+    "TRANSFORM": _transform,
+    "SELF_SERVE_TRIGGER": _self_serve_trigger,
+}

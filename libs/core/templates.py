@@ -1,0 +1,355 @@
+"""`{{ <jq> }}` templates: finding, compiling and rendering them, and evaluating bare jq expressions.
+
+- A string that is exactly one template (surrounding whitespace allowed) renders to the JSON value of
+  its expression, so `"{{ .outputs.trigger.count }}"` stays a number.
+- Templates embedded in text render as text: strings as-is, `null` as "", other values as compact JSON.
+- An expression with no output renders as `null`; a failing one raises `TemplateError` naming it.
+- Expressions run sandboxed: no `$ENV`/`env`, no `debug`/`stderr` output, no `input`, no `halt`,
+  no module directives. Secret values are redacted from evaluation error messages.
+
+Rendering is a hot path. Strings without `{{` are never scanned; the split of a string into literal
+text and expressions is cached; compiled jq programs are cached; and all the expressions of one
+`render` call run as ONE jq program over ONE serialisation of the context (jq's JSON parser dominates
+the cost, so parsing the context once per call instead of once per expression is the big win).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Protocol, cast
+
+import jq
+
+from libs.core import pointer as jp
+from libs.core.errors import TemplateError
+
+_OPEN = "{{"
+_CLOSE = "}}"
+_CACHE_SIZE = 4096
+_ERROR_KEY = "error"
+_SANDBOX = (
+    # Templates are written by workflow authors and run inside Stepline's processes: they must not
+    # read the process environment ($ENV, env), write to its stderr (debug, stderr), read further
+    # inputs or halt the interpreter. Module directives cannot follow this prelude, so no
+    # import/include of files either.
+    'def env: {}; def debug: .; def debug($m): .; def stderr: .; def input_filename: null; '
+    'def input: error("input is not available in templates"); def inputs: empty; '
+    'def halt: error("halt is not available in templates"); def halt_error: halt; '
+    "def halt_error($c): halt; {} as $ENV |\n"
+)
+
+
+class Program(Protocol):
+    """The part of a compiled `jq` program that Stepline uses."""
+
+    def input_text(self, text: str) -> Iterable[Any]: ...
+
+    def input_value(self, value: Any) -> Iterable[Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Split:
+    """A string cut into literal text (`str`) and template expressions (`_Expr`)."""
+
+    parts: tuple[str | _Expr, ...]
+    whole: str | None
+    """The expression when the string is exactly one template (whitespace around it allowed)."""
+
+    def expressions(self) -> Iterator[str]:
+        return (p.text for p in self.parts if isinstance(p, _Expr))
+
+
+@dataclass(frozen=True, slots=True)
+class _Expr:
+    text: str
+
+
+# ---------------------------------------------------------------------------------------- compiling
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def compile_expression(expr: str) -> Program:
+    """Compile a jq expression, sandboxed (cached). `TemplateError` with jq's reason if it is invalid."""
+    if not expr.strip():
+        raise _SyntaxError(expr, "the expression is empty")
+    try:
+        return cast(Program, jq.compile(_SANDBOX + expr))
+    except ValueError:
+        pass
+    try:  # for jq's own message, with the expression's line and column
+        jq.compile(expr)
+    except ValueError as exc:
+        raise _SyntaxError(expr, _compile_reason(exc)) from None
+    raise _SyntaxError(expr, "module directives (import, include) are not allowed")
+
+
+class _SyntaxError(TemplateError):
+    def __init__(self, expr: str, reason: str) -> None:
+        super().__init__(f"invalid jq expression {expr!r}: {reason}")
+        self.reason = reason
+
+
+def _compile_reason(exc: ValueError) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else "syntax error"
+    return first.removeprefix("jq: error: ").replace(" at <top-level>,", " at").rstrip(":")
+
+
+def syntax_error(expr: str) -> str | None:
+    """Why `expr` (a bare jq expression) does not compile, or None if it does."""
+    try:
+        compile_expression(expr)
+    except _SyntaxError as exc:
+        return exc.reason
+    return None
+
+
+def unwrap(expression: str) -> str:
+    """A bare jq expression; a condition written as one `{{ ... }}` template is accepted too."""
+    split = _split(expression) if _OPEN in expression else None
+    return split.whole if split is not None and split.whole is not None else expression.strip()
+
+
+def check_expression(expression: str) -> None:
+    """Raise `TemplateError` unless `expression` (bare or as one `{{ }}` template) compiles."""
+    compile_expression(unwrap(expression))
+
+
+# ----------------------------------------------------------------------------------------- scanning
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _split(text: str) -> _Split:
+    parts: list[str | _Expr] = []
+    pos = 0
+    while (start := text.find(_OPEN, pos)) >= 0:
+        end = _closing(text, start + len(_OPEN))
+        if end < 0:
+            break  # an unterminated `{{` is literal text
+        if start > pos:
+            parts.append(text[pos:start])
+        parts.append(_Expr(text[start + len(_OPEN) : end].strip()))
+        pos = end + len(_CLOSE)
+    if pos < len(text):
+        parts.append(text[pos:])
+    templates = [p for p in parts if isinstance(p, _Expr)]
+    literal_is_blank = all(isinstance(p, _Expr) or not p.strip() for p in parts)
+    whole = templates[0].text if len(templates) == 1 and literal_is_blank else None
+    return _Split(tuple(parts), whole)
+
+
+def _closing(text: str, index: int) -> int:
+    """Index of the `}}` that closes a template body starting at `index`, or -1. Braces of jq
+    object literals nest, and nothing inside a jq string literal counts."""
+    depth, in_string, escaped = 0, False, False
+    for i in range(index, len(text)):
+        char = text[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char == "}" and depth == 0 and text.startswith(_CLOSE, i):
+            return i
+        elif char in "{}":
+            depth += 1 if char == "{" else -1
+    return -1
+
+
+def find_templates(value: Any, pointer: str = "") -> list[tuple[str, str]]:
+    """`(pointer, expression)` for every `{{ }}` template in any string of a JSON value, where the
+    pointer (RFC 6901) names the string that holds it."""
+    found: list[tuple[str, str]] = []
+    _find(value, pointer, found)
+    return found
+
+
+def _find(value: Any, pointer: str, found: list[tuple[str, str]]) -> None:
+    if isinstance(value, str):
+        if _OPEN in value:
+            found.extend((pointer, e) for e in _split(value).expressions())
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _find(item, jp.join(pointer, key), found)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _find(item, jp.join(pointer, index), found)
+
+
+# ---------------------------------------------------------------------------------------- rendering
+
+
+def render(value: Any, context: Any) -> Any:
+    """Render every template in the strings of a JSON value against `context` (see the module doc).
+    Dict keys are not rendered. Containers are always rebuilt, so the result shares no dict or list
+    with `value`."""
+    expressions = list(dict.fromkeys(_expressions_in(value)))
+    results = dict(zip(expressions, _evaluate_all(expressions, context))) if expressions else {}
+    return _substitute(value, results)
+
+
+def _expressions_in(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        if _OPEN in value:
+            yield from _split(value).expressions()
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _expressions_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _expressions_in(item)
+
+
+def _substitute(value: Any, results: dict[str, Any]) -> Any:
+    if isinstance(value, str):
+        return _render_string(value, results) if _OPEN in value else value
+    if isinstance(value, dict):
+        return {key: _substitute(item, results) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_substitute(item, results) for item in value]
+    return value
+
+
+def _render_string(text: str, results: dict[str, Any]) -> Any:
+    split = _split(text)
+    if split.whole is not None:
+        return results[split.whole]
+    return "".join(p if isinstance(p, str) else as_text(results[p.text]) for p in split.parts)
+
+
+def as_text(value: Any) -> str:
+    """How a value appears inside text: strings as-is, null as "", anything else as compact JSON."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------------------- evaluating
+
+
+def evaluate(expression: str, context: Any) -> Any:
+    """The first output of a bare jq expression (e.g. a condition option), or None if it has none."""
+    return _evaluate_all([unwrap(expression)], context)[0]
+
+
+def is_truthy(value: Any) -> bool:
+    """jq truthiness: only `false` and `null` are false (0, "" and [] are true)."""
+    return value is not None and value is not False
+
+
+def first_true(expressions: Sequence[str], context: Any) -> int | None:
+    """Index of the first expression whose value is truthy (CONDITION options, tried in order), or
+    None. An expression that fails before a true one is found raises `TemplateError`; all are
+    evaluated over a single parse of the context."""
+    bare = [unwrap(e) for e in expressions]
+    outcomes = _run_batch(bare, context)
+    for index, outcome in enumerate(outcomes):
+        if isinstance(outcome, TemplateError):
+            raise outcome
+        if is_truthy(outcome):
+            return index
+    return None
+
+
+def _evaluate_all(expressions: Sequence[str], context: Any) -> list[Any]:
+    outcomes = _run_batch(expressions, context)
+    for outcome in outcomes:
+        if isinstance(outcome, TemplateError):
+            raise outcome
+    return outcomes
+
+
+def _run_batch(expressions: Sequence[str], context: Any) -> list[Any]:
+    """One value or `TemplateError` per expression."""
+    text = _context_json(context)
+    program = _batch_program(tuple(expressions))
+    try:
+        [wrapped] = list(program.input_text(text)) if program is not None else [None]
+    except ValueError:  # an error `try` cannot catch: find out which expression it was
+        wrapped = None
+    if not isinstance(wrapped, list) or len(wrapped) != len(expressions):
+        return [_run_one(e, text, context) for e in expressions]
+    return [_unwrap_outcome(e, w, context) for e, w in zip(expressions, wrapped)]
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _batch_program(expressions: tuple[str, ...]) -> Program | None:
+    """All expressions as one jq program yielding `[[first output] | [] | {"error": msg}, ...]`, or
+    None when they cannot be combined (e.g. an `include`) and must run one by one."""
+    for expr in expressions:
+        compile_expression(expr)  # a bad one raises here, named; each must stand alone
+    items = ",\n".join(
+        f'(try ([limit(1; (\n{e}\n))]) catch {{"{_ERROR_KEY}": .}})' for e in expressions
+    )
+    try:
+        return cast(Program, jq.compile(f"{_SANDBOX}[\n{items}\n]"))
+    except ValueError:
+        return None
+
+
+def _unwrap_outcome(expression: str, wrapped: Any, context: Any) -> Any:
+    if isinstance(wrapped, list):
+        return wrapped[0] if wrapped else None
+    reason = wrapped.get(_ERROR_KEY) if isinstance(wrapped, dict) else wrapped
+    return _evaluation_error(expression, as_text(reason) or "error(null)", context)
+
+
+def _run_one(expression: str, text: str, context: Any) -> Any:
+    try:
+        return next(iter(compile_expression(expression).input_text(text)), None)
+    except ValueError as exc:
+        return _evaluation_error(expression, str(exc), context)
+
+
+def _evaluation_error(expression: str, reason: str, context: Any) -> TemplateError:
+    return TemplateError(f"jq expression {expression!r} failed: {_redact(reason, context)}")
+
+
+def _redact(message: str, context: Any) -> str:
+    """Secrets never appear in error messages, even when jq quotes the value it choked on."""
+    secrets = context.get("secrets") if isinstance(context, dict) else None
+    if not isinstance(secrets, dict):
+        return message
+    values = sorted((as_text(v) for v in secrets.values()), key=len, reverse=True)
+    for value in values:
+        if value:
+            message = message.replace(value, "***")
+    return message
+
+
+def _context_json(context: Any) -> str:
+    try:
+        return json.dumps(context, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TemplateError(f"the template context is not JSON: {exc}") from None
+
+
+# ------------------------------------------------------------------------------------ the context
+
+
+def build_context(
+    *,
+    outputs: dict[str, Any],
+    inputs: dict[str, Any],
+    secrets: dict[str, Any],
+    trigger: dict[str, Any],
+    run: dict[str, Any],
+) -> dict[str, Any]:
+    """The context a node's config templates see: `.outputs .inputs .secrets .trigger .run`."""
+    return {"outputs": outputs, "inputs": inputs, "secrets": secrets, "trigger": trigger, "run": run}
+
+
+def apply_variables(variables: dict[str, Any], raw_output: Any) -> Any:
+    """A node's stored output: `raw_output` itself when it declares no `variables`, else the variables
+    rendered against the raw output (`{{ .response.data.id }}`), which replace it entirely."""
+    if not variables:
+        return raw_output
+    return render(dict(variables), raw_output)

@@ -1,0 +1,175 @@
+"""The SQL statements of `SqliteStore`: constant strings, so SQLite's statement cache reuses them.
+
+Conventions:
+- every write is one statement whose condition is in its WHERE clause (or `ON CONFLICT DO NOTHING`),
+  and `RETURNING` tells the caller whether it matched, so no extra read is needed;
+- values written into `doc` that are floats or arbitrary JSON are bound as JSON text (`json(:x_j)`):
+  binding a REAL would let SQLite print it with 15 significant digits and lose precision;
+- strings, integers and NULL are bound directly (SQLite stores them exactly as JSON).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from libs.core.versioning import LIVE_TAG
+
+# -- workflows and versions ---------------------------------------------------------------------
+
+INSERT_WORKFLOW = """
+INSERT INTO workflows (identifier, deleted, latest_version, doc) VALUES (?, 0, 0, ?)
+ON CONFLICT DO NOTHING RETURNING identifier"""
+
+REVIVE_WORKFLOW = """
+UPDATE workflows SET deleted = 0, doc = json_set(?2, '$.latest_version', latest_version)
+WHERE identifier = ?1 AND deleted = 1 RETURNING doc"""
+
+GET_WORKFLOW = "SELECT doc FROM workflows WHERE identifier = ? AND (deleted = 0 OR ?)"
+
+LIST_WORKFLOWS = "SELECT doc FROM workflows WHERE deleted = 0 OR ? ORDER BY identifier"
+
+DELETE_WORKFLOW = """
+UPDATE workflows SET deleted = 1, doc = json_set(doc, '$.deleted', json('true'), '$.updated_at', json(?2))
+WHERE identifier = ?1 AND deleted = 0 RETURNING doc"""
+
+LAST_VERSION = "SELECT coalesce(max(version), 0) FROM versions WHERE workflow = ?"
+
+INSERT_VERSION = """
+INSERT INTO versions (workflow, version, doc) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING version"""
+
+VERSION_EXISTS = "SELECT 1 FROM versions WHERE workflow = ? AND version = ?"
+
+GET_VERSION = "SELECT doc FROM versions WHERE workflow = ? AND version = ?"
+
+LIST_VERSIONS = "SELECT doc FROM versions WHERE workflow = ? ORDER BY version"
+
+POINT_LIVE = f"""
+UPDATE workflows SET latest_version = :version,
+    doc = json_set(doc, '$.latest_version', :version, '$.tags."{LIVE_TAG}"', :version,
+                   '$.title', coalesce(:title, doc ->> '$.title'),
+                   '$.description', coalesce(:description, doc ->> '$.description'),
+                   '$.updated_by', coalesce(:by, doc ->> '$.updated_by'),
+                   '$.updated_at', json(:now_j))
+WHERE identifier = :identifier AND latest_version < :version RETURNING doc"""
+"""Only moves forward: a slower publisher of an older version does not take `$LIVE` back."""
+
+SET_TAG = """
+UPDATE workflows SET doc = json_set(doc, :path, :version, '$.updated_at', json(:now_j))
+WHERE identifier = :identifier AND deleted = 0 RETURNING doc"""
+
+# -- runs ---------------------------------------------------------------------------------------
+
+INSERT_RUN = """
+INSERT INTO runs (id, workflow, version, status, result, seq, idempotency_key, created_at, check_at, doc)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id"""
+
+GET_CONFLICTING_RUN = """
+SELECT doc FROM runs WHERE id = ?1 OR (workflow = ?2 AND idempotency_key = ?3)
+ORDER BY id = ?1 DESC LIMIT 1"""
+
+GET_RUN = "SELECT doc FROM runs WHERE id = ?"
+
+GET_RUN_BY_KEY = "SELECT doc FROM runs WHERE workflow = ? AND idempotency_key = ?"
+
+UPDATE_RUN = """
+UPDATE runs SET status = ?, result = ?, check_at = ?, seq = seq + 1, doc = ?
+WHERE id = ? AND seq = ? RETURNING seq"""
+"""`id`, `workflow`, `version`, `idempotency_key` and `created_at` are immutable."""
+
+DUE_RUNS = """
+SELECT id FROM runs WHERE status = 'IN_PROGRESS' AND check_at <= ? ORDER BY check_at, id LIMIT ?"""
+
+POSTPONE_CHECK = "UPDATE runs SET check_at = ?1, doc = json_set(doc, '$.check_at', json(?2)) WHERE id = ?3"
+
+_RUN_FILTER_COLUMNS = (("workflows", "workflow"), ("statuses", "status"), ("results", "result"),
+                       ("versions", "version"), ("run_ids", "id"))
+"""`RunFilter` field → column; each set filter binds one JSON array parameter."""
+
+
+@lru_cache(maxsize=64)
+def run_filter_sql(present: tuple[str, ...]) -> tuple[str, str]:
+    """(page query, count query) for the `RunFilter` fields named in `present` (in field order)."""
+    clauses = [f"{column} IN (SELECT value FROM json_each(?))"
+               for field, column in _RUN_FILTER_COLUMNS if field in present]
+    where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    page = f"SELECT doc FROM runs{where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
+    return page, f"SELECT count(*) FROM runs{where}"
+
+
+RUN_FILTER_FIELDS: tuple[str, ...] = tuple(field for field, _ in _RUN_FILTER_COLUMNS)
+
+# -- node runs ----------------------------------------------------------------------------------
+
+INSERT_NODE_RUN = """
+INSERT INTO node_runs (key, id, run_id, status, lease_owner, lease_expires_at, created_at, doc)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING key"""
+
+GET_NODE_RUN = "SELECT doc FROM node_runs WHERE key = ?"
+
+GET_NODE_RUN_BY_ID = "SELECT doc FROM node_runs WHERE id = ?"
+
+LIST_NODE_RUNS = "SELECT doc FROM node_runs WHERE run_id = ? ORDER BY created_at, rowid"
+
+CLAIM_NODE_RUN = """
+UPDATE node_runs SET status = 'RUNNING', lease_owner = :owner, lease_expires_at = :until,
+    doc = json_set(doc, '$.status', 'RUNNING', '$.lease_owner', :owner,
+                   '$.lease_expires_at', json(:until_j), '$.updated_at', json(:now_j),
+                   '$.started_at', CASE WHEN doc ->> '$.started_at' IS NULL
+                                        THEN json(:now_j) ELSE doc -> '$.started_at' END)
+WHERE key = :key AND (status = 'PENDING' OR (status = 'RUNNING' AND (
+      lease_owner = :owner OR lease_expires_at IS NULL OR lease_expires_at < :now)))
+RETURNING doc"""
+
+RENEW_LEASE = """
+UPDATE node_runs SET lease_expires_at = :until, doc = json_set(doc, '$.lease_expires_at', json(:until_j))
+WHERE key = :key AND status = 'RUNNING' AND lease_owner = :owner RETURNING 1"""
+
+MARK_WAITING = """
+UPDATE node_runs SET status = 'WAITING', lease_owner = NULL, lease_expires_at = NULL,
+    doc = json_set(doc, '$.status', 'WAITING', '$.lease_owner', NULL, '$.lease_expires_at', NULL,
+                   '$.output', json(:output_j), '$.updated_at', json(:now_j))
+WHERE key = :key AND status = 'RUNNING' AND lease_owner = :owner RETURNING 1"""
+
+_LOGS_PER_CALL = 32
+"""json_insert takes 1 + 2n arguments and SQLite allows 127 per function call: nest beyond that."""
+
+
+def _with_logs(doc_expr: str, count: int) -> str:
+    """`doc_expr` with `count` log entries (parameters :log0 … :logN, JSON text) appended to `$.logs`."""
+    for start in range(0, count, _LOGS_PER_CALL):
+        pairs = ", ".join(f"'$.logs[#]', json(:log{i})"
+                          for i in range(start, min(count, start + _LOGS_PER_CALL)))
+        doc_expr = f"json_insert({doc_expr}, {pairs})"
+    return doc_expr
+
+
+@lru_cache(maxsize=64)
+def finish_node_run_sql(log_count: int) -> str:
+    doc = _with_logs("""json_set(doc, '$.status', 'COMPLETED', '$.result', :result,
+                   '$.output', json(:output_j), '$.error', :error,
+                   '$.retryable', json(:retryable_j), '$.branch', :branch,
+                   '$.completed_at', json(:now_j), '$.updated_at', json(:now_j))""", log_count)
+    return f"""
+UPDATE node_runs SET status = 'COMPLETED', doc = {doc}
+WHERE key = :key AND status IN (SELECT value FROM json_each(:from_statuses))
+  AND (:owner IS NULL OR lease_owner = :owner)
+RETURNING doc"""
+
+
+@lru_cache(maxsize=64)
+def append_logs_sql(log_count: int) -> str:
+    doc = _with_logs("json_set(doc, '$.updated_at', json(:now_j))", log_count)
+    return f"""
+UPDATE node_runs SET doc = {doc} WHERE key = :key AND status <> 'COMPLETED' RETURNING 1"""
+
+# -- timers -------------------------------------------------------------------------------------
+
+INSERT_TIMER = "INSERT INTO timers (id, due_at, doc) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING id"
+
+CLAIM_DUE_TIMERS = """
+UPDATE timers SET due_at = :until, doc = json_set(doc, '$.due_at', json(:until_j))
+WHERE due_at <= :now
+  AND id IN (SELECT id FROM timers WHERE due_at <= :now ORDER BY due_at, id LIMIT :limit)
+RETURNING doc"""
+
+DELETE_TIMER = "DELETE FROM timers WHERE id = ?"

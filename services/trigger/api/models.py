@@ -1,0 +1,65 @@
+"""Request bodies and parameter types. Unknown body fields are refused, so a typo is named in a 422."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from libs.core.run import LogLevel
+
+MAX_VERSION = 2_147_483_647
+VersionNumber = Annotated[int, Field(ge=1, le=MAX_VERSION)]
+RunStatusName = Literal["IN_PROGRESS", "COMPLETED"]
+RunResultName = Literal["SUCCESS", "FAILED", "CANCELLED"]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StartRunBody(_Body):
+    inputs: dict[str, Any] | None = None
+    """Validated against the SELF_SERVE_TRIGGER's `userInputs` (defaults applied)."""
+    version: VersionNumber | None = None
+    tag: str | None = Field(default=None, max_length=200)
+    idempotencyKey: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+class TagBody(_Body):
+    version: VersionNumber
+
+
+class LogInput(_Body):
+    logLevel: LogLevel = "INFO"
+    log: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class NodeRunPatch(_Body):
+    """`status` defaults to COMPLETED when a `result` is given, else to IN_PROGRESS (progress logs)."""
+
+    status: Literal["IN_PROGRESS", "COMPLETED"] | None = None
+    result: Literal["SUCCESS", "FAILED"] | None = Field(default=None, validate_default=True)
+    output: Any = None
+    logs: list[LogInput] = Field(default_factory=list, max_length=1000)
+
+    @field_validator("result")
+    @classmethod
+    def _result_matches_status(cls, value: str | None, info: ValidationInfo) -> str | None:
+        status = info.data.get("status")
+        if value is None and status == "COMPLETED":
+            raise ValueError("result is required when status is COMPLETED")
+        if value is not None and status == "IN_PROGRESS":
+            raise ValueError("result is only allowed when status is COMPLETED")
+        return value
+
+    @property
+    def effective_status(self) -> Literal["IN_PROGRESS", "COMPLETED"]:
+        if self.status is not None:
+            return self.status
+        return "COMPLETED" if self.result is not None else "IN_PROGRESS"
+
+    @property
+    def output_given(self) -> bool:
+        return "output" in self.model_fields_set

@@ -1,0 +1,97 @@
+"""Runs: start one (→ StartRun), list them with filters, read one (optionally long-polling)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Body, Depends, Header, Path, Query
+from starlette.responses import Response
+
+from libs.store.ports import RunFilter
+from services.trigger import presenters
+from services.trigger.api.context import ApiContext, Context, User
+from services.trigger.api.models import RunResultName, RunStatusName, StartRunBody, VersionNumber
+from services.trigger.errors import invalid
+from services.trigger.responses import ApiJSONResponse
+from services.trigger.starting import RunStarter, StartOutcome, StartRequest
+from services.trigger.strict_json import StrictJsonRoute
+from services.trigger.waiting import wait_for_completion
+
+router = APIRouter(prefix="/v1/workflows", tags=["runs"], route_class=StrictJsonRoute)
+
+T = TypeVar("T")
+MAX_WAIT_SECONDS = 60.0
+MAX_OFFSET = 2_147_483_647
+
+IdempotencyHeader = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
+Strings = Annotated[list[str] | None, Query()]
+Statuses = Annotated[list[RunStatusName] | None, Query()]
+Results = Annotated[list[RunResultName] | None, Query()]
+Versions = Annotated[list[VersionNumber] | None, Query()]
+
+
+def _merged(*groups: Iterable[T] | None) -> tuple[T, ...]:
+    return tuple(item for group in groups for item in group or ())
+
+
+def run_filter(workflowIdentifiers: Strings = None, workflow: Strings = None,  # noqa: N803 (query names)
+               workflowRunIdentifiers: Strings = None, statuses: Statuses = None, status: Statuses = None,
+               results: Results = None, result: Results = None, workflowVersions: Versions = None,
+               version: Versions = None) -> RunFilter:
+    """Each filter is repeatable and has a short alias (`workflow`, `status`, `result`, `version`)."""
+    return RunFilter(workflows=_merged(workflowIdentifiers, workflow), statuses=_merged(statuses, status),
+                     results=_merged(results, result), versions=_merged(workflowVersions, version),
+                     run_ids=_merged(workflowRunIdentifiers))
+
+
+def _idempotency_key(header: str | None, body: StartRunBody) -> str | None:
+    if header is not None and body.idempotencyKey is not None and header != body.idempotencyKey:
+        raise invalid("/idempotencyKey", "idempotencyKey differs from the Idempotency-Key header")
+    return header if header is not None else body.idempotencyKey
+
+
+def _starter(ctx: ApiContext) -> RunStarter:
+    return RunStarter(ctx.store, ctx.bus, ctx.definitions, ctx.clock, ctx.settings.accept_timeout_seconds)
+
+
+async def _answer(ctx: ApiContext, outcome: StartOutcome) -> Response:
+    if outcome.run is None:
+        shown = presenters.accepted_run(outcome.run_id, outcome.workflow, outcome.version)
+        return ApiJSONResponse({"ok": True, "workflowRun": shown}, status_code=202)
+    node_runs = await ctx.store.list_node_runs(outcome.run.id)
+    body = {"ok": True, "workflowRun": presenters.run(outcome.run, node_runs)}
+    return ApiJSONResponse(body, status_code=200 if outcome.repeated else 201)
+
+
+@router.post("/{workflow_id}/runs", status_code=201, response_model=None)
+async def start_run(ctx: Context, user: User, workflow_id: Annotated[str, Path()],
+                    body: Annotated[StartRunBody | None, Body()] = None,
+                    idempotency_key: IdempotencyHeader = None) -> Response:
+    """Start a run through the workflow's SELF_SERVE_TRIGGER. 201 once the scheduler has inserted it,
+    202 if it has not within the accept timeout, 200 with the earlier run for a repeated
+    idempotency key."""
+    body = body or StartRunBody()
+    request = StartRequest(workflow=workflow_id, inputs=body.inputs, version=body.version, tag=body.tag,
+                           idempotency_key=_idempotency_key(idempotency_key, body), by=user)
+    return await _answer(ctx, await _starter(ctx).start(request))
+
+
+@router.get("/runs")
+async def list_runs(ctx: Context, flt: Annotated[RunFilter, Depends(run_filter)],
+                    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+                    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
+    """Runs newest first, without their node runs."""
+    runs, total = await ctx.store.list_runs(flt, limit=limit, offset=offset)
+    return {"ok": True, "workflowRuns": [presenters.run(r) for r in runs], "total": total,
+            "limit": limit, "offset": offset}
+
+
+@router.get("/runs/{run_id}")
+async def get_run(ctx: Context, run_id: Annotated[str, Path()],
+                  wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0) -> dict[str, Any]:
+    """A run with its node runs. With `wait`, returns as soon as the run is COMPLETED or when
+    `wait` seconds have passed."""
+    run = await wait_for_completion(ctx.store, run_id, wait)
+    node_runs = await ctx.store.list_node_runs(run.id)
+    return {"ok": True, "workflowRun": presenters.run(run, node_runs)}

@@ -1,0 +1,37 @@
+"""The trigger service's HTTP API. `build_app` wires routers, error mapping and the body limit around
+the given store and bus; it never reads the environment (settings are built in `__main__`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from libs.bus.ports import Bus
+from libs.store.definitions import DefinitionCache
+from libs.store.ports import Store
+from services.trigger.api import health, node_runs, runs, workflows
+from services.trigger.api.context import ApiContext
+from services.trigger.body_limit import BodyLimitMiddleware
+from services.trigger.errors import install_error_handlers
+from services.trigger.responses import ApiJSONResponse
+from services.trigger.settings import TriggerSettings
+
+DESCRIPTION = "Port-compatible workflow API of Stepline. Errors are `{ok: false, error, message, details}`."
+
+
+def build_app(settings: TriggerSettings, store: Store, bus: Bus, *,
+              clock: Callable[[], float] = time.time) -> FastAPI:
+    app = FastAPI(title="Stepline", version="1", description=DESCRIPTION,
+                  default_response_class=ApiJSONResponse)
+    app.state.context = ApiContext(settings=settings, store=store, bus=bus, clock=clock,
+                                   definitions=DefinitionCache(store))
+    app.include_router(health.router)
+    # `/v1/workflows/runs...` must be matched before `/v1/workflows/{workflow_id}...`.
+    app.include_router(runs.router)
+    app.include_router(node_runs.router)
+    app.include_router(workflows.router)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app

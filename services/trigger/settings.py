@@ -1,0 +1,16 @@
+"""Settings of the trigger service (the HTTP API). Built in `__main__`; `build_app` never reads env."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from libs.runtime.settings import CommonSettings
+
+
+class TriggerSettings(CommonSettings):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
+    """Requests with a larger body are refused with 413 before they reach a route."""
+    accept_timeout_seconds: float = Field(default=10.0, gt=0)
+    """How long `POST /v1/workflows/{id}/runs` waits for the scheduler to insert the run."""

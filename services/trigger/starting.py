@@ -1,0 +1,111 @@
+"""Starting a run from the API: resolve the version, validate inputs against the SELF_SERVE_TRIGGER,
+publish `StartRun`, then wait for the scheduler to insert the run (the trigger never writes runs)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from libs.bus.ports import Bus
+from libs.contracts import v1
+from libs.core.definition import Node, Workflow
+from libs.core.errors import ConflictError, NotFoundError
+from libs.core.inputs import validate_inputs
+from libs.core.run import Run, new_run_id
+from libs.core.versioning import WorkflowRecord, is_valid_tag
+from libs.store.definitions import DefinitionCache
+from libs.store.ports import Store
+from services.trigger.errors import invalid
+from services.trigger.publishing import send_command
+from services.trigger.waiting import wait_for_insert
+
+SELF_SERVE = "SELF_SERVE_TRIGGER"
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    workflow: str
+    inputs: dict[str, Any] | None = None
+    version: int | None = None
+    tag: str | None = None
+    idempotency_key: str | None = None
+    by: str | None = None
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    run_id: str
+    workflow: str
+    version: int
+    run: Run | None
+    """None when the scheduler did not insert the run within the accept timeout."""
+    repeated: bool
+    """An earlier request with the same idempotency key already started this run."""
+
+
+def resolve_version(record: WorkflowRecord, version: int | None, tag: str | None) -> int:
+    """The version a run starts on: the one asked for, the one `tag` points at, or `$LIVE`."""
+    if version is not None and tag is not None:
+        raise invalid("/tag", "give either version or tag, not both")
+    if version is not None:
+        if not 1 <= version <= record.latest_version:
+            raise NotFoundError(f"workflow {record.identifier!r} has no version {version}")
+        return version
+    if tag is None:
+        return record.live_version
+    if not is_valid_tag(tag):
+        raise invalid("/tag", f"tag {tag!r} must match ^\\$[A-Z_]+$ (at most 60 characters)")
+    if tag not in record.tags:
+        raise NotFoundError(f"workflow {record.identifier!r} has no tag {tag}")
+    return record.tags[tag]
+
+
+def self_serve_trigger(workflow: Workflow, version: int) -> Node:
+    for node in workflow.nodes:
+        if node.type == SELF_SERVE:
+            return node
+    raise ConflictError(f"workflow {workflow.identifier!r} version {version} has no {SELF_SERVE} node, "
+                        "so it cannot be started through the API")
+
+
+def start_message(request: StartRequest, run_id: str, version: int, trigger: Node,
+                  inputs: dict[str, Any], now: float) -> v1.StartRun:
+    context = v1.TriggerContext(type="API", by=request.by, at=now, node=trigger.identifier)
+    return v1.StartRun(run_id=run_id, workflow=request.workflow, version=version, trigger=context,
+                       inputs=inputs, idempotency_key=request.idempotency_key)
+
+
+class RunStarter:
+    def __init__(self, store: Store, bus: Bus, definitions: DefinitionCache, clock: Callable[[], float],
+                 accept_timeout: float) -> None:
+        self._store = store
+        self._bus = bus
+        self._definitions = definitions
+        self._clock = clock
+        self._accept_timeout = accept_timeout
+
+    async def start(self, request: StartRequest) -> StartOutcome:
+        record = await self._store.get_workflow(request.workflow)
+        version = resolve_version(record, request.version, request.tag)
+        repeat = await self._repeat(request)
+        if repeat is not None:
+            return repeat
+        definition = await self._definitions.get(record.identifier, version)
+        trigger = self_serve_trigger(definition, version)
+        user_inputs = trigger.config.get("userInputs") or {}
+        inputs = validate_inputs(user_inputs if isinstance(user_inputs, dict) else {}, request.inputs or {})
+        run_id = new_run_id()
+        message = start_message(request, run_id, version, trigger, inputs, self._clock())
+        await send_command(self._bus, message)
+        run = await wait_for_insert(self._store, run_id, request.workflow, request.idempotency_key,
+                                    self._accept_timeout)
+        return StartOutcome(run_id, request.workflow, version, run, repeated=run is not None and run.id != run_id)
+
+    async def _repeat(self, request: StartRequest) -> StartOutcome | None:
+        if request.idempotency_key is None:
+            return None
+        run = await self._store.find_run_by_idempotency_key(request.workflow, request.idempotency_key)
+        if run is None:
+            return None
+        return StartOutcome(run.id, run.workflow, run.version, run, repeated=True)

@@ -1,0 +1,53 @@
+"""Polling the store: for the scheduler to accept a run, and for a run to complete (long poll)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from libs.core.errors import NotFoundError
+from libs.core.run import Run
+from libs.store.ports import RunStore
+
+FIRST_DELAY = 0.001
+MAX_DELAY = 0.05
+COMPLETION_POLL_SECONDS = 0.025
+
+
+async def _inserted(store: RunStore, run_id: str, workflow: str, key: str | None) -> Run | None:
+    """The run, by id; or, when a request with the same idempotency key won a race, that one."""
+    try:
+        return await store.get_run(run_id)
+    except NotFoundError:
+        pass
+    if key is not None:
+        return await store.find_run_by_idempotency_key(workflow, key)
+    return None
+
+
+async def wait_for_insert(store: RunStore, run_id: str, workflow: str, key: str | None,
+                          timeout: float) -> Run | None:
+    """Poll with growing sleeps (1 ms doubling to 50 ms) until the scheduler has inserted the run;
+    None if `timeout` seconds pass first."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    delay = FIRST_DELAY
+    while True:
+        run = await _inserted(store, run_id, workflow, key)
+        remaining = deadline - loop.time()
+        if run is not None or remaining <= 0:
+            return run
+        await asyncio.sleep(min(delay, remaining))
+        delay = min(delay * 2, MAX_DELAY)
+
+
+async def wait_for_completion(store: RunStore, run_id: str, timeout: float) -> Run:
+    """The run as soon as it is COMPLETED, or as it is when `timeout` seconds pass.
+    NotFoundError at once if it does not exist."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        run = await store.get_run(run_id)
+        remaining = deadline - loop.time()
+        if run.status == "COMPLETED" or remaining <= 0:
+            return run
+        await asyncio.sleep(min(COMPLETION_POLL_SECONDS, remaining))

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from libs.core.errors import Issue
+from libs.core.node_types import NODE_TYPE_SCHEMAS, config_issues, config_validator, known_node_types
+
+
+def test_the_registry_covers_the_node_types_of_this_release() -> None:
+    assert known_node_types() == ["CONDITION", "NOOP", "SELF_SERVE_TRIGGER", "TRANSFORM", "WEBHOOK"]
+
+
+@pytest.mark.parametrize("name", sorted(NODE_TYPE_SCHEMAS))
+def test_every_schema_requires_its_type_constant(name: str) -> None:
+    schema = NODE_TYPE_SCHEMAS[name]
+    assert "type" in schema["required"]
+    assert schema["properties"]["type"] == {"const": name}
+    assert config_issues({"type": name, **_minimal(name)}) == []
+
+
+def _minimal(name: str) -> dict[str, Any]:
+    minimal: dict[str, dict[str, Any]] = {
+        "SELF_SERVE_TRIGGER": {},
+        "WEBHOOK": {"url": "https://x"},
+        "CONDITION": {"options": [{"identifier": "a", "expression": "true"}]},
+        "TRANSFORM": {"expression": "."},
+        "NOOP": {},
+    }
+    return minimal[name]
+
+
+def test_validators_are_compiled_once() -> None:
+    assert config_validator("WEBHOOK") is config_validator("WEBHOOK")
+
+
+def test_port_types_allow_fields_stepline_does_not_implement_but_its_own_do_not() -> None:
+    assert config_issues({"type": "WEBHOOK", "url": "https://x", "onTimeout": "continue"}) == []
+    assert config_issues({"type": "SELF_SERVE_TRIGGER", "published": True, "variant": "DEFAULT"}) == []
+    assert config_issues({"type": "NOOP", "x": 1}) == [Issue("/x", "config.x is not an allowed field")]
+    assert config_issues({"type": "TRANSFORM", "expression": ".", "x": 1}) == [
+        Issue("/x", "config.x is not an allowed field")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"type": "TRANSFORM", "output": {"a": "{{ .x }}"}}, []),
+        ({"type": "TRANSFORM", "output": None}, []),
+        ({"type": "TRANSFORM", "expression": ".", "output": 1},
+         [Issue("", "config needs exactly one of `expression` and `output`")]),
+        ({"type": "WEBHOOK", "url": ""}, [Issue("/url", "config.url must be at least 1 characters long")]),
+        ({"type": "WEBHOOK", "url": "https://x", "body": [1, "{{ .a }}"], "agent": True}, []),
+        ({"type": "SELF_SERVE_TRIGGER", "actionCardButtonText": "Go"}, []),
+        ({"type": "SELF_SERVE_TRIGGER", "actionCardButtonText": "Go "},
+         [Issue("/actionCardButtonText",
+                "config.actionCardButtonText must be 1–15 characters with no leading or trailing whitespace")]),
+        ({"type": "SELF_SERVE_TRIGGER", "userInputs": {}}, [Issue("/userInputs/properties", "config.userInputs.properties is required")]),
+        ({"type": "SELF_SERVE_TRIGGER", "userInputs": {"properties": {}, "required": {"jqQuery": "[]"}}}, []),
+        ({"type": "CONDITION", "options": [{"identifier": "a"}]},
+         [Issue("/options/0/expression", "config.options[0].expression is required")]),
+    ],
+)
+def test_config_cases(config: dict[str, Any], expected: list[Issue]) -> None:
+    assert config_issues(config) == expected
+
+
+def test_a_config_that_is_not_an_object() -> None:
+    assert config_issues("WEBHOOK", "/nodes/1/config") == [Issue("/nodes/1/config", "config must be an object")]
