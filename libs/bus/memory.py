@@ -247,7 +247,7 @@ class MemoryBus:
         retention: int = 10_000,
     ) -> None:
         if partitions < 1 or max_deliveries < 1 or redelivery_backoff < 0 or retention < 0:
-            raise ValueError("need partitions >= 1, max_deliveries >= 1, redelivery_backoff >= 0, retention >= 0")
+            raise ValueError("need partitions, max_deliveries >= 1 and redelivery_backoff, retention >= 0")
         self._partitions = partitions
         self._max_deliveries = max_deliveries
         self._backoff = redelivery_backoff
@@ -346,12 +346,14 @@ class MemoryBus:
 
     # ---- internals --------------------------------------------------------------------------
 
-    def _dead_letter(self, consumer: _Consumer, envelope: Envelope, error: Exception, deliveries: int) -> None:
-        """Publish `envelope`'s dead letter (bypassing the closed check: stop lets handlers finish)."""
+    def _dead_letter(
+        self, consumer: _Consumer, envelope: Envelope, error: Exception, deliveries: int
+    ) -> None:
+        """Publish `envelope`'s dead letter, past the closed check: handlers finish during stop."""
         topic = consumer.topic
         where = f"{topic.name}[{consumer.part.index}] group {consumer.group}"
         if topic.name == topics.DEAD_LETTERS:
-            _log.error("dropping dead letter %s that failed in %s: %s", envelope.id, where, type(error).__name__)
+            _log.error("dropping dead letter %s that failed in %s: %s", envelope.id, where, error)
             return
         letter = dead_letter_envelope(
             envelope, topic=topic.name, group=consumer.group, partition=consumer.part.index,

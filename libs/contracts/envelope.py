@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import uuid
+import itertools
+import os
 from datetime import datetime, timezone
 from typing import Any
 
@@ -12,6 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from libs.contracts import v1
 
 SPEC_VERSION = "1.0"
+_PROCESS_PREFIX = os.urandom(8).hex()
+_COUNTER = itertools.count()
+
+
+def new_message_id() -> str:
+    """Unique per message: a random per-process prefix and a counter (no syscall per message)."""
+    return f"{_PROCESS_PREFIX}-{next(_COUNTER):x}"
 
 
 class Envelope(BaseModel):
@@ -19,7 +27,7 @@ class Envelope(BaseModel):
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
-    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = Field(default_factory=new_message_id)
     specversion: str = SPEC_VERSION
     type: str
     source: str

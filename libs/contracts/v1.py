@@ -76,6 +76,15 @@ class ReconcileRun(Message):
 
 # ---- command to the executor (topic node-dispatch) --------------------------------------------
 
+class RunContext(BaseModel):
+    """The run variables a node's templates see (secrets excluded), as of its dispatch."""
+
+    model_config = ConfigDict(frozen=True)
+    outputs: dict[str, Any]
+    inputs: dict[str, Any]
+    trigger: dict[str, Any]
+
+
 class ExecuteNode(Message):
     TYPE: ClassVar[str] = "dev.stepline.node.execute.v1"
     workflow: str
@@ -83,6 +92,8 @@ class ExecuteNode(Message):
     node_id: str
     attempt: int
     node_run_key: str
+    context: RunContext | None = None
+    """Inline when small, so the executor need not read the run; None means load it from the store."""
 
 
 # ---- executor → scheduler (topic node-results) ------------------------------------------------

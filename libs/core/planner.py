@@ -100,7 +100,7 @@ def apply_outcome(workflow: Workflow, run: Run, outcome: Outcome, now: float) ->
         return None
     if outcome.waiting and progress.state == "WAITING":
         return None
-    decision = Decision(run=run.model_copy(deep=True))
+    decision = Decision(run=_copy(run))
     decision.run.updated_at = now
     if outcome.waiting:
         decision.run.nodes[outcome.node_id] = NodeProgress(state="WAITING", attempt=outcome.attempt)
@@ -121,7 +121,7 @@ def retry_due(workflow: Workflow, run: Run, node_id: str, attempt: int, now: flo
     progress = run.nodes.get(node_id)
     if progress is None or progress.state != "RETRY_WAIT" or progress.attempt != attempt - 1:
         return None
-    decision = Decision(run=run.model_copy(deep=True))
+    decision = Decision(run=_copy(run))
     decision.run.updated_at = now
     if decision.run.terminating or decision.run.cancel_requested:
         decision.run.nodes[node_id] = NodeProgress(state="FAILED", attempt=progress.attempt)
@@ -131,6 +131,12 @@ def retry_due(workflow: Workflow, run: Run, node_id: str, attempt: int, now: flo
         decision.dispatch.append(Dispatch(node_id, attempt))
     _advance(workflow, decision, now)
     return decision
+
+
+def _copy(run: Run) -> Run:
+    """Copy what the planner changes: NodeProgress values are replaced, never mutated, and outputs
+    are only added, so copying the two dicts is enough."""
+    return run.model_copy(update={"nodes": dict(run.nodes), "outputs": dict(run.outputs)})
 
 
 def _succeed(decision: Decision, outcome: Outcome) -> None:

@@ -1,4 +1,11 @@
-"""`SqliteStore`: the `Store` port on SQLite (aiosqlite), for embedded mode and small installs.
+"""`SqliteStore`: the `Store` port on SQLite, for embedded mode and small installs.
+
+Statements run on the event loop's own thread through the standard `sqlite3` module. Every statement
+here is a single-row conditional write or an indexed read against a local WAL file, so it completes
+in tens of microseconds; handing each one to a worker thread (aiosqlite) cost 160 µs per call alone,
+and 690 µs under concurrency, which capped the engine far below its throughput target (see
+docs/architecture.md, "Store"). A long `busy_timeout` would block the loop, so it is kept short; one
+embedded process owns the file.
 
 Modelled on documents like the MongoDB adapter: one table per collection holding the full record as
 JSON in `doc`, plus projected columns for conditions and queries (see `sqlite_schema`). One connection
@@ -14,7 +21,6 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-import aiosqlite
 from pydantic import TypeAdapter
 from pydantic_core import to_json
 
@@ -60,10 +66,10 @@ def _log_params(logs: Sequence[LogEntry]) -> dict[str, str]:
 class SqliteStore:
     """The `Store` port on one SQLite file (or ":memory:"). Call `open()` before use."""
 
-    def __init__(self, path: str, *, busy_timeout_ms: int = 5000) -> None:
+    def __init__(self, path: str, *, busy_timeout_ms: int = 1000) -> None:
         self._path = path
         self._busy_timeout_ms = int(busy_timeout_ms)
-        self._db: aiosqlite.Connection | None = None
+        self._db: sqlite3.Connection | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -71,23 +77,23 @@ class SqliteStore:
         if self._db is not None:
             return
         try:
-            db = await aiosqlite.connect(self._path, isolation_level=None, cached_statements=256)
+            db = sqlite3.connect(self._path, isolation_level=None, cached_statements=256)
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
         try:
-            await db.execute_fetchall(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}").fetchall()
             for pragma in PRAGMAS:
-                await db.execute_fetchall(pragma)
-            await db.executescript(SCHEMA)
+                db.execute(pragma).fetchall()
+            db.executescript(SCHEMA)
         except sqlite3.Error as exc:
-            await db.close()
+            db.close()
             raise _translate(exc) from exc
         self._db = db
 
     async def close(self) -> None:
         db, self._db = self._db, None
         if db is not None:
-            await db.close()
+            db.close()
 
     async def ping(self) -> bool:
         try:
@@ -105,12 +111,12 @@ class SqliteStore:
 
     # -- statement helpers ------------------------------------------------------------------------
 
-    async def _rows(self, statement: str, params: Params = ()) -> list[sqlite3.Row]:
+    async def _rows(self, statement: str, params: Params = ()) -> list[Any]:
         db = self._db
         if db is None:
             raise StoreUnavailableError("the SQLite store is not open")
         try:
-            return list(await db.execute_fetchall(statement, params))
+            return db.execute(statement, params).fetchall()
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
 

@@ -16,7 +16,7 @@ from libs.bus.ports import Bus
 from libs.contracts import topics, v1, wrap
 from libs.contracts.envelope import Envelope
 from libs.core.errors import ActionError, TemplateError
-from libs.core.run import NodeRun, Run
+from libs.core.run import NodeRun
 from libs.core.templates import apply_variables, build_context, render
 from libs.store.definitions import DefinitionCache
 from libs.store.ports import ClaimOutcome, Completion, Store
@@ -70,16 +70,20 @@ class Executor:
                       exc_info=task.exception())
 
     async def _attempt(self, msg: v1.ExecuteNode, record: NodeRun) -> None:
-        run = await self.store.get_run(msg.run_id)
-        result, completion = await self.perform(msg, run, record)
+        context = msg.context or await self._load_context(msg.run_id)
+        result, completion = await self.perform(msg, context, record)
         await self.record(msg.node_run_key, result, completion)
+
+    async def _load_context(self, run_id: str) -> v1.RunContext:
+        run = await self.store.get_run(run_id)
+        return v1.RunContext(outputs=run.outputs, inputs=run.inputs, trigger=run.trigger.model_dump())
 
     async def drain(self) -> None:
         """Graceful stop: let every in-flight attempt finish and record its completion."""
         while self.in_flight:
             await asyncio.gather(*list(self.in_flight), return_exceptions=True)
 
-    async def perform(self, msg: v1.ExecuteNode, run: Run, record: NodeRun) -> tuple[ActionResult | None, Completion]:
+    async def perform(self, msg: v1.ExecuteNode, run: v1.RunContext, record: NodeRun) -> tuple[ActionResult | None, Completion]:
         workflow = await self.definitions.get(msg.workflow, msg.version)
         node = workflow.node(msg.node_id)
         action = self.actions.get(node.type)
@@ -88,8 +92,8 @@ class Executor:
         timeout = node.timeoutSeconds or self.default_timeout
         try:
             context = build_context(outputs=run.outputs, inputs=run.inputs, secrets={},
-                                    trigger=run.trigger.model_dump(), run={"id": run.id, "workflow": run.workflow, "version": run.version})
-            data = ActionInput(node=node, config=render(node.config, context), context=context, run_id=run.id,
+                                    trigger=run.trigger, run={"id": msg.run_id, "workflow": msg.workflow, "version": msg.version})
+            data = ActionInput(node=node, config=render(node.config, context), context=context, run_id=msg.run_id,
                                node_run_id=record.id, node_run_key=record.key, attempt=record.attempt, timeout=timeout)
             async with self.leased(record.key):
                 result = await asyncio.wait_for(action.execute(data), timeout=timeout)

@@ -21,6 +21,7 @@ from libs.core.run import NodeRun, Run, TriggerInfo, node_run_key
 from libs.store.definitions import DefinitionCache
 from libs.store.ports import Store, Timer
 from services.scheduler import records
+from services.scheduler.run_cache import RunCache
 from services.scheduler.completion import complete_waiting_node, time_out_node
 
 log = logging.getLogger("stepline.scheduler")
@@ -35,6 +36,7 @@ class Scheduler:
         self.clock = clock
         self.stale_seconds = stale_seconds
         self.definitions = DefinitionCache(store)
+        self.runs = RunCache(store)
 
     async def handle_command(self, envelope: Envelope) -> None:
         msg = envelope.message()
@@ -64,6 +66,7 @@ class Scheduler:
             idempotency_key=msg.idempotency_key)
         decision.run.check_at = now + self.stale_seconds
         stored, inserted = await self.store.insert_run(decision.run)
+        self.runs.put(stored)
         await self.store.insert_node_run(records.trigger_node_run(workflow, stored))
         if not inserted:
             await self.ensure_dispatched(workflow, stored)
@@ -73,15 +76,20 @@ class Scheduler:
 
     async def apply(self, run_id: str, outcome: planner.Outcome) -> None:
         """Apply one node outcome with an optimistic, seq-guarded update."""
+        fresh = False
         for _ in range(MAX_RACES):
-            run = await self.store.get_run(run_id)
+            run, cached = await self.runs.get(run_id, fresh=fresh)
             workflow = await self.definitions.get(run.workflow, run.version)
             decision = planner.apply_outcome(workflow, run, outcome, self.clock())
+            if decision is None and cached:
+                fresh = True
+                continue
             if decision is None:
                 await self.ensure_dispatched(workflow, run)
                 return
             if await self.save_and_carry_out(workflow, run, decision):
                 return
+            fresh = True
         raise ConcurrentUpdateError(f"run {run_id} kept changing while applying {outcome.node_id}")
 
     async def fire_timer(self, msg: v1.FireTimer) -> None:
@@ -93,7 +101,7 @@ class Scheduler:
 
     async def _retry(self, run_id: str, node_id: str, attempt: int) -> None:
         for _ in range(MAX_RACES):
-            run = await self.store.get_run(run_id)
+            run, _ = await self.runs.get(run_id, fresh=True)
             workflow = await self.definitions.get(run.workflow, run.version)
             decision = planner.retry_due(workflow, run, node_id, attempt, self.clock())
             if decision is None:
@@ -112,7 +120,9 @@ class Scheduler:
         try:
             stored = await self.store.update_run(decision.run, expected_seq=run.seq)
         except ConcurrentUpdateError:
+            self.runs.forget(run.id)
             return False
+        self.runs.put(stored)
         await self.carry_out(workflow, stored, decision)
         return True
 
@@ -161,7 +171,7 @@ class Scheduler:
                     await self.redrive(run, record)
 
     async def reconcile(self, run_id: str) -> None:
-        run = await self.store.get_run(run_id)
+        run, _ = await self.runs.get(run_id, fresh=True)
         if run.status == "COMPLETED":
             return
         workflow = await self.definitions.get(run.workflow, run.version)

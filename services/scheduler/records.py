@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from libs.contracts import v1
 from libs.core.definition import Workflow
 from libs.core.planner import Outcome
@@ -23,9 +25,24 @@ def trigger_node_run(workflow: Workflow, run: Run) -> NodeRun:
                                      "started_at": run.created_at, "completed_at": run.created_at})
 
 
+INLINE_OUTPUTS_MAX_BYTES = 64 * 1024
+
+
 def execute_command(run: Run, node_id: str, attempt: int) -> v1.ExecuteNode:
     return v1.ExecuteNode(run_id=run.id, workflow=run.workflow, version=run.version, node_id=node_id,
-                          attempt=attempt, node_run_key=node_run_key(run.id, node_id, attempt))
+                          attempt=attempt, node_run_key=node_run_key(run.id, node_id, attempt),
+                          context=inline_context(run))
+
+
+def inline_context(run: Run) -> v1.RunContext | None:
+    """The run's variables, unless they are too large to travel in a message."""
+    try:
+        size = len(json.dumps(run.outputs, separators=(",", ":"))) + len(json.dumps(run.inputs, separators=(",", ":")))
+    except (TypeError, ValueError):
+        return None
+    if size > INLINE_OUTPUTS_MAX_BYTES:
+        return None
+    return v1.RunContext(outputs=run.outputs, inputs=run.inputs, trigger=run.trigger.model_dump())
 
 
 def result_from_node_run(record: NodeRun) -> v1.NodeResult:

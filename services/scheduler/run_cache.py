@@ -1,0 +1,43 @@
+"""The scheduler's cache of runs it wrote last.
+
+The scheduler is the single writer of run state, so the copy it saved is usually current. A stale
+copy is harmless: the seq-guarded update fails and the caller reloads. A stale copy can also miss a
+node dispatched by another replica, so an outcome that looks stale against a cached run is checked
+again against the store before it is dropped.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from libs.core.run import Run
+from libs.store.ports import RunStore
+
+
+class RunCache:
+    def __init__(self, store: RunStore, *, size: int = 10_000) -> None:
+        self._store = store
+        self._size = size
+        self._runs: OrderedDict[str, Run] = OrderedDict()
+
+    async def get(self, run_id: str, *, fresh: bool = False) -> tuple[Run, bool]:
+        """The run, and whether it came from the cache (False: just read from the store)."""
+        if not fresh:
+            hit = self._runs.get(run_id)
+            if hit is not None:
+                return hit, True
+        run = await self._store.get_run(run_id)
+        self.put(run)
+        return run, False
+
+    def put(self, run: Run) -> None:
+        if run.status == "COMPLETED":
+            self._runs.pop(run.id, None)
+            return
+        self._runs[run.id] = run
+        self._runs.move_to_end(run.id)
+        if len(self._runs) > self._size:
+            self._runs.popitem(last=False)
+
+    def forget(self, run_id: str) -> None:
+        self._runs.pop(run_id, None)
