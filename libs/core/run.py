@@ -59,12 +59,8 @@ def new_run_id() -> str:
 
 def derived_id(prefix: str, key: str) -> str:
     """A deterministic `<prefix>` + 16 alphanumerics from `key` (so redelivery re-derives the same id)."""
-    digest = int.from_bytes(hashlib.sha256(key.encode()).digest(), "big")
-    chars = []
-    for _ in range(16):
-        digest, rem = divmod(digest, len(_ALNUM))
-        chars.append(_ALNUM[rem])
-    return prefix + "".join(chars)
+    digest = hashlib.blake2b(key.encode(), digest_size=16).digest()
+    return prefix + "".join(_ALNUM[b % 62] for b in digest)
 
 
 def node_run_key(run_id: str, node_id: str, attempt: int) -> str:

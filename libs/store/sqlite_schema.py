@@ -13,6 +13,7 @@ PRAGMAS: tuple[str, ...] = (
     "PRAGMA synchronous = NORMAL",
     "PRAGMA foreign_keys = OFF",
     "PRAGMA temp_store = MEMORY",
+    "PRAGMA wal_autocheckpoint = 10000",
 )
 """Run after `busy_timeout` (so that switching to WAL waits for other connections too)."""
 
