@@ -62,6 +62,11 @@ class Node(_Frozen):
         return self.type in TRIGGER_TYPES
 
     @property
+    def waits_for_completion(self) -> bool:
+        """The node's action starts work that an outside caller completes (PATCH of its node run)."""
+        return self.type == "WEBHOOK" and self.config.get("synchronized") is False
+
+    @property
     def max_attempts(self) -> int:
         return self.retry.maxAttempts if self.retry else 1
 

@@ -29,7 +29,10 @@ async def complete_waiting_node(scheduler: Scheduler, msg: v1.CompleteNode) -> N
         return
     record = await store.get_node_run(msg.node_run_key)
     completion = await _completion_of(scheduler, record, msg)
-    done = await store.finish_node_run(msg.node_run_key, completion, now=now, from_statuses=frozenset({"WAITING"}))
+    # RUNNING too: the API lets an asynchronous node be completed before the executor marked it
+    # WAITING; the executor's own conditional update then loses and it re-publishes this result.
+    done = await store.finish_node_run(msg.node_run_key, completion, now=now,
+                                       from_statuses=frozenset({"WAITING", "RUNNING"}))
     await scheduler.apply(record.run_id, outcome_of_record(done or await store.get_node_run(msg.node_run_key)))
 
 

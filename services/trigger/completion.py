@@ -50,10 +50,15 @@ def _same(value: Any) -> Any:
     return value
 
 
-def decide(node_run: NodeRun, patch: Patch, stored_form: Callable[[Any], Any] = _same) -> Decision:
+def decide(node_run: NodeRun, patch: Patch, stored_form: Callable[[Any], Any] = _same, *,
+           asynchronous: bool = False) -> Decision:
     """ConflictError when the node run is not in a state this patch can apply to. `stored_form` maps
-    the patch's output to what it would have been stored as, to recognise a repeat."""
+    the patch's output to what it would have been stored as, to recognise a repeat. An
+    `asynchronous` node (one that waits for outside completion) may also be completed while still
+    RUNNING: a fast callback can arrive before the executor has marked the node run WAITING."""
     if patch.status == "COMPLETED":
+        if asynchronous and node_run.status == "RUNNING":
+            return Decision.PUBLISH
         return _decide_completion(node_run, patch, stored_form)
     if node_run.status in ("RUNNING", "WAITING"):
         return Decision.PUBLISH if patch.logs else Decision.NOTHING

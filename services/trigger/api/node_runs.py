@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
+from libs.core.definition import Node
 from libs.core.errors import NotFoundError
 from libs.core.run import LogEntry, NodeRun
 from services.trigger import presenters
@@ -28,14 +29,19 @@ def to_patch(body: NodeRunPatch, by: str | None, now: float) -> Patch:
                  output_given=body.output_given, logs=logs, by=by)
 
 
-async def node_variables(ctx: ApiContext, node_run: NodeRun) -> dict[str, Any]:
-    """The `variables` of the node run's node, in the version its run pinned."""
+async def node_of(ctx: ApiContext, node_run: NodeRun) -> Node | None:
+    """The node run's node, in the version its run pinned."""
     run = await ctx.store.get_run(node_run.run_id)
     workflow = await ctx.definitions.get(node_run.workflow, run.version)
     try:
-        return dict(workflow.node(node_run.node_id).variables)
+        return workflow.node(node_run.node_id)
     except KeyError:
-        return {}
+        return None
+
+
+async def node_variables(ctx: ApiContext, node_run: NodeRun) -> dict[str, Any]:
+    node = await node_of(ctx, node_run)
+    return dict(node.variables) if node is not None else {}
 
 
 async def stored_form(ctx: ApiContext, node_run: NodeRun, patch: Patch) -> Callable[[Any], Any]:
@@ -48,7 +54,11 @@ async def stored_form(ctx: ApiContext, node_run: NodeRun, patch: Patch) -> Calla
 
 async def apply_patch(ctx: ApiContext, node_run: NodeRun, body: NodeRunPatch, user: str | None) -> dict[str, Any]:
     patch = to_patch(body, user, ctx.clock())
-    decision = decide(node_run, patch, await stored_form(ctx, node_run, patch))
+    asynchronous = False
+    if node_run.status == "RUNNING" and patch.status == "COMPLETED":
+        node = await node_of(ctx, node_run)
+        asynchronous = node is not None and node.waits_for_completion
+    decision = decide(node_run, patch, await stored_form(ctx, node_run, patch), asynchronous=asynchronous)
     if decision is Decision.ALREADY_APPLIED:
         return {"ok": True, "nodeRun": presenters.node_run(node_run)}
     if decision is Decision.PUBLISH:
