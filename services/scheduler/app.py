@@ -24,4 +24,5 @@ def build_scheduler(settings: SchedulerSettings, store: Store, bus: Bus, *, cloc
         subscriptions=[Subscription(topics.RUN_COMMANDS, GROUP, scheduler.handle_command),
                        Subscription(topics.NODE_RESULTS, GROUP, scheduler.handle_result)],
         loops=[sweeper.run_forever],
+        on_stop=[scheduler.cancel_wakeups],
     )

@@ -8,6 +8,7 @@ crash between a store write and the publish that should have followed it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -16,7 +17,7 @@ from libs.contracts import topics, v1, wrap
 from libs.contracts.envelope import Envelope
 from libs.core import planner
 from libs.core.definition import Workflow
-from libs.core.errors import ConcurrentUpdateError
+from libs.core.errors import BusError, ConcurrentUpdateError
 from libs.core.run import NodeRun, Run, TriggerInfo, node_run_key
 from libs.store.definitions import DefinitionCache
 from libs.store.ports import Store, Timer
@@ -27,6 +28,7 @@ from services.scheduler.completion import complete_waiting_node, time_out_node
 log = logging.getLogger("stepline.scheduler")
 SOURCE = "stepline/scheduler"
 MAX_RACES = 20
+WAKEUP_HORIZON_SECONDS = 300.0
 
 
 class Scheduler:
@@ -37,6 +39,7 @@ class Scheduler:
         self.stale_seconds = stale_seconds
         self.definitions = DefinitionCache(store)
         self.runs = RunCache(store)
+        self.wakeups: set[asyncio.Task[None]] = set()
 
     async def handle_command(self, envelope: Envelope) -> None:
         msg = envelope.message()
@@ -131,10 +134,9 @@ class Scheduler:
         now = self.clock()
         for d in decision.dispatch:
             await self.dispatch(workflow, run, d.node_id, d.attempt, now)
-        for t in decision.timers:
-            await self.store.put_timer(retry_timer(run.id, t))
-        for tt in decision.timeouts:
-            await self.store.put_timer(timeout_timer(run.id, tt))
+        for timer in [retry_timer(run.id, t) for t in decision.timers] + [timeout_timer(run.id, t) for t in decision.timeouts]:
+            await self.store.put_timer(timer)
+            self.wake_at(timer)
         for node_id in decision.finished:
             await self.publish_event(records.node_completed_event(run, node_id))
         if decision.run_completed:
@@ -177,6 +179,30 @@ class Scheduler:
         workflow = await self.definitions.get(run.workflow, run.version)
         await self.ensure_dispatched(workflow, run)
         await self.store.postpone_check(run_id, self.clock() + self.stale_seconds)
+
+    def wake_at(self, timer: Timer) -> None:
+        """Fire a soon-due timer on time from this process. The stored timer stays the durable
+        record: if this process dies first, the sweeper fires it; if both fire, the second finds
+        nothing left to do."""
+        delay = timer.due_at - self.clock()
+        if delay > WAKEUP_HORIZON_SECONDS:
+            return
+        task = asyncio.create_task(self._wake(timer, max(0.0, delay)))
+        self.wakeups.add(task)
+        task.add_done_callback(self.wakeups.discard)
+
+    async def _wake(self, timer: Timer, delay: float) -> None:
+        await asyncio.sleep(delay)
+        msg = v1.FireTimer(run_id=timer.run_id, timer_id=timer.id, kind=timer.kind, payload=timer.payload)
+        try:
+            await self.bus.publish(topics.RUN_COMMANDS, wrap(msg, source=SOURCE))
+        except BusError:
+            log.info("timer %s left to the sweeper: the bus is unavailable", timer.id)
+
+    async def cancel_wakeups(self) -> None:
+        for task in list(self.wakeups):
+            task.cancel()
+        await asyncio.gather(*self.wakeups, return_exceptions=True)
 
     async def publish_event(self, event: v1.Message) -> None:
         await self.bus.publish(topics.RUN_EVENTS, wrap(event, source=SOURCE))

@@ -215,3 +215,34 @@ async def test_runs_pin_their_version(api: httpx.AsyncClient, target: Target) ->
     old_run = await wait_run(api, old.json()["workflowRun"]["identifier"])
     assert (latest["workflowVersionId"], old_run["workflowVersionId"]) == (2, 1)
     assert target.hits["/v1"] == 1 and target.hits["/v2"] == 1
+
+
+async def test_retry_backoff_fires_on_time_not_on_the_sweep(tmp_path: Path, target: Target) -> None:
+    """With a sweep interval far longer than the test, retries still happen: the scheduler wakes
+    itself at each timer's due time, and the stored timer is only the fallback."""
+    from stepline.embedded import Engine
+    from stepline.settings import EmbeddedSettings
+
+    engine = Engine(EmbeddedSettings(data_dir=tmp_path / "slow-sweep", sweep_interval_seconds=3600, stale_seconds=3600))
+    await engine.start()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=engine.app), base_url="http://t") as client:
+            node = webhook("flaky", f"{target.base_url}/flaky/1/x", retry={"maxAttempts": 2, "initialIntervalSeconds": 0.05})
+            await create(client, chain("on-time", node))
+            run = await run_to_end(client, "on-time")
+    finally:
+        await engine.stop()
+    assert run["result"] == "SUCCESS"
+    assert [a["result"] for a in node_runs(run, "flaky")] == ["FAILED", "SUCCESS"]
+
+
+async def test_notification_url_receives_run_events(api: httpx.AsyncClient, target: Target) -> None:
+    definition = chain("notified", {"identifier": "n", "config": {"type": "NOOP"}})
+    definition["notificationUrl"] = f"{target.base_url}/notify"
+    await create(api, definition)
+    run = await run_to_end(api, "notified")
+    events = await target.wait_for("/notify", count=2)
+    assert [e["body"]["type"] for e in events] == ["dev.stepline.run.started.v1", "dev.stepline.run.completed.v1"]
+    assert all(e["body"]["subject"] == run["identifier"] and e["body"]["specversion"] == "1.0" for e in events)
+    assert events[1]["body"]["data"]["result"] == "SUCCESS"
+    assert events[0]["headers"]["content-type"] == "application/cloudevents+json"
