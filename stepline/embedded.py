@@ -106,4 +106,6 @@ async def serve(settings: EmbeddedSettings, *, examples: Path | None = None) -> 
 
 def run(settings: EmbeddedSettings, *, examples: Path | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request URL at INFO; a query string may carry credentials.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(serve(settings, examples=examples))
