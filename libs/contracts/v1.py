@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from libs.core.errors import SteplineError
-from libs.core.run import LogEntry
+from libs.core.run import LogEntry, NodeRun
 
 Result = Literal["SUCCESS", "FAILED", "CANCELLED"]
 
@@ -112,6 +112,15 @@ class NodeResult(Message):
     retryable: bool = False
     waiting: bool = False
     branch: str | None = None
+
+    @classmethod
+    def of(cls, record: NodeRun) -> NodeResult:
+        """The result a stored node run stands for (COMPLETED, or WAITING): what gets re-published
+        whenever a redelivery finds the attempt already finished."""
+        return cls(run_id=record.run_id, node_id=record.node_id, attempt=record.attempt,
+                   node_run_key=record.key, result=record.result, output=record.output,
+                   error=record.error, retryable=record.retryable, branch=record.branch,
+                   waiting=record.status == "WAITING")
 
 
 # ---- public events (topic run-events) ---------------------------------------------------------

@@ -123,13 +123,8 @@ class Executor:
         await self.publish_result(await self.store.get_node_run(key))
 
     async def publish_result(self, record: NodeRun) -> None:
-        if record.status not in ("COMPLETED", "WAITING"):
-            return
-        msg = v1.NodeResult(run_id=record.run_id, node_id=record.node_id, attempt=record.attempt,
-                            node_run_key=record.key, result=record.result, output=record.output,
-                            error=record.error, retryable=record.retryable, branch=record.branch,
-                            waiting=record.status == "WAITING")
-        await self.bus.publish(topics.NODE_RESULTS, wrap(msg, source=SOURCE))
+        if record.status in ("COMPLETED", "WAITING"):
+            await self.bus.publish(topics.NODE_RESULTS, wrap(v1.NodeResult.of(record), source=SOURCE))
 
     @contextlib.asynccontextmanager
     async def leased(self, key: str) -> AsyncIterator[None]:

@@ -14,6 +14,7 @@ from libs.core.planner import Outcome
 from libs.core.run import NodeRun
 from libs.core.templates import apply_variables
 from libs.store.ports import Completion
+from services.scheduler import records
 
 if TYPE_CHECKING:
     from services.scheduler.handlers import Scheduler
@@ -68,6 +69,4 @@ async def time_out_node(scheduler: Scheduler, run_id: str, key: str, seconds: fl
 
 
 def outcome_of_record(record: NodeRun) -> Outcome:
-    return Outcome(node_id=record.node_id, attempt=record.attempt, result=record.result,
-                   output=record.output, error=record.error, retryable=record.retryable,
-                   waiting=record.status == "WAITING", branch=record.branch)
+    return records.outcome_of(v1.NodeResult.of(record))

@@ -150,7 +150,7 @@ class Scheduler:
         """Publish whatever moves this node run forward: ExecuteNode while it is not finished
         (a live lease makes the executor ignore it), its stored result once it is."""
         if record.status == "COMPLETED":
-            await self.bus.publish(topics.NODE_RESULTS, wrap(records.result_from_node_run(record), source=SOURCE))
+            await self.bus.publish(topics.NODE_RESULTS, wrap(v1.NodeResult.of(record), source=SOURCE))
         elif record.status != "WAITING":
             await self.bus.publish(topics.NODE_DISPATCH, wrap(
                 records.execute_command(run, record.node_id, record.attempt), source=SOURCE))

@@ -45,14 +45,6 @@ def inline_context(run: Run) -> v1.RunContext | None:
     return v1.RunContext(outputs=run.outputs, inputs=run.inputs, trigger=run.trigger.model_dump())
 
 
-def result_from_node_run(record: NodeRun) -> v1.NodeResult:
-    """Re-publishable result of a stored node run (COMPLETED, or WAITING)."""
-    return v1.NodeResult(run_id=record.run_id, node_id=record.node_id, attempt=record.attempt,
-                         node_run_key=record.key, result=record.result, output=record.output,
-                         error=record.error, retryable=record.retryable, branch=record.branch,
-                         waiting=record.status == "WAITING")
-
-
 def outcome_of(msg: v1.NodeResult) -> Outcome:
     return Outcome(node_id=msg.node_id, attempt=msg.attempt, result=msg.result, output=msg.output,
                    error=msg.error, retryable=msg.retryable, waiting=msg.waiting, branch=msg.branch)
