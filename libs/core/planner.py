@@ -18,7 +18,8 @@ from typing import Any
 
 from libs.core.definition import Connection, Node, Workflow
 from libs.core.graph import Graph
-from libs.core.run import ACTIVE_NODE_STATES, NodeProgress, Run, TriggerInfo
+from libs.core.errors import SteplineError
+from libs.core.run import ACTIVE_NODE_STATES, NodeProgress, Run, TriggerInfo, can_move_node
 
 FALLBACK = "__fallback__"
 
@@ -83,7 +84,7 @@ def start_run(workflow: Workflow, *, run_id: str, version: int, trigger: Trigger
               inputs=inputs, idempotency_key=idempotency_key, created_at=now, updated_at=now)
     for node in workflow.triggers():
         fired = node.identifier == trigger.node
-        run.nodes[node.identifier] = NodeProgress(state="SUCCEEDED" if fired else "SKIPPED")
+        _move(run, node.identifier, NodeProgress(state="SUCCEEDED" if fired else "SKIPPED"))
     run.outputs[trigger.node] = inputs
     decision = Decision(run=run, finished=[trigger.node])
     _advance(workflow, decision, now)
@@ -103,7 +104,7 @@ def apply_outcome(workflow: Workflow, run: Run, outcome: Outcome, now: float) ->
     decision = Decision(run=_copy(run))
     decision.run.updated_at = now
     if outcome.waiting:
-        decision.run.nodes[outcome.node_id] = NodeProgress(state="WAITING", attempt=outcome.attempt)
+        _move(decision.run, outcome.node_id, NodeProgress(state="WAITING", attempt=outcome.attempt))
         seconds = workflow.node(outcome.node_id).timeoutSeconds
         if seconds is not None:
             decision.timeouts.append(TimeoutTimer(outcome.node_id, outcome.attempt, now + seconds, seconds))
@@ -124,13 +125,28 @@ def retry_due(workflow: Workflow, run: Run, node_id: str, attempt: int, now: flo
     decision = Decision(run=_copy(run))
     decision.run.updated_at = now
     if decision.run.terminating or decision.run.cancel_requested:
-        decision.run.nodes[node_id] = NodeProgress(state="FAILED", attempt=progress.attempt)
+        _move(decision.run, node_id, NodeProgress(state="FAILED", attempt=progress.attempt))
         decision.finished.append(node_id)
     else:
-        decision.run.nodes[node_id] = NodeProgress(state="PENDING", attempt=attempt)
+        _move(decision.run, node_id, NodeProgress(state="PENDING", attempt=attempt))
         decision.dispatch.append(Dispatch(node_id, attempt))
     _advance(workflow, decision, now)
     return decision
+
+
+class IllegalTransitionError(SteplineError):
+    """The planner tried a node state change its state machine forbids: a bug, never retryable."""
+
+    code = "illegal_transition"
+
+
+def _move(run: Run, node_id: str, progress: NodeProgress) -> None:
+    """Set a node's progress, enforcing `NODE_STATE_TRANSITIONS` (a retry re-enters PENDING with a
+    new attempt)."""
+    current = run.nodes.get(node_id)
+    if current is not None and not can_move_node(current.state, progress.state):
+        raise IllegalTransitionError(f"node {node_id!r} cannot move from {current.state} to {progress.state}")
+    run.nodes[node_id] = progress
 
 
 def _copy(run: Run) -> Run:
@@ -140,8 +156,8 @@ def _copy(run: Run) -> Run:
 
 
 def _succeed(decision: Decision, outcome: Outcome) -> None:
-    decision.run.nodes[outcome.node_id] = NodeProgress(
-        state="SUCCEEDED", attempt=outcome.attempt, branch=outcome.branch)
+    _move(decision.run, outcome.node_id, NodeProgress(
+        state="SUCCEEDED", attempt=outcome.attempt, branch=outcome.branch))
     decision.run.outputs[outcome.node_id] = outcome.output
     decision.finished.append(outcome.node_id)
 
@@ -151,13 +167,13 @@ def _fail(workflow: Workflow, decision: Decision, outcome: Outcome, now: float) 
     node = workflow.node(outcome.node_id)
     can_retry = outcome.retryable and outcome.attempt < node.max_attempts
     if can_retry and not run.terminating and not run.cancel_requested and node.retry is not None:
-        run.nodes[node.identifier] = NodeProgress(state="RETRY_WAIT", attempt=outcome.attempt)
+        _move(run, node.identifier, NodeProgress(state="RETRY_WAIT", attempt=outcome.attempt))
         delay = node.retry.delay_before(outcome.attempt + 1)
         decision.timers.append(RetryTimer(node.identifier, outcome.attempt + 1, now + delay))
         return
     handled = node.onFailure == "continue" or _has_error_branch(workflow, node)
-    run.nodes[node.identifier] = NodeProgress(
-        state="FAILED", attempt=outcome.attempt, failure_handled=handled)
+    _move(run, node.identifier, NodeProgress(
+        state="FAILED", attempt=outcome.attempt, failure_handled=handled))
     run.outputs[node.identifier] = _failed_output(outcome)
     decision.finished.append(node.identifier)
     if not handled and not run.terminating:
@@ -194,17 +210,17 @@ def _advance(workflow: Workflow, decision: Decision, now: float) -> None:
         if any(states):
             if halted:
                 continue
-            run.nodes[node_id] = NodeProgress(state="PENDING", attempt=1)
+            _move(run, node_id, NodeProgress(state="PENDING", attempt=1))
             decision.dispatch.append(Dispatch(node_id, 1))
         else:
-            run.nodes[node_id] = NodeProgress(state="SKIPPED")
+            _move(run, node_id, NodeProgress(state="SKIPPED"))
     _complete_if_done(decision, now)
 
 
 def _fail_waiting_retries(decision: Decision) -> None:
     for node_id, progress in decision.run.nodes.items():
         if progress.state == "RETRY_WAIT":
-            decision.run.nodes[node_id] = NodeProgress(state="FAILED", attempt=progress.attempt)
+            _move(decision.run, node_id, NodeProgress(state="FAILED", attempt=progress.attempt))
             decision.finished.append(node_id)
 
 

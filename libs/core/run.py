@@ -40,7 +40,7 @@ NODE_RUN_TRANSITIONS: dict[str, frozenset[str]] = {
 NODE_STATE_TRANSITIONS: dict[str, frozenset[str]] = {
     "PENDING": frozenset({"WAITING", "RETRY_WAIT", "SUCCEEDED", "FAILED", "CANCELLED"}),
     "WAITING": frozenset({"SUCCEEDED", "FAILED", "RETRY_WAIT", "CANCELLED"}),
-    "RETRY_WAIT": frozenset({"PENDING", "CANCELLED"}),
+    "RETRY_WAIT": frozenset({"PENDING", "FAILED", "CANCELLED"}),
     "SUCCEEDED": frozenset(),
     "FAILED": frozenset(),
     "SKIPPED": frozenset(),

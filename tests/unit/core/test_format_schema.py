@@ -93,3 +93,13 @@ def test_each_call_returns_an_independent_copy() -> None:
     first = workflow_json_schema()
     first["$defs"]["node"]["properties"].clear()
     assert workflow_json_schema()["$defs"]["node"]["properties"]
+
+
+def test_published_schema_file_is_current() -> None:
+    """docs/workflow.schema.json is what editors point at; regenerate it with
+    `stepline schema > docs/workflow.schema.json` when the format changes."""
+    import json
+    from pathlib import Path
+
+    published = json.loads((Path(__file__).parents[3] / "docs" / "workflow.schema.json").read_text())
+    assert published == workflow_json_schema()

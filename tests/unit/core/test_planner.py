@@ -172,3 +172,12 @@ def test_other_triggers_are_skipped() -> None:
                         {"sourceIdentifier": "t2", "targetIdentifier": "b"}]})
     d = start(w)
     assert dispatched(d) == {"a"} and d.run.nodes["b"].state == "SKIPPED"
+
+
+def test_planner_refuses_an_illegal_node_transition() -> None:
+    import pytest
+
+    w = wf([noop("a")], [("t", "a")])
+    done = ok(start(w).run, w, "a").run
+    with pytest.raises(planner.IllegalTransitionError, match="SUCCEEDED to PENDING"):
+        planner._move(done, "a", done.nodes["a"].model_copy(update={"state": "PENDING"}))
