@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -98,10 +99,20 @@ async def serve(settings: EmbeddedSettings, *, examples: Path | None = None) -> 
         config = uvicorn.Config(engine.app, host=settings.host, port=settings.port, log_level="warning",
                                 access_log=False, lifespan="off")
         server = uvicorn.Server(config)
+        _exit_on_signals(server)
         print(f"Stepline is up at http://{settings.host}:{settings.port} (data in {settings.data_dir})", flush=True)
         await server.serve()
     finally:
         await engine.stop()
+
+
+def _exit_on_signals(server: uvicorn.Server) -> None:
+    """SIGTERM/SIGINT end `server.serve()` and then the engine stops gracefully. uvicorn re-raises the
+    signal after serving; without a handler of ours the default action would kill the process
+    before `engine.stop()` finished in-flight work."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
 
 
 def run(settings: EmbeddedSettings, *, examples: Path | None = None) -> None:

@@ -104,3 +104,29 @@ def crash_report(runs: list[dict[str, Any]], target: Target) -> dict[str, int]:
             "completed_twice": sum(1 for n in completions.values() if n > 1),
             "nodes_completed": len(completions),
             "actions_resent_with_same_key": sum(1 for n in keys.values() if n > 1)}
+
+
+async def test_sigterm_finishes_in_flight_work(tmp_path: Path, target: Target) -> None:
+    """A graceful stop lets the running action finish and records its completion, so after a
+    restart the run completes without performing that action again."""
+    port = free_port()
+    data, log = tmp_path / "data", tmp_path / "engine.log"
+    slow = {"identifier": "graceful", "nodes": [
+        {"identifier": "trigger", "config": {"type": "SELF_SERVE_TRIGGER", "userInputs": {"properties": {}}}},
+        {"identifier": "slow", "config": {"type": "WEBHOOK", "url": f"{target.base_url}/slow/800/work"}},
+        {"identifier": "after", "config": {"type": "NOOP"}}],
+        "connections": [{"sourceIdentifier": "trigger", "targetIdentifier": "slow"},
+                        {"sourceIdentifier": "slow", "targetIdentifier": "after"}]}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        with engine_process(data, port, log) as first:
+            await wait_ready(client, first)
+            assert (await client.post("/v1/workflows", json=slow)).status_code == 201
+            run_id = (await client.post("/v1/workflows/graceful/runs", json={})).json()["workflowRun"]["identifier"]
+            await target.wait_for("/slow/800/work")
+            first.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(first.wait, 30) == 0
+        with engine_process(data, port, log) as second:
+            await wait_ready(client, second)
+            run = await finished(client, run_id)
+    assert run["result"] == "SUCCESS"
+    assert target.hits["/slow/800/work"] == 1, "the in-flight action completed once and was not re-sent"
