@@ -31,3 +31,13 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .stepline .mypy_cache .pytest_cache
+
+# Development Kafka (KRaft) and FerretDB on 127.0.0.1, fetched/built into .cache/infra (see stepline/devinfra/).
+.PHONY: infra-fetch infra-up infra-down
+INFRA_ARGS ?=
+infra-fetch: install
+	$(BIN)/python -m stepline.devinfra fetch $(INFRA_ARGS)
+infra-up: install
+	$(BIN)/python -m stepline.devinfra up $(INFRA_ARGS)
+infra-down:
+	$(BIN)/python -m stepline.devinfra down $(INFRA_ARGS)

@@ -18,6 +18,10 @@ from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
 
+pytest_plugins = ["tests.infra_fixtures"]
+"""Session fixtures that start real Kafka and FerretDB servers (`kafka_broker`, `mongo_url`)."""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

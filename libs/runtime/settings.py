@@ -21,7 +21,13 @@ class CommonSettings(BaseSettings):
     data_dir: Path = Path(".stepline")
     """Embedded mode keeps its SQLite database here."""
     store_url: str = ""
-    """`sqlite:///path/to.db`; empty means `<data_dir>/stepline.db`."""
+    """`sqlite:///path/to.db` or `mongodb://host:port/`; empty means `<data_dir>/stepline.db`."""
+    mongo_database: str = "stepline"
+    bus_url: str = "memory://"
+    """`memory://` (one process only) or `kafka://host:port[,host:port]`."""
+    health_host: str = "127.0.0.1"
+    health_port: int = Field(default=0, ge=0, le=65535)
+    """Services without an API serve `/healthz` and `/readyz` here; 0 turns that off."""
     partitions: int = Field(default=8, ge=1, le=1024)
     instance_id: str = Field(default_factory=default_instance_id)
     lease_seconds: float = Field(default=30.0, gt=0)

@@ -1,0 +1,83 @@
+// Command ferretdb-stepline runs FerretDB 1.24 (embeddable package, SQLite backend) for Stepline's
+// development and test infrastructure. It is built and started by `python -m stepline.devinfra`.
+//
+// A plain `go install` of FerretDB's own command panics on a missing build/version/version.txt;
+// the embeddable package does not need it, hence this wrapper.
+//
+//	ferretdb-stepline -listen 127.0.0.1:27018 -sqlite-dir /path/to/data
+//
+// It logs to stderr and stops cleanly on SIGTERM or SIGINT.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:27018", "TCP address to listen on (loopback only)")
+	dir := flag.String("sqlite-dir", "data", "directory holding the SQLite databases (created if missing)")
+	debug := flag.Bool("debug", false, "log at debug level")
+	flag.Parse()
+
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	if err := run(*listen, *dir, logger); err != nil {
+		logger.Error("ferretdb-stepline failed", "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(listen, dir string, logger *slog.Logger) error {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("bad -listen %q: %w", listen, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("-listen must be a loopback IP address, got %q", host)
+	}
+
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if err = os.MkdirAll(abs, 0o755); err != nil {
+		return err
+	}
+	// FerretDB wants a "file:" URI of an existing directory, ending with a slash.
+	sqliteURL := (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs) + "/"}).String()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: listen},
+		Logger:    logger,
+		Handler:   "sqlite",
+		SQLiteURL: sqliteURL,
+	})
+	if err != nil {
+		return err
+	}
+
+	logger.Info("ferretdb-stepline starting", "listen", listen, "sqlite", sqliteURL, "pid", os.Getpid())
+	if err = f.Run(ctx); err != nil {
+		return err
+	}
+	logger.Info("ferretdb-stepline stopped")
+	return nil
+}

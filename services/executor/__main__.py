@@ -1,0 +1,26 @@
+"""`python -m services.executor`: performs node attempts; run any number of replicas."""
+
+import asyncio
+import logging
+import time
+
+import httpx
+
+from libs.runtime.runner import run_service
+from services.executor.app import build_executor
+from services.executor.settings import ExecutorSettings
+
+
+async def serve(settings: ExecutorSettings) -> None:
+    async with httpx.AsyncClient() as client:
+        await run_service("executor", settings,
+                          lambda store, bus: [build_executor(settings, store, bus, client, clock=time.time)])
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    asyncio.run(serve(ExecutorSettings()))
+
+
+main()

@@ -1,0 +1,20 @@
+"""`python -m services.trigger`: the HTTP API (and, later, webhook/event/queue/schedule ingress)."""
+
+import asyncio
+import logging
+import time
+
+from libs.runtime.runner import run_service
+from services.trigger.app import build_app
+from services.trigger.settings import TriggerSettings
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = TriggerSettings()
+    asyncio.run(run_service("trigger", settings, lambda store, bus: [],
+                            api=lambda store, bus: build_app(settings, store, bus, clock=time.time),
+                            host=settings.host, port=settings.port))
+
+
+main()

@@ -1,0 +1,58 @@
+"""Development and test infrastructure: a real Kafka broker and a real MongoDB-protocol server.
+
+Fetches, caches, starts and stops, on 127.0.0.1 only:
+
+- **Apache Kafka 3.9** (KRaft, one node acting as broker and controller), whose jars Maven fetches
+  from Maven Central as described by ``deploy/dev/kafka/pom.xml``; needs ``java`` (17) and ``mvn``.
+- **FerretDB 1.24** on its SQLite backend, built by ``go build`` from the wrapper module in
+  ``deploy/dev/ferretdb/`` (modules from the Go module proxy); needs ``go`` >= 1.24.
+
+What is fetched or built lives in the cache directory (default ``<repo>/.cache/infra``, or
+``$STEPLINE_INFRA_CACHE``), stamped with a hash of the files that describe it, so later runs skip
+Maven and Go entirely. Maven's repository and Go's caches are kept inside the cache directory too,
+so a fresh machine with empty ``~/.m2`` and Go caches works the same way as this one.
+
+Python use (pytest session fixtures, ``stepline up --distributed``)::
+
+    infra = DevInfra(default_cache_dir())
+    kafka = infra.start_kafka(tmp / "kafka", port=19092, controller_port=19093)
+    mongo = infra.start_ferretdb(tmp / "ferretdb", port=27018)
+    ...  # kafka.url == "127.0.0.1:19092", mongo.url == "mongodb://127.0.0.1:27018/"
+    kafka.kill(); kafka.restart()  # fault tests
+    kafka.stop(); mongo.stop()
+
+Command line (``make infra-fetch`` / ``infra-up`` / ``infra-down``)::
+
+    python -m stepline.devinfra fetch|up|down|status [--dir .stepline/infra]
+                                [--kafka-port 19092] [--mongo-port 27018]
+"""
+
+from __future__ import annotations
+
+from stepline.devinfra.cache import default_cache_dir
+from stepline.devinfra.cli import main
+from stepline.devinfra.errors import InfraError, MissingToolError
+from stepline.devinfra.ferretdb import DEFAULT_MONGO_PORT, FERRETDB_READY_TIMEOUT
+from stepline.devinfra.infra import DevInfra
+from stepline.devinfra.kafka import DEFAULT_KAFKA_PORT, KAFKA_READY_TIMEOUT
+from stepline.devinfra.kafka_probe import kafka_metadata
+from stepline.devinfra.logs import LOG_TAIL_LINES
+from stepline.devinfra.ports import LOOPBACK, free_port
+from stepline.devinfra.server import Server
+
+__all__ = [
+    "DEFAULT_KAFKA_PORT",
+    "DEFAULT_MONGO_PORT",
+    "FERRETDB_READY_TIMEOUT",
+    "KAFKA_READY_TIMEOUT",
+    "LOG_TAIL_LINES",
+    "LOOPBACK",
+    "DevInfra",
+    "InfraError",
+    "MissingToolError",
+    "Server",
+    "default_cache_dir",
+    "free_port",
+    "kafka_metadata",
+    "main",
+]

@@ -1,0 +1,32 @@
+"""Pid files: how `up` leaves a record of each server it started for later `down` and `status` runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from stepline.devinfra.ferretdb import ferretdb_ready
+from stepline.devinfra.kafka import kafka_ready
+from stepline.devinfra.server import Server
+
+
+def record_path(base: Path, name: str) -> Path:
+    return base / f"{name}.pid"
+
+
+def write_record(base: Path, server: Server) -> None:
+    record_path(base, server.name).write_text(json.dumps(server.to_record(), indent=1) + "\n")
+
+
+def load_server(base: Path, name: str) -> Server | None:
+    """A handle on a server started by an earlier `up`, from its pid file."""
+    path = record_path(base, name)
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    check = kafka_ready if name == "kafka" else ferretdb_ready
+    ticks = rec.get("start_ticks")
+    return Server(name=name, url=str(rec["url"]), port=int(rec["port"]), argv=[],
+                  log_path=Path(rec["log"]), ready_timeout=0, ready_check=check,
+                  pid=int(rec["pid"]), start_ticks=int(ticks) if ticks is not None else None)

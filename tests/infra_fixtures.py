@@ -1,0 +1,83 @@
+"""Real servers for the adapter contract suites, one of each per test session.
+
+MongoDB protocol (`test_mongo_store.py`):
+
+`STEPLINE_TEST_MONGO_URL` points the tests at a running server. Otherwise FerretDB is built (cached in
+`<repo>/.cache/infra`) and started by `stepline.devinfra`; if that is impossible (no Go toolchain,
+say) the Mongo tests are skipped with the reason — or fail with it when `STEPLINE_REQUIRE_INFRA=1`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from tests.conftest import free_port
+
+CACHE_DIR = Path(__file__).resolve().parents[1] / ".cache" / "infra"
+
+
+def unavailable(what: str, reason: str, variable: str) -> NoReturn:
+    """Skip with a clear notice, or fail when CI demands real infrastructure."""
+    if os.environ.get("STEPLINE_REQUIRE_INFRA") == "1":
+        pytest.fail(f"STEPLINE_REQUIRE_INFRA=1 but {reason}", pytrace=False)
+    pytest.skip(f"no {what} ({reason}); set {variable} to use a running one")
+
+
+@pytest.fixture(scope="session")
+def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("STEPLINE_TEST_MONGO_URL")
+    if url:
+        yield url
+        return
+    from stepline.devinfra import DevInfra, InfraError
+
+    try:
+        server = DevInfra(CACHE_DIR).start_ferretdb(tmp_path_factory.mktemp("ferretdb"), port=free_port())
+    except InfraError as exc:  # Go missing or too old, the build or the start failed
+        unavailable("MongoDB-protocol server", f"FerretDB could not be built or started: {exc.message}",
+                    "STEPLINE_TEST_MONGO_URL")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+# ---- Kafka (test_kafka_bus.py) ---------------------------------------------------------------------
+# `STEPLINE_TEST_KAFKA_BOOTSTRAP` points the tests at a running broker (then the broker-restart test
+# is skipped: it needs to own the broker). Otherwise `stepline.devinfra` fetches Kafka's jars with
+# Maven (cached in `<repo>/.cache/infra`) and starts a single-node KRaft broker for the session on
+# free loopback ports, with its data under pytest's temporary directory. Without Java 17 or Maven
+# the Kafka tests are skipped with the reason, or fail with it when `STEPLINE_REQUIRE_INFRA=1`.
+
+
+@dataclass(frozen=True)
+class KafkaBroker:
+    bootstrap: str
+    server: Any = None
+    """The `stepline.devinfra.Server` when this session started the broker, else None."""
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    bootstrap = os.environ.get("STEPLINE_TEST_KAFKA_BOOTSTRAP")
+    if bootstrap:
+        yield KafkaBroker(bootstrap)
+        return
+    from stepline.devinfra import DevInfra, InfraError
+
+    try:
+        server = DevInfra(CACHE_DIR).start_kafka(
+            tmp_path_factory.mktemp("kafka"), port=free_port(), controller_port=free_port())
+    except InfraError as exc:  # Java or Maven missing, the fetch or the start failed
+        unavailable("Kafka broker", f"Kafka could not be fetched or started: {exc.message}",
+                    "STEPLINE_TEST_KAFKA_BOOTSTRAP")
+    try:
+        yield KafkaBroker(server.url, server)
+    finally:
+        server.stop()
