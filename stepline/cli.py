@@ -1,6 +1,6 @@
 """`stepline`: the command line of the Stepline workflow engine.
 
-    stepline up [--host H] [--port P] [--data-dir D] [--examples [DIR]]
+    stepline up [--host H] [--port P] [--data-dir D] [--examples [DIR]] [--distributed [--kafka K] [--mongo M]]
     stepline validate FILE | apply FILE | schema | graph FILE_OR_WORKFLOW [--format mermaid|dot]
     stepline run WORKFLOW [--input k=v ...] [--inputs-json JSON|@file] [--version N | --tag T] [--wait] [--timeout S]
     stepline runs [--workflow W] [--status S] [--result R] [--limit N] | show RUN [--json] | logs RUN
@@ -77,6 +77,10 @@ def _add_up(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     up.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
     up.add_argument("--port", type=int, help="port to listen on (default 8080)")
     up.add_argument("--data-dir", dest="data_dir", metavar="DIR", help="where the SQLite store lives (default .stepline)")
+    up.add_argument("--distributed", action="store_true",
+                    help="run the four services as separate processes over Kafka and a MongoDB-protocol store")
+    up.add_argument("--kafka", metavar="HOST:PORT", help="with --distributed: use this Kafka instead of starting one")
+    up.add_argument("--mongo", metavar="URL", help="with --distributed: use this MongoDB URL instead of starting FerretDB")
     up.add_argument("--examples", nargs="?", const="examples", metavar="DIR",
                     help="load the workflows in DIR (default ./examples) that do not exist yet")
     up.set_defaults(handler=cmd_up)

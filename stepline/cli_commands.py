@@ -37,7 +37,18 @@ def cmd_up(args: argparse.Namespace) -> int:
     examples: Path | None = Path(args.examples) if args.examples is not None else None
     if examples is not None and not examples.is_dir():
         raise CliError(f"--examples {examples}: no such directory")
-    return _serve(_embedded_settings(host=args.host, port=args.port, data_dir=args.data_dir), examples)
+    settings = _embedded_settings(host=args.host, port=args.port, data_dir=args.data_dir)
+    if args.distributed:
+        from stepline.devinfra import InfraError
+        from stepline.distributed import run as run_distributed
+
+        try:
+            return run_distributed(settings, kafka=args.kafka, mongo=args.mongo, examples=examples)
+        except (InfraError, RuntimeError) as exc:
+            raise CliError(f"distributed mode could not start: {exc}") from None
+    if args.kafka or args.mongo:
+        raise CliError("--kafka and --mongo only apply with --distributed")
+    return _serve(settings, examples)
 
 
 def _embedded_settings(**flags: Any) -> EmbeddedSettings:
