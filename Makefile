@@ -28,6 +28,11 @@ test-fast: install
 
 bench: install
 	$(BIN)/python tests/bench/bench_embedded.py
+	@if command -v java >/dev/null 2>&1 && command -v go >/dev/null 2>&1; then \
+		$(BIN)/python tests/bench/bench_distributed.py; \
+	else \
+		echo "bench: skipping the distributed benchmark (it needs java and go on PATH for Kafka and FerretDB)"; \
+	fi
 
 clean:
 	rm -rf $(VENV) .stepline .mypy_cache .pytest_cache

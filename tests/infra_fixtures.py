@@ -30,10 +30,11 @@ def unavailable(what: str, reason: str, variable: str) -> NoReturn:
 
 
 @pytest.fixture(scope="session")
-def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = os.environ.get("STEPLINE_TEST_MONGO_URL")
-    if url:
-        yield url
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The `stepline.devinfra.Server` of the FerretDB this session started (fault tests restart it),
+    or None when `STEPLINE_TEST_MONGO_URL` points at a running server."""
+    if os.environ.get("STEPLINE_TEST_MONGO_URL"):
+        yield None
         return
     from stepline.devinfra import DevInfra, InfraError
 
@@ -43,9 +44,14 @@ def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         unavailable("MongoDB-protocol server", f"FerretDB could not be built or started: {exc.message}",
                     "STEPLINE_TEST_MONGO_URL")
     try:
-        yield server.url
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo_url(mongo_server: Any) -> str:
+    return os.environ.get("STEPLINE_TEST_MONGO_URL") or str(mongo_server.url)
 
 
 # ---- Kafka (test_kafka_bus.py) ---------------------------------------------------------------------

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from libs.bus.ports import Bus
-from libs.core.errors import StoreUnavailableError
+from libs.core.errors import BusError, StoreUnavailableError
 from libs.runtime.adapters import build_bus, build_store
 from libs.runtime.service import Service
 from libs.runtime.settings import CommonSettings
@@ -37,6 +37,28 @@ async def open_store(store: Store, *, attempts: int = 60) -> None:
             await asyncio.sleep(1.0)
 
 
+async def start_bus(name: str, settings: CommonSettings, store: Store, build: Build, *,
+                    attempts: int = 60) -> tuple[Bus, list[Service]]:
+    """Build the bus and the services and start consuming, waiting for the broker to come up (or
+    back: a broker restarting while a service starts must not end the service). A bus whose start
+    failed cannot be started again, so each attempt stops it and builds a new bus and services."""
+    for attempt in range(attempts):
+        bus = build_bus(settings, client_id=f"stepline-{name}-{settings.instance_id}")
+        services = build(store, bus)
+        for service in services:
+            service.register(bus)
+        try:
+            await bus.start()
+            return bus, services
+        except BusError:
+            await bus.stop()
+            if attempt == attempts - 1:
+                raise
+            log.warning("bus not reachable yet; retrying")
+            await asyncio.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
 def health_app(store: Store) -> FastAPI:
     app = FastAPI(title="Stepline service health", openapi_url=None)
 
@@ -57,12 +79,8 @@ async def run_service(name: str, settings: CommonSettings, build: Build, *, api:
     """Run until SIGTERM or SIGINT. `api` serves the given app on host:port (the trigger);
     otherwise a health app listens on the settings' health port when one is set."""
     store = build_store(settings)
-    bus = build_bus(settings, client_id=f"stepline-{name}-{settings.instance_id}")
     await open_store(store)
-    services = build(store, bus)
-    for service in services:
-        service.register(bus)
-    await bus.start()
+    bus, services = await start_bus(name, settings, store, build)
     for service in services:
         service.start_loops()
     server = _server(store, bus, api, host, port, settings)

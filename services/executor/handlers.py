@@ -41,6 +41,7 @@ class Executor:
         self.definitions = DefinitionCache(store)
         self.slots = asyncio.Semaphore(concurrency)
         self.in_flight: set[asyncio.Task[None]] = set()
+        self.in_flight_keys: set[str] = set()
 
     async def handle(self, envelope: Envelope) -> None:
         msg = envelope.message()
@@ -48,6 +49,8 @@ class Executor:
             await self.execute(msg)
 
     async def execute(self, msg: v1.ExecuteNode) -> None:
+        if msg.node_run_key in self.in_flight_keys:
+            return  # a re-drive of an attempt this executor is performing right now
         now = self.clock()
         claim = await self.store.claim_node_run(msg.node_run_key, owner=self.owner, now=now,
                                                 lease_until=now + self.lease_seconds)
@@ -60,10 +63,12 @@ class Executor:
         await self.slots.acquire()
         task = asyncio.create_task(self._attempt(msg, claim.node_run))
         self.in_flight.add(task)
-        task.add_done_callback(self._finished)
+        self.in_flight_keys.add(msg.node_run_key)
+        task.add_done_callback(lambda t: self._finished(t, msg.node_run_key))
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
+    def _finished(self, task: asyncio.Task[None], key: str) -> None:
         self.in_flight.discard(task)
+        self.in_flight_keys.discard(key)
         self.slots.release()
         if not task.cancelled() and task.exception() is not None:
             log.error("node attempt failed unexpectedly; the sweeper will re-drive it",

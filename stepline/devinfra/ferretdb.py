@@ -53,7 +53,7 @@ class FerretDBMixin:
     def ensure_ferretdb(self) -> Path:
         """The FerretDB wrapper binary, built with `go build` when missing or out of date."""
         src = self.deploy_dir / "ferretdb"
-        files = [src / "go.mod", src / "go.sum", src / "main.go"]
+        files = [src / "go.mod", src / "go.sum", *sorted(src.glob("*.go"))]
         for f in files:
             if not f.is_file():
                 raise InfraError(f"{f} is missing (is this a Stepline source checkout?)")

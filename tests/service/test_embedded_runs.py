@@ -246,3 +246,18 @@ async def test_notification_url_receives_run_events(api: httpx.AsyncClient, targ
     assert all(e["body"]["subject"] == run["identifier"] and e["body"]["specversion"] == "1.0" for e in events)
     assert events[1]["body"]["data"]["result"] == "SUCCESS"
     assert events[0]["headers"]["content-type"] == "application/cloudevents+json"
+
+
+async def test_redelivered_execute_during_an_action_does_not_repeat_it(engine: Any, api: httpx.AsyncClient,
+                                                                       target: Target) -> None:
+    from libs.contracts import topics, v1, wrap
+
+    await create(api, chain("once", webhook("call", f"{target.base_url}/slow/300/once")))
+    started = (await api.post("/v1/workflows/once/runs", json={"inputs": {}})).json()["workflowRun"]
+    await target.wait_for("/slow/300/once")
+    again = v1.ExecuteNode(run_id=started["identifier"], workflow="once", version=1, node_id="call", attempt=1,
+                           node_run_key=f"{started['identifier']}/call/1")
+    await engine.bus.publish(topics.NODE_DISPATCH, wrap(again, source="test"))
+    run = await wait_run(api, started["identifier"])
+    assert run["result"] == "SUCCESS"
+    assert target.hits["/slow/300/once"] == 1

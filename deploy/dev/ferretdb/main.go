@@ -6,7 +6,8 @@
 //
 //	ferretdb-stepline -listen 127.0.0.1:27018 -sqlite-dir /path/to/data
 //
-// It logs to stderr and stops cleanly on SIGTERM or SIGINT.
+// It logs to stderr and stops cleanly on SIGTERM or SIGINT. Writes are serialised by a small front
+// (writelock.go), because FerretDB 1.x does not apply conditional single-document updates atomically.
 package main
 
 import (
@@ -60,12 +61,16 @@ func run(listen, dir string, logger *slog.Logger) error {
 	}
 	// FerretDB wants a "file:" URI of an existing directory, ending with a slash.
 	sqliteURL := (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs) + "/"}).String()
+	// FerretDB itself listens on a Unix socket; clients reach it through the write-serialising
+	// front on `listen` (see writelock.go for why).
+	sock := filepath.Join(abs, "ferretdb.sock")
+	_ = os.Remove(sock)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: listen},
+		Listener:  ferretdb.ListenerConfig{Unix: sock},
 		Logger:    logger,
 		Handler:   "sqlite",
 		SQLiteURL: sqliteURL,
@@ -73,6 +78,12 @@ func run(listen, dir string, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+
+	front, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", listen, err)
+	}
+	go serveFront(ctx, front, sock, logger)
 
 	logger.Info("ferretdb-stepline starting", "listen", listen, "sqlite", sqliteURL, "pid", os.Getpid())
 	if err = f.Run(ctx); err != nil {

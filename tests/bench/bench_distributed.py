@@ -1,0 +1,284 @@
+"""`make bench`, second half: distributed-mode throughput and dispatch latency.
+
+Starts a development Kafka broker and FerretDB (`stepline.devinfra`, cached in `<repo>/.cache/infra`,
+data in a temporary directory, free loopback ports), then trigger, scheduler, two executors and
+notifier as separate OS processes, and drives the workflows of `bench_embedded` through the HTTP API
+with a closed loop of concurrent runs: each one is started by `POST /v1/workflows/{id}/runs` and
+awaited with `GET /v1/workflows/runs/{id}?wait=10`. Timings come from the node runs the API returns:
+- runs/s and node completions/s over the wall time of the whole batch;
+- dispatch latency: from a node run's creation by the scheduler (just before ExecuteNode is
+  published) to an executor's claim, p50 and p99 over every executed node (API timestamps have
+  millisecond resolution).
+A few warm-up runs per workflow, not counted, let every consumer group settle first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench_embedded import chain, fan
+from stepline.devinfra import DevInfra, InfraError, Server, free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CACHE_DIR = REPO_ROOT / ".cache" / "infra"
+SERVICES: dict[str, dict[str, str]] = {
+    "trigger": {}, "scheduler": {}, "executor-1": {"STEPLINE_INSTANCE_ID": "e1"},
+    "executor-2": {"STEPLINE_INSTANCE_ID": "e2"}, "notifier": {}}
+STOP_TIMEOUT = 30.0
+READY_TIMEOUT = 60.0
+RUN_TIMEOUT = 120.0
+LOG_TAIL_LINES = 15
+
+Procs = dict[str, subprocess.Popen[bytes]]
+
+
+@dataclass(frozen=True)
+class Row:
+    workflow: str
+    in_flight: int
+    runs: int
+    ok: int
+    seconds: float
+    nodes_completed: int
+    latencies_ms: list[float]
+
+    @property
+    def runs_per_s(self) -> float:
+        return self.runs / self.seconds
+
+    @property
+    def nodes_per_s(self) -> float:
+        return self.nodes_completed / self.seconds
+
+
+# ---- processes ----------------------------------------------------------------------------------
+
+def progress(message: str) -> None:
+    print(f"bench_distributed: {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def running(server: Server) -> Iterator[Server]:
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def infrastructure(data: Path) -> Iterator[tuple[str, str]]:
+    """Kafka and FerretDB on free loopback ports; (bootstrap, mongo URL). Both stopped on exit."""
+    infra = DevInfra(CACHE_DIR)
+    progress("starting Kafka and FerretDB")
+    with ExitStack() as stack:
+        kafka = stack.enter_context(running(infra.start_kafka(data / "kafka", port=free_port(),
+                                                              controller_port=free_port())))
+        mongo = stack.enter_context(running(infra.start_ferretdb(data / "ferretdb", port=free_port())))
+        progress(f"Kafka ready in {kafka.started_in:.1f} s, FerretDB in {mongo.started_in:.1f} s")
+        yield kafka.url, mongo.url
+
+
+def service_env(kafka: str, mongo: str, api_port: int) -> dict[str, str]:
+    return {**os.environ, "STEPLINE_BUS_URL": f"kafka://{kafka}", "STEPLINE_STORE_URL": mongo,
+            "STEPLINE_MONGO_DATABASE": f"stepline_bench_{os.getpid()}", "STEPLINE_PARTITIONS": "4",
+            "STEPLINE_LEASE_SECONDS": "3", "STEPLINE_STALE_SECONDS": "30",
+            "STEPLINE_SWEEP_INTERVAL_SECONDS": "0.5", "STEPLINE_PORT": str(api_port)}
+
+
+def spawn(name: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    module = f"services.{name.split('-')[0]}"
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", module], env=env, cwd=REPO_ROOT,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop_all(procs: Procs) -> None:
+    """SIGTERM every process, wait up to STOP_TIMEOUT for all of them, then SIGKILL what is left."""
+    alive = [p for p in procs.values() if p.poll() is None]
+    for proc in alive:
+        proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for proc in alive:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def services(env: dict[str, str], log_dir: Path) -> Iterator[Procs]:
+    procs: Procs = {}
+    try:
+        for name, extra in SERVICES.items():
+            procs[name] = spawn(name, {**env, **extra}, log_dir / f"{name}.log")
+        yield procs
+    finally:
+        stop_all(procs)
+
+
+def print_log_tails(log_dir: Path) -> None:
+    for log in sorted(log_dir.glob("*.log")):
+        lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        print(f"---- last lines of {log.name}\n" + "\n".join(lines), file=sys.stderr)
+
+
+# ---- driving runs through the API ---------------------------------------------------------------
+
+async def wait_ready(client: httpx.AsyncClient, procs: Procs) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        dead = [n for n, p in procs.items() if p.poll() is not None]
+        if dead:
+            raise RuntimeError(f"services exited during start-up: {dead}")
+        try:
+            if (await client.get("/readyz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"the trigger API did not become ready within {READY_TIMEOUT:.0f} s")
+
+
+async def create_workflow(client: httpx.AsyncClient, definition: dict[str, Any]) -> None:
+    answer = await client.post("/v1/workflows", json=definition)
+    if answer.status_code != 201:
+        raise RuntimeError(f"creating {definition['identifier']}: {answer.status_code} {answer.text}")
+
+
+async def start_run(client: httpx.AsyncClient, workflow: str) -> str:
+    """The trigger declares no inputs, so none are sent (the API refuses undeclared ones)."""
+    answer = await client.post(f"/v1/workflows/{workflow}/runs", json={})
+    if answer.status_code not in (201, 202):
+        raise RuntimeError(f"starting a run of {workflow}: {answer.status_code} {answer.text}")
+    run_id: str = answer.json()["workflowRun"]["identifier"]
+    return run_id
+
+
+async def await_run(client: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
+    """The completed run with its node runs (404 while an accepted run is not inserted yet)."""
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while time.monotonic() < deadline:
+        answer = await client.get(f"/v1/workflows/runs/{run_id}", params={"wait": 10})
+        if answer.status_code == 404:
+            await asyncio.sleep(0.05)
+            continue
+        answer.raise_for_status()
+        run: dict[str, Any] = answer.json()["workflowRun"]
+        if run["status"] == "COMPLETED":
+            return run
+    raise RuntimeError(f"run {run_id} did not complete within {RUN_TIMEOUT:.0f} s")
+
+
+async def closed_loop(client: httpx.AsyncClient, workflow: str, runs: int,
+                      in_flight: int) -> tuple[list[dict[str, Any]], float]:
+    """`runs` runs with `in_flight` of them kept going at once; (completed runs, wall seconds)."""
+    tickets = iter(range(runs))
+    done: list[dict[str, Any]] = []
+
+    async def lane() -> None:
+        for _ in tickets:  # shared by every lane: `runs` runs in all
+            done.append(await await_run(client, await start_run(client, workflow)))
+
+    began = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(min(in_flight, runs))))
+    return done, time.perf_counter() - began
+
+
+# ---- figures ------------------------------------------------------------------------------------
+
+def epoch(stamp: str) -> float:
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+def summarise(workflow: str, in_flight: int, runs: list[dict[str, Any]], seconds: float) -> Row:
+    executed = [nr for run in runs for nr in run["nodeRuns"] if nr["nodeIdentifier"] != "trigger"]
+    latencies = sorted((epoch(nr["startedAt"]) - epoch(nr["createdAt"])) * 1000
+                       for nr in executed if nr["startedAt"] is not None)
+    return Row(workflow=workflow, in_flight=in_flight, runs=len(runs),
+               ok=sum(r["result"] == "SUCCESS" for r in runs), seconds=seconds,
+               nodes_completed=sum(nr["status"] == "COMPLETED" for nr in executed), latencies_ms=latencies)
+
+
+def p99(sorted_values: list[float]) -> float:
+    """The same rank as bench_embedded uses, so the two tables compare."""
+    return sorted_values[max(int(len(sorted_values) * 0.99) - 1, 0)]
+
+
+def print_table(rows: list[Row], runs: int) -> None:
+    print(f"\nDistributed mode — {runs} runs per row, Kafka + FerretDB, trigger, scheduler, 2 executors "
+          "and notifier as separate processes, runs started and awaited over HTTP\n")
+    print(f"{'workflow':<10} {'in flight':>9} {'runs':>5} {'ok':>5} {'seconds':>8} {'runs/s':>8} {'nodes/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
+    for r in rows:
+        print(f"{r.workflow:<10} {r.in_flight:>9} {r.runs:>5} {r.ok:>5} {r.seconds:>8.2f} {r.runs_per_s:>8.1f} "
+              f"{r.nodes_per_s:>8.0f} {statistics.median(r.latencies_ms):>7.2f} {p99(r.latencies_ms):>7.2f}")
+    print("\nnodes/s: node completions per second (trigger nodes excluded); p50/p99: dispatch latency, "
+          "node run created → claimed by an executor.")
+
+
+# ---- main ---------------------------------------------------------------------------------------
+
+async def bench(api_port: int, procs: Procs, runs: int, levels: list[int], warmup: int) -> list[Row]:
+    definitions = (chain(10), fan(20))
+    rows: list[Row] = []
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=30) as client:
+        await wait_ready(client, procs)
+        for definition in definitions:
+            await create_workflow(client, definition)
+            if warmup:
+                await closed_loop(client, definition["identifier"], warmup, max(levels))
+        progress("services ready, workflows created; measuring")
+        for in_flight in levels:
+            for definition in definitions:
+                done, seconds = await closed_loop(client, definition["identifier"], runs, in_flight)
+                rows.append(summarise(definition["identifier"], in_flight, done, seconds))
+    return rows
+
+
+def measure(data: Path, runs: int, levels: list[int], warmup: int) -> list[Row]:
+    """Everything this starts is stopped on the way out, whatever happens."""
+    api_port = free_port()
+    with infrastructure(data) as (kafka, mongo), services(service_env(kafka, mongo, api_port), data) as procs:
+        try:
+            return asyncio.run(bench(api_port, procs, runs, levels, warmup))
+        except Exception:
+            print_log_tails(data)
+            raise
+
+
+def main(runs: int, levels: list[int], warmup: int) -> int:
+    with tempfile.TemporaryDirectory(prefix="stepline-bench-") as tmp:
+        try:
+            rows = measure(Path(tmp), runs, levels, warmup)
+        except InfraError as exc:
+            progress(f"the development servers could not be started or stopped: {exc.message}")
+            return 1
+    print_table(rows, runs)
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=200, help="runs per workflow and row")
+    parser.add_argument("--in-flight", type=int, nargs="+", default=[16],
+                        help="runs kept in flight (closed loop); one table row per value and workflow")
+    parser.add_argument("--warmup", type=int, default=16, help="uncounted runs per workflow before measuring")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that a stopped bench still stops its servers
+    sys.exit(main(args.runs, args.in_flight, args.warmup))
