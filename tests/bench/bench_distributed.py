@@ -42,7 +42,6 @@ SERVICES: dict[str, dict[str, str]] = {
     "executor-2": {"STEPLINE_INSTANCE_ID": "e2"}, "notifier": {}}
 STOP_TIMEOUT = 30.0
 READY_TIMEOUT = 60.0
-RUN_TIMEOUT = 120.0
 LOG_TAIL_LINES = 15
 
 Procs = dict[str, subprocess.Popen[bytes]]
@@ -171,9 +170,9 @@ async def start_run(client: httpx.AsyncClient, workflow: str) -> str:
     return run_id
 
 
-async def await_run(client: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
+async def await_run(client: httpx.AsyncClient, run_id: str, timeout: float) -> dict[str, Any]:
     """The completed run with its node runs (404 while an accepted run is not inserted yet)."""
-    deadline = time.monotonic() + RUN_TIMEOUT
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         answer = await client.get(f"/v1/workflows/runs/{run_id}", params={"wait": 10})
         if answer.status_code == 404:
@@ -183,18 +182,18 @@ async def await_run(client: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
         run: dict[str, Any] = answer.json()["workflowRun"]
         if run["status"] == "COMPLETED":
             return run
-    raise RuntimeError(f"run {run_id} did not complete within {RUN_TIMEOUT:.0f} s")
+    raise RuntimeError(f"run {run_id} did not complete within {timeout:.0f} s")
 
 
-async def closed_loop(client: httpx.AsyncClient, workflow: str, runs: int,
-                      in_flight: int) -> tuple[list[dict[str, Any]], float]:
+async def closed_loop(client: httpx.AsyncClient, workflow: str, runs: int, in_flight: int,
+                      timeout: float) -> tuple[list[dict[str, Any]], float]:
     """`runs` runs with `in_flight` of them kept going at once; (completed runs, wall seconds)."""
     tickets = iter(range(runs))
     done: list[dict[str, Any]] = []
 
     async def lane() -> None:
         for _ in tickets:  # shared by every lane: `runs` runs in all
-            done.append(await await_run(client, await start_run(client, workflow)))
+            done.append(await await_run(client, await start_run(client, workflow), timeout))
 
     began = time.perf_counter()
     await asyncio.gather(*(lane() for _ in range(min(in_flight, runs))))
@@ -234,42 +233,52 @@ def print_table(rows: list[Row], runs: int) -> None:
 
 # ---- main ---------------------------------------------------------------------------------------
 
-async def bench(api_port: int, procs: Procs, runs: int, levels: list[int], warmup: int) -> list[Row]:
+@dataclass(frozen=True)
+class Plan:
+    runs: int
+    levels: list[int]
+    warmup: int
+    run_timeout: float
+
+
+async def bench(api_port: int, procs: Procs, plan: Plan) -> list[Row]:
     definitions = (chain(10), fan(20))
     rows: list[Row] = []
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=30) as client:
         await wait_ready(client, procs)
         for definition in definitions:
             await create_workflow(client, definition)
-            if warmup:
-                await closed_loop(client, definition["identifier"], warmup, max(levels))
+            if plan.warmup:
+                await closed_loop(client, definition["identifier"], plan.warmup, max(plan.levels), plan.run_timeout)
         progress("services ready, workflows created; measuring")
-        for in_flight in levels:
+        for in_flight in plan.levels:
             for definition in definitions:
-                done, seconds = await closed_loop(client, definition["identifier"], runs, in_flight)
+                done, seconds = await closed_loop(client, definition["identifier"], plan.runs, in_flight,
+                                                  plan.run_timeout)
                 rows.append(summarise(definition["identifier"], in_flight, done, seconds))
+                progress(f"{definition['identifier']}, {in_flight} in flight: {seconds:.1f} s")
     return rows
 
 
-def measure(data: Path, runs: int, levels: list[int], warmup: int) -> list[Row]:
+def measure(data: Path, plan: Plan) -> list[Row]:
     """Everything this starts is stopped on the way out, whatever happens."""
     api_port = free_port()
     with infrastructure(data) as (kafka, mongo), services(service_env(kafka, mongo, api_port), data) as procs:
         try:
-            return asyncio.run(bench(api_port, procs, runs, levels, warmup))
+            return asyncio.run(bench(api_port, procs, plan))
         except Exception:
             print_log_tails(data)
             raise
 
 
-def main(runs: int, levels: list[int], warmup: int) -> int:
+def main(plan: Plan) -> int:
     with tempfile.TemporaryDirectory(prefix="stepline-bench-") as tmp:
         try:
-            rows = measure(Path(tmp), runs, levels, warmup)
+            rows = measure(Path(tmp), plan)
         except InfraError as exc:
             progress(f"the development servers could not be started or stopped: {exc.message}")
             return 1
-    print_table(rows, runs)
+    print_table(rows, plan.runs)
     return 0
 
 
@@ -278,7 +287,9 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=200, help="runs per workflow and row")
     parser.add_argument("--in-flight", type=int, nargs="+", default=[16],
                         help="runs kept in flight (closed loop); one table row per value and workflow")
-    parser.add_argument("--warmup", type=int, default=16, help="uncounted runs per workflow before measuring")
+    parser.add_argument("--warmup", type=int, default=4, help="uncounted runs per workflow before measuring")
+    parser.add_argument("--run-timeout", type=float, default=120.0,
+                        help="seconds one run may take before the benchmark gives up")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that a stopped bench still stops its servers
-    sys.exit(main(args.runs, args.in_flight, args.warmup))
+    sys.exit(main(Plan(args.runs, args.in_flight, args.warmup, args.run_timeout)))
