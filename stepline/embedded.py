@@ -26,6 +26,7 @@ from services.notifier.app import build_notifier
 from services.notifier.handlers import Notifier
 from services.scheduler.app import build_scheduler
 from services.trigger.app import build_app
+from services.trigger.workers import build_trigger_workers
 from stepline.settings import EmbeddedSettings
 
 log = logging.getLogger("stepline")
@@ -51,6 +52,7 @@ class Engine:
             build_scheduler(s, self.store, self.bus, clock=self.clock),
             build_executor(s, self.store, self.bus, self.client, clock=self.clock),
             notifier_service,
+            build_trigger_workers(s, self.store, self.bus, clock=self.clock),
         ]
         for service in self.services:
             service.register(self.bus)

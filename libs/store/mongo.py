@@ -30,13 +30,14 @@ from libs.store import mongo_documents as docs
 from libs.store import mongo_queries as q
 from libs.store.mongo_collections import Collections, translated
 from libs.store.mongo_documents import Doc
+from libs.store.mongo_entries import MongoEntries
 from libs.store.mongo_queries import NODE_RUNS, RUNS, TIMERS, VERSIONS, WORKFLOWS
 from libs.store.ports import Claim, ClaimOutcome, Completion, RunFilter, Timer
 
 _MAX_VERSION_RACES = 50
 
 
-class MongoStore:
+class MongoStore(MongoEntries):
     """The `Store` port on one MongoDB database. Call `open()` before use."""
 
     def __init__(self, url: str, *, database: str = "stepline",

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 from bson.errors import BSONError
 from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (ConnectionFailure, DuplicateKeyError, ExecutionTimeout, OperationFailure,
                             PyMongoError, WTimeoutError)
@@ -60,6 +61,10 @@ class Collections:
 
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self._db = db
+
+    def raw(self, collection: str) -> AsyncCollection[Doc]:
+        """The driver's collection, for the rare operation not wrapped here (wrap calls in `translated`)."""
+        return self._db[collection]
 
     async def command(self, name: str) -> Doc:
         with translated():

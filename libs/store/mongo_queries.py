@@ -17,6 +17,7 @@ from libs.store.mongo_documents import Doc, encode, log_documents, tag_field
 from libs.store.ports import Completion, RunFilter
 
 WORKFLOWS, VERSIONS, RUNS, NODE_RUNS, TIMERS = "workflows", "versions", "runs", "node_runs", "timers"
+ENTRIES = "entries"
 
 Keys = list[tuple[str, int]]
 
@@ -29,6 +30,7 @@ INDEXES: tuple[tuple[str, Keys, Doc], ...] = (
     (NODE_RUNS, [("id", 1)], {"name": "public_id", "unique": True}),
     (NODE_RUNS, [("run_id", 1), ("created_at", 1)], {"name": "run_created"}),
     (TIMERS, [("due_at", 1)], {"name": "due"}),
+    (ENTRIES, [("kind", 1), ("key", 1)], {"name": "kind_key"}),
 )
 """(collection, keys, options); `create_index` is idempotent for an identical specification."""
 

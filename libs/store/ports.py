@@ -182,7 +182,49 @@ class TimerStore(Protocol):
     async def delete_timer(self, timer_id: str) -> None: ...
 
 
-class Store(DefinitionStore, RunStore, NodeRunStore, TimerStore, Protocol):
+@dataclass(frozen=True)
+class Entry:
+    """One small JSON document in a named collection (`kind`): secrets, catalog entities, webhook
+    deliveries, schedule leases, workflow flags, concurrency slots. `rev` starts at 1 and grows by
+    one with every write, so `replace_entry` is a compare-and-set."""
+
+    kind: str
+    key: str
+    data: dict[str, Any]
+    rev: int
+    updated_at: float
+
+
+class EntryStore(Protocol):
+    """Keyed JSON documents with insert-if-absent and compare-and-set: the store of every feature
+    that needs a little state beside runs (each write is one conditional single-document write)."""
+
+    async def get_entry(self, kind: str, key: str) -> Entry | None: ...
+
+    async def insert_entry(self, kind: str, key: str, data: dict[str, Any], *, now: float) -> tuple[Entry, bool]:
+        """Insert-if-absent; returns the stored entry and whether this call inserted it."""
+        ...
+
+    async def replace_entry(self, kind: str, key: str, data: dict[str, Any], *, expected_rev: int,
+                            now: float) -> Entry | None:
+        """Replace if the stored `rev` equals `expected_rev` (stored rev becomes expected_rev + 1);
+        None if absent or changed meanwhile."""
+        ...
+
+    async def put_entry(self, kind: str, key: str, data: dict[str, Any], *, now: float) -> Entry:
+        """Unconditional upsert (rev + 1, or 1 when new)."""
+        ...
+
+    async def delete_entry(self, kind: str, key: str) -> bool:
+        """True if it existed."""
+        ...
+
+    async def list_entries(self, kind: str, *, prefix: str = "", limit: int = 1000, offset: int = 0) -> list[Entry]:
+        """Entries of `kind` whose key starts with `prefix`, in key order."""
+        ...
+
+
+class Store(DefinitionStore, RunStore, NodeRunStore, TimerStore, EntryStore, Protocol):
     async def open(self) -> None:
         """Connect and create tables/indexes. Idempotent."""
         ...

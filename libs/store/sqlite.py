@@ -30,6 +30,7 @@ from libs.core.run import LogEntry, NodeRun, Run
 from libs.core.versioning import VersionRecord, WorkflowRecord, is_valid_tag
 from libs.store import sqlite_sql as sql
 from libs.store.ports import Claim, ClaimOutcome, Completion, RunFilter, Timer
+from libs.store.sqlite_entries import SqliteEntries
 from libs.store.sqlite_schema import PRAGMAS, SCHEMA
 
 Params = Sequence[Any] | Mapping[str, Any]
@@ -63,7 +64,7 @@ def _log_params(logs: Sequence[LogEntry]) -> dict[str, str]:
     return {f"log{i}": log.model_dump_json() for i, log in enumerate(logs)}
 
 
-class SqliteStore:
+class SqliteStore(SqliteEntries):
     """The `Store` port on one SQLite file (or ":memory:"). Call `open()` before use."""
 
     def __init__(self, path: str, *, busy_timeout_ms: int = 1000) -> None:

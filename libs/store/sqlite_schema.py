@@ -71,6 +71,15 @@ CREATE TABLE IF NOT EXISTS timers (
 );
 CREATE INDEX IF NOT EXISTS timers_due ON timers (due_at);
 
+CREATE TABLE IF NOT EXISTS entries (
+    kind        TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    rev         INTEGER NOT NULL,
+    updated_at  REAL NOT NULL,
+    data        TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+
 COMMIT;
 """
 """Idempotent (`IF NOT EXISTS`) and applied in one transaction, so concurrent openers are safe."""

@@ -7,12 +7,13 @@ import time
 from libs.runtime.runner import run_service
 from services.trigger.app import build_app
 from services.trigger.settings import TriggerSettings
+from services.trigger.workers import build_trigger_workers
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = TriggerSettings()
-    asyncio.run(run_service("trigger", settings, lambda store, bus: [],
+    asyncio.run(run_service("trigger", settings, lambda store, bus: [build_trigger_workers(settings, store, bus)],
                             api=lambda store, bus: build_app(settings, store, bus, clock=time.time),
                             host=settings.host, port=settings.port))
 

@@ -76,6 +76,26 @@ def start_message(request: StartRequest, run_id: str, version: int, trigger: Nod
                        inputs=inputs, idempotency_key=request.idempotency_key)
 
 
+@dataclass(frozen=True)
+class TriggerStart:
+    """A run started by a trigger node other than SELF_SERVE_TRIGGER (webhook, event, schedule,
+    queue): `output` becomes the trigger node's output and the run's inputs."""
+
+    workflow: str
+    version: int
+    node: str
+    """The identifier of the trigger node that fired."""
+    trigger_type: str
+    """`WEBHOOK`, `EVENT`, `SCHEDULE`, `QUEUE`."""
+    output: dict[str, Any]
+    idempotency_key: str | None = None
+    """Derive it from the delivery (webhook delivery id, event id, tick, topic/partition/offset) so a
+    redelivered trigger starts nothing new."""
+    by: str | None = None
+    wait: bool = True
+    """Wait up to the accept timeout for the scheduler to insert the run."""
+
+
 class RunStarter:
     def __init__(self, store: Store, bus: Bus, definitions: DefinitionCache, clock: Callable[[], float],
                  accept_timeout: float) -> None:
@@ -101,6 +121,25 @@ class RunStarter:
         run = await wait_for_insert(self._store, run_id, request.workflow, request.idempotency_key,
                                     self._accept_timeout)
         return StartOutcome(run_id, request.workflow, version, run, repeated=run is not None and run.id != run_id)
+
+    async def fire(self, start: TriggerStart) -> StartOutcome:
+        """Start a run from a trigger node. The caller checks pausing (its answer differs by ingress)."""
+        if start.idempotency_key is not None:
+            existing = await self._store.find_run_by_idempotency_key(start.workflow, start.idempotency_key)
+            if existing is not None:
+                return StartOutcome(existing.id, existing.workflow, existing.version, existing, repeated=True)
+        run_id = new_run_id()
+        now = self._clock()
+        context = v1.TriggerContext(type=start.trigger_type, by=start.by, at=now, node=start.node)
+        await send_command(self._bus, v1.StartRun(run_id=run_id, workflow=start.workflow, version=start.version,
+                                                  trigger=context, inputs=start.output,
+                                                  idempotency_key=start.idempotency_key))
+        if not start.wait:
+            return StartOutcome(run_id, start.workflow, start.version, None, repeated=False)
+        run = await wait_for_insert(self._store, run_id, start.workflow, start.idempotency_key,
+                                    self._accept_timeout)
+        return StartOutcome(run_id, start.workflow, start.version, run,
+                            repeated=run is not None and run.id != run_id)
 
     async def _repeat(self, request: StartRequest) -> StartOutcome | None:
         if request.idempotency_key is None:

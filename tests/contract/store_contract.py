@@ -545,3 +545,48 @@ class StoreContract(abc.ABC):
         await store.delete_timer("t1")  # no error
         assert await store.claim_due_timers(NOW, lease_seconds=1, limit=10) == []
         assert await store.put_timer(timer("t1", NOW))
+
+    # -- entries ----------------------------------------------------------------------------------
+
+    async def test_insert_entry_is_insert_if_absent(self, store: Store) -> None:
+        first, inserted = await store.insert_entry("secret", "token", {"v": OUTPUT}, now=NOW)
+        assert inserted and first.rev == 1 and first.data == {"v": OUTPUT} and first.updated_at == NOW
+        again, inserted = await store.insert_entry("secret", "token", {"v": "other"}, now=NOW + 1)
+        assert not inserted and again == first
+        assert await store.get_entry("secret", "token") == first
+        assert await store.get_entry("secret", "missing") is None
+        assert await store.get_entry("other-kind", "token") is None
+
+    async def test_replace_entry_is_compare_and_set(self, store: Store) -> None:
+        first, _ = await store.insert_entry("lease", "s1", {"tick": 1}, now=NOW)
+        second = await store.replace_entry("lease", "s1", {"tick": 2}, expected_rev=first.rev, now=NOW + 1)
+        assert second is not None and second.rev == 2 and second.data == {"tick": 2}
+        assert await store.replace_entry("lease", "s1", {"tick": 3}, expected_rev=first.rev, now=NOW + 2) is None
+        assert await store.replace_entry("lease", "absent", {"tick": 3}, expected_rev=1, now=NOW + 2) is None
+        assert (await store.get_entry("lease", "s1")) == second
+
+    async def test_concurrent_replaces_have_one_winner(self, store: Store) -> None:
+        first, _ = await store.insert_entry("lease", "s1", {"owner": None}, now=NOW)
+        results = await asyncio.gather(*(store.replace_entry("lease", "s1", {"owner": f"w{i}"},
+                                                             expected_rev=first.rev, now=NOW) for i in range(8)))
+        winners = [r for r in results if r is not None]
+        assert len(winners) == 1
+        assert await store.get_entry("lease", "s1") == winners[0]
+
+    async def test_put_and_delete_entry(self, store: Store) -> None:
+        created = await store.put_entry("entity", "svc/a", {"title": "A"}, now=NOW)
+        assert created.rev == 1
+        updated = await store.put_entry("entity", "svc/a", {"title": "B"}, now=NOW + 1)
+        assert updated.rev == 2 and updated.data == {"title": "B"} and updated.updated_at == NOW + 1
+        assert await store.delete_entry("entity", "svc/a") is True
+        assert await store.delete_entry("entity", "svc/a") is False
+        assert await store.get_entry("entity", "svc/a") is None
+
+    async def test_list_entries_by_prefix_in_key_order(self, store: Store) -> None:
+        for key in ("svc/b", "svc/a", "svc.x/c", "team/a", "svc/c"):
+            await store.put_entry("entity", key, {"k": key}, now=NOW)
+        await store.put_entry("other", "svc/z", {}, now=NOW)
+        listed = await store.list_entries("entity", prefix="svc/")
+        assert [e.key for e in listed] == ["svc/a", "svc/b", "svc/c"]
+        assert [e.key for e in await store.list_entries("entity", prefix="svc/", limit=1, offset=1)] == ["svc/b"]
+        assert len(await store.list_entries("entity")) == 5
