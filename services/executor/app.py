@@ -10,7 +10,8 @@ from libs.bus.ports import Bus
 from libs.contracts import topics
 from libs.runtime.service import Service, Subscription
 from libs.store.ports import Store
-from services.executor.actions.registry import build_registry
+from libs.core.secrets import NoSecrets
+from services.executor.actions.registry import ActionDeps, build_registry
 from services.executor.handlers import Executor
 from services.executor.settings import ExecutorSettings
 
@@ -19,7 +20,8 @@ GROUP = "stepline-executor"
 
 def build_executor(settings: ExecutorSettings, store: Store, bus: Bus, client: httpx.AsyncClient, *,
                    clock: Callable[[], float]) -> Service:
-    executor = Executor(store, bus, build_registry(client, max_response_bytes=settings.max_response_bytes),
+    deps = ActionDeps(client=client, bus=bus, store=store, secrets=NoSecrets(), settings=settings)
+    executor = Executor(store, bus, build_registry(deps),
                         owner=f"executor-{settings.instance_id}", clock=clock,
                         lease_seconds=settings.lease_seconds, default_timeout=settings.default_timeout_seconds,
                         concurrency=settings.concurrency)
