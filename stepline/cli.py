@@ -4,6 +4,7 @@
     stepline validate FILE | apply FILE | schema | graph FILE_OR_WORKFLOW [--format mermaid|dot]
     stepline run WORKFLOW [--input k=v ...] [--inputs-json JSON|@file] [--version N | --tag T] [--wait] [--timeout S]
     stepline runs [--workflow W] [--status S] [--result R] [--limit N] | show RUN [--json] | logs RUN
+    stepline cancel RUN | rerun RUN [--from start|failed] | pause WORKFLOW | resume WORKFLOW
 
 Exit codes: 0 success; 1 the run FAILED or was CANCELLED (or the server failed); 2 a user error (bad
 file, flag or definition, a request the API refused, no API to talk to); 3 `run --wait --timeout` elapsed.
@@ -29,6 +30,7 @@ from stepline.cli_commands import (
     cmd_up,
     cmd_validate,
 )
+from stepline.cli_control import add_control_commands
 from stepline.cli_errors import EXIT_FAILED, CliError
 from stepline.cli_graph import FORMATS
 
@@ -69,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_up(commands)
     _add_definition_commands(commands, api)
     _add_run_commands(commands, api)
+    add_control_commands(commands, api)
     return parser
 
 

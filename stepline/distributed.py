@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from libs.secrets.keyfile import configured_or_stored_key
 from stepline.devinfra import DevInfra, Server, default_cache_dir, free_port
 from stepline.settings import EmbeddedSettings
 
@@ -47,9 +48,11 @@ def start_infra(cluster: Cluster, data_dir: Path, kafka: str | None, mongo: str 
 
 
 def service_env(settings: EmbeddedSettings, kafka: str, mongo: str) -> dict[str, str]:
+    # Every service gets the same secrets key: the configured one, else `<data_dir>/secrets.key`.
+    key = configured_or_stored_key(settings.secrets_key, settings.data_dir)
     return {**os.environ, "STEPLINE_BUS_URL": f"kafka://{kafka}", "STEPLINE_STORE_URL": mongo,
             "STEPLINE_HOST": settings.host, "STEPLINE_PORT": str(settings.port),
-            "STEPLINE_PARTITIONS": str(settings.partitions)}
+            "STEPLINE_PARTITIONS": str(settings.partitions), "STEPLINE_SECRETS_KEY": key}
 
 
 def start_services(cluster: Cluster, env: dict[str, str], logs: Path) -> None:

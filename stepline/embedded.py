@@ -20,6 +20,7 @@ from libs.core.errors import ConflictError, DefinitionError
 from libs.core.validation import parse_workflow
 from libs.core.versioning import WorkflowRecord
 from libs.runtime.service import Service
+from libs.secrets.keyfile import configured_or_stored_key
 from libs.store.sqlite import SqliteStore
 from services.executor.app import build_executor
 from services.notifier.app import build_notifier
@@ -34,9 +35,11 @@ log = logging.getLogger("stepline")
 
 class Engine:
     def __init__(self, settings: EmbeddedSettings, *, clock: Callable[[], float] = time.time) -> None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if not settings.secrets_key:  # generated once into <data_dir>/secrets.key, then reused
+            settings = settings.model_copy(update={"secrets_key": configured_or_stored_key("", settings.data_dir)})
         self.settings = settings
         self.clock = clock
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = SqliteStore(settings.sqlite_path())
         self.bus = MemoryBus(partitions=settings.partitions)
         self.client = httpx.AsyncClient()

@@ -25,7 +25,10 @@ Consuming
     handler returned or it was dead-lettered; redelivery, dead letters and poison records as in
     libs/bus/kafka_delivery.py (backoff `redelivery_backoff` doubling up to `MAX_BACKOFF`);
     rebalances finish and commit the records in hand before giving partitions up. `subscribe` after
-    `start()` starts that consumer at once (in the background; failures are logged).
+    `start()` starts that consumer at once (in the background; failures are logged);
+    `add_subscription` does the same and returns once it started (or raises why it could not).
+    Subscriptions made with `external=True`, and every one to the catalog-events topic, read JSON
+    records that are not envelopes as `v1.ExternalMessage` envelopes (libs/bus/kafka_codec.py).
 
 Stopping
     `stop()` stops fetching, lets every handler in progress finish (its record is committed),
@@ -130,11 +133,28 @@ class KafkaBus:
         self._check_not_stopping("subscribe")
         if (topic, group) in self._subscriptions:
             raise ValueError(f"group {group!r} already subscribes to {topic}")
-        delivery = Delivery(topic, group, handler, self._policy, self._publish_letter)
-        consumer = SubscriptionConsumer(delivery, self._consumer_settings)
-        self._subscriptions[(topic, group)] = consumer
+        consumer = self._register(topic, group, handler, external=False)
         if self._started:
             self._start_late(consumer)
+
+    async def add_subscription(self, topic: str, group: str, handler: Handler, *, external: bool = False) -> None:
+        """Subscribe at runtime: once started, create the topic if needed and start its consumer (a
+        new one for this topic and group) before returning. With `external`, JSON records that are
+        not envelopes arrive as `v1.ExternalMessage` envelopes (libs/bus/kafka_codec.py)."""
+        self._check_not_stopping("subscribe")
+        if (topic, group) in self._subscriptions:
+            raise ValueError(f"group {group!r} already subscribes to {topic}")
+        consumer = self._register(topic, group, handler, external=external)
+        if not self._started:
+            return
+        task = asyncio.get_running_loop().create_task(self._start_consumer(consumer), name=f"bus-start:{consumer.name}")
+        self._late_starts.add(task)
+        task.add_done_callback(self._late_started)
+        try:
+            await asyncio.shield(task)
+        except Exception:
+            self._subscriptions.pop((topic, group), None)  # so that a later call may try again
+            raise
 
     # ---- beyond the port --------------------------------------------------------------------
 
@@ -158,12 +178,18 @@ class KafkaBus:
         """Dead letters go out even while stopping: a handler finishing during stop may fail."""
         await self._send(topics.DEAD_LETTERS, letter, outgoing_traceparent())
 
-    def _start_late(self, consumer: SubscriptionConsumer) -> None:
-        async def run() -> None:
-            await self._topics.ensure([consumer.delivery.topic])
-            await consumer.start()
+    def _register(self, topic: str, group: str, handler: Handler, *, external: bool) -> SubscriptionConsumer:
+        delivery = Delivery(topic, group, handler, self._policy, self._publish_letter, external=external)
+        consumer = SubscriptionConsumer(delivery, self._consumer_settings)
+        self._subscriptions[(topic, group)] = consumer
+        return consumer
 
-        task = asyncio.get_running_loop().create_task(run(), name=f"bus-start:{consumer.name}")
+    async def _start_consumer(self, consumer: SubscriptionConsumer) -> None:
+        await self._topics.ensure([consumer.delivery.topic])
+        await consumer.start()
+
+    def _start_late(self, consumer: SubscriptionConsumer) -> None:
+        task = asyncio.get_running_loop().create_task(self._start_consumer(consumer), name=f"bus-start:{consumer.name}")
         self._late_starts.add(task)
         task.add_done_callback(self._late_started)
 

@@ -8,22 +8,33 @@ A record whose value is not an envelope (not JSON, or JSON of the wrong shape) i
 `decode` raises `PoisonMessageError` and the consumer dead-letters it with `poison_letter`, a dead
 letter like libs/bus/dead_letter.py's whose `envelope` is None and whose `raw_base64` holds the
 value's bytes, so the partition moves on.
+
+Topics that accept outside messages are the exception: the catalog-events topic always, and any
+topic subscribed with `external=True` (QUEUE_TRIGGER topics). There a record whose value is JSON
+but not an envelope is handed over as a `v1.ExternalMessage` envelope (`external_envelope`) whose id
+`{topic}/{partition}/{offset}` is the same on every delivery. Values that are not JSON, and
+tombstones, are poison there too.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Sequence
 from typing import Any, Final, Protocol
 
 from pydantic import ValidationError
 
 from libs.bus.dead_letter import DEAD_LETTER_TYPE, error_fields
+from libs.contracts import topics, v1
 from libs.contracts.envelope import Envelope
 from libs.core.errors import SteplineError
 from libs.telemetry.propagation import traceparent_header
 
 CE_TYPE: Final = "ce_type"
+EXTERNAL_SOURCE: Final = "stepline.bus.kafka.external"
+ALWAYS_EXTERNAL: Final = frozenset({topics.CATALOG_EVENTS})
+"""Topics every subscription reads outside JSON on (upstream catalog events)."""
 
 Header = tuple[str, bytes]
 
@@ -57,16 +68,45 @@ def encode(envelope: Envelope, traceparent: str) -> tuple[bytes, bytes, list[Hea
     return envelope.key.encode(), envelope.to_bytes(), headers
 
 
-def decode(record: Record) -> Envelope:
-    """The envelope in `record`; PoisonMessageError if it holds none."""
+def accepts_external(topic: str, external: bool) -> bool:
+    """Whether a subscription to `topic` (made with `external`) reads plain JSON as ExternalMessage."""
+    return external or topic in ALWAYS_EXTERNAL
+
+
+def decode(record: Record, *, external: bool = False) -> Envelope:
+    """The envelope in `record`; PoisonMessageError if it holds none. With `external`, a JSON value
+    that is not an envelope becomes an ExternalMessage envelope instead."""
     if record.value is None:
         raise PoisonMessageError("record has no value (a tombstone)")
     try:
         return Envelope.from_bytes(record.value)
     except ValidationError as exc:
+        if external:
+            wrapped = external_envelope(record)
+            if wrapped is not None:
+                return wrapped
         first = exc.errors(include_url=False, include_input=False)[:1]
         reason = first[0]["msg"] if first else "invalid"
         raise PoisonMessageError(f"record is not a CloudEvents envelope: {reason}") from exc
+
+
+def external_envelope(record: Record) -> Envelope | None:
+    """`record` as a v1.ExternalMessage envelope, or None if its value is not JSON."""
+    try:
+        value = json.loads(record.value or b"", parse_constant=_reject_constant)
+    except ValueError:  # not UTF-8, not JSON, or NaN/Infinity
+        return None
+    key = record.key.decode(errors="replace") if record.key is not None else None
+    message = v1.ExternalMessage(run_id="", topic=record.topic, partition=record.partition,
+                                 offset=record.offset, key=key, value=value)
+    message_id = message.message_id
+    message = message.model_copy(update={"run_id": key or message_id})
+    return Envelope(id=message_id, type=message.TYPE, source=EXTERNAL_SOURCE, subject=message.run_id,
+                    data=message.model_dump(mode="json"))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def poison_letter(

@@ -1,7 +1,8 @@
 """The delivery policy of `KafkaBus`: decode, call the handler, redeliver, dead-letter.
 
 Per record (libs/bus/ports.py semantics, the same as `MemoryBus`):
-- a record that is not an envelope is dead-lettered at once with its raw bytes (kafka_codec);
+- a record that is not an envelope is dead-lettered at once with its raw bytes (kafka_codec), except
+  JSON on a topic that accepts outside messages, which arrives as a v1.ExternalMessage envelope;
 - the handler runs with the record's `traceparent` as the current trace context;
 - a retryable failure (`is_retryable`) is redelivered in-process, after `backoff` seconds doubling
   up to `max_backoff`, while the partition's later records wait; after `max_deliveries` deliveries,
@@ -22,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from libs.bus.dead_letter import dead_letter_envelope, is_retryable
-from libs.bus.kafka_codec import PoisonMessageError, Record, decode, poison_letter
+from libs.bus.kafka_codec import PoisonMessageError, Record, accepts_external, decode, poison_letter
 from libs.bus.kafka_worker import PartitionWorker
 from libs.bus.ports import Handler
 from libs.contracts import topics
@@ -45,16 +46,18 @@ class Policy:
 class Delivery:
     """Handles the records of one (topic, group) subscription."""
 
-    def __init__(self, topic: str, group: str, handler: Handler, policy: Policy, publish: PublishLetter) -> None:
+    def __init__(self, topic: str, group: str, handler: Handler, policy: Policy, publish: PublishLetter,
+                 *, external: bool = False) -> None:
         self.topic = topic
         self.group = group
+        self._external = accepts_external(topic, external)
         self._handler = handler
         self._policy = policy
         self._publish = publish
 
     async def process(self, record: Record, worker: PartitionWorker) -> bool:
         try:
-            envelope = decode(record)
+            envelope = decode(record, external=self._external)
         except PoisonMessageError as exc:
             return await self._poison(record, exc, worker)
         with continuing(traceparent_from_headers(record.headers)):

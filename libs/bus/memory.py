@@ -307,6 +307,11 @@ class MemoryBus:
             for consumer in consumers:
                 consumer.start()
 
+    async def add_subscription(self, topic: str, group: str, handler: Handler, *, external: bool = False) -> None:
+        """`subscribe`, at any time; its consumers start at once if the bus runs. `external` changes
+        nothing here: everything on this bus is an envelope already."""
+        self.subscribe(topic, group, handler)
+
     # ---- beyond the port --------------------------------------------------------------------
 
     async def drain(self) -> None:

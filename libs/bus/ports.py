@@ -36,3 +36,12 @@ class Bus(Protocol):
     def subscribe(self, topic: str, group: str, handler: Handler) -> None:
         """Register a handler for `topic` in consumer `group`; call before `start()`."""
         ...
+
+    async def add_subscription(self, topic: str, group: str, handler: Handler, *, external: bool = False) -> None:
+        """Subscribe at runtime (topics named by live definitions): before `start()` it is `subscribe`;
+        after, that group's consumers start before it returns, reading from the group's committed
+        position (the oldest retained message for a new group). ValueError if the group already
+        subscribes to `topic`; BusError once the bus is stopping. `external`: the topic takes messages
+        from outside Stepline, and an adapter that reads raw records hands a JSON value that is not
+        an envelope to the handler as a `v1.ExternalMessage` envelope instead of dead-lettering it."""
+        ...

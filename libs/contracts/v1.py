@@ -45,6 +45,26 @@ class StartRun(Message):
     trigger: TriggerContext
     inputs: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str | None = None
+    rerun_of: str | None = None
+    rerun_from: Literal["start", "failed"] | None = None
+    parent_run_id: str | None = None
+    """A child run of a SUB_WORKFLOW or FOREACH node: the parent run and its waiting node run."""
+    parent_node_run_key: str | None = None
+    depth: int = 0
+
+
+class CancelRun(Message):
+    """Cancel a run: start nothing new, cancel waiting and not yet claimed nodes; the run ends
+    `CANCELLED` once the node attempts in flight have finished."""
+
+    TYPE: ClassVar[str] = "dev.stepline.run.cancel.v1"
+    by: str | None = None
+
+
+class AdmitRun(Message):
+    """A queued run (workflow `concurrencyLimit`) holds a slot now: start it."""
+
+    TYPE: ClassVar[str] = "dev.stepline.run.admit.v1"
 
 
 class CompleteNode(Message):
@@ -158,10 +178,60 @@ class RunCompleted(Message):
     error: str | None = None
 
 
+# ---- catalog events (topic catalog-events) -----------------------------------------------------
+
+class CatalogDiff(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+
+
+class CatalogContext(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    blueprintIdentifier: str
+    entityIdentifier: str
+
+
+class CatalogEvent(Message):
+    """A catalog entity changed, in Port's event shape (`action`, `diff`, `context`, `id`,
+    `timestamp`). `run_id` is the entity's key `{blueprint}/{identifier}`, so one entity's changes
+    stay ordered in one partition; `id` is what EVENT_TRIGGER de-duplicates on."""
+
+    TYPE: ClassVar[str] = "dev.stepline.catalog.event.v1"
+    id: str
+    action: Literal["CREATE", "UPDATE", "DELETE"]
+    diff: CatalogDiff
+    context: CatalogContext
+    timestamp: str
+
+    def port_event(self) -> dict[str, Any]:
+        """The event as Port shows it (what an EVENT_TRIGGER's output and condition see)."""
+        return self.model_dump(mode="json", exclude={"run_id"})
+
+
+# ---- messages from outside Stepline (queue topics, catalog-events) ------------------------------
+
+class ExternalMessage(Message):
+    """A record on a topic that accepts outside messages whose value is JSON but not an envelope,
+    as the Kafka bus hands it to handlers. `run_id` is the partition key (the record's key, else
+    `message_id`); the envelope's id is `message_id`, so a redelivered record has the same id."""
+
+    TYPE: ClassVar[str] = "dev.stepline.external.message.v1"
+    topic: str
+    partition: int
+    offset: int
+    key: str | None = None
+    value: Any = None
+
+    @property
+    def message_id(self) -> str:
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
+
 MESSAGE_TYPES: dict[str, type[Message]] = {
     m.TYPE: m
-    for m in (StartRun, CompleteNode, FireTimer, ReconcileRun, ExecuteNode, NodeResult,
-              RunStarted, NodeRunStarted, NodeRunCompleted, RunCompleted)
+    for m in (StartRun, CancelRun, AdmitRun, CompleteNode, FireTimer, ReconcileRun, ExecuteNode, NodeResult,
+              RunStarted, NodeRunStarted, NodeRunCompleted, RunCompleted, CatalogEvent, ExternalMessage)
 }
 
 

@@ -64,6 +64,8 @@ class Node(_Frozen):
     @property
     def waits_for_completion(self) -> bool:
         """The node's action starts work that an outside caller completes (PATCH of its node run)."""
+        if self.type == "KAFKA":
+            return self.config.get("waitForCompletion") is True
         return self.type == "WEBHOOK" and self.config.get("synchronized") is False
 
     @property
@@ -94,6 +96,8 @@ class Workflow(_Frozen):
     allowAnyoneToViewRuns: bool = True
     notificationUrl: str | None = None
     """Stepline extension: the notifier POSTs every run event of this workflow to this URL."""
+    concurrencyLimit: int | None = Field(default=None, ge=1, le=100_000)
+    """Stepline extension: at most this many runs IN_PROGRESS at once; later ones queue (FIFO)."""
     nodes: list[Node]
     connections: list[Connection] = Field(default_factory=list)
 
@@ -102,6 +106,9 @@ class Workflow(_Frozen):
             if n.identifier == identifier:
                 return n
         raise KeyError(identifier)
+
+    def has_node(self, identifier: str) -> bool:
+        return any(n.identifier == identifier for n in self.nodes)
 
     def triggers(self) -> list[Node]:
         return [n for n in self.nodes if n.is_trigger]

@@ -6,10 +6,12 @@
     ├── TemplateError              a `{{ jq }}` template failed to compile or evaluate
     ├── NotFoundError              a workflow, version, tag, run or node run does not exist
     ├── ConflictError              the request conflicts with current state (duplicate id, node not waiting)
+    ├── ForbiddenError             the caller may not do this (an approval decided by a non-assignee)
     ├── StoreError                 the store failed
     │   ├── StoreUnavailableError  the store could not be reached (retryable)
     │   └── ConcurrentUpdateError  an optimistic update lost a race (retryable)
     ├── BusError                   the bus failed (retryable)
+    ├── SecretError                a secret cannot be used: no secrets key, no such secret, or it does not decrypt
     └── ActionError                a node's action failed; `retryable` says whether a new attempt may help
         └── ActionTimeoutError     the action did not finish within `timeoutSeconds` (retryable)
 
@@ -76,6 +78,10 @@ class ConflictError(SteplineError):
     code = "conflict"
 
 
+class ForbiddenError(SteplineError):
+    code = "forbidden"
+
+
 class StoreError(SteplineError):
     code = "store_error"
 
@@ -93,6 +99,13 @@ class ConcurrentUpdateError(StoreError):
 class BusError(SteplineError):
     retryable = True
     code = "bus_error"
+
+
+class SecretError(SteplineError):
+    """A secret a node needs cannot be revealed: the service has no secrets key, the secret does not
+    exist, or it does not decrypt with the configured key. Never carries a secret value."""
+
+    code = "secret_error"
 
 
 class ActionError(SteplineError):

@@ -59,6 +59,11 @@ def _workflow_properties() -> dict[str, Any]:
             "type": ["string", "null"],
             "description": "Stepline extension: every run event of this workflow is POSTed here.",
         },
+        "concurrencyLimit": {
+            "type": ["integer", "null"], "minimum": 1, "maximum": 100_000,
+            "description": "Stepline extension: at most this many runs in progress at once; later runs "
+            "queue (status QUEUED) until a slot frees, first in first out.",
+        },
         "nodes": {"type": "array", "items": {"$ref": "#/$defs/node"}},
         "connections": {"type": "array", "items": {"$ref": "#/$defs/connection"}, "default": []},
     }

@@ -11,7 +11,9 @@ from libs.core.errors import Issue
 from libs.core.inputs import user_inputs_issues
 from libs.core.node_types import config_issues
 from libs.core.raw_view import NodeView
+from libs.core.schedule import schedule_issues
 from libs.core.templates import find_templates, syntax_error, unwrap
+from libs.core.waiting_nodes import delay_issues, foreach_issues
 
 
 def node_issues(node: NodeView) -> list[Issue]:
@@ -53,6 +55,8 @@ def _templated_part(node: NodeView) -> dict[str, Any]:
     config = dict(node.config or {})
     if node.type == "TRANSFORM":
         config.pop("expression", None)
+    elif node.type == "EVENT_TRIGGER":
+        config.pop("condition", None)
     elif node.type == "CONDITION" and isinstance(config.get("options"), list):
         config["options"] = [
             {k: v for k, v in o.items() if k != "expression"} if isinstance(o, dict) else o
@@ -83,12 +87,37 @@ def _transform(config: dict[str, Any], pointer: str) -> list[Issue]:
     return expression_issue(config.get("expression"), jp.join(pointer, "expression"))
 
 
+def _event_trigger(config: dict[str, Any], pointer: str) -> list[Issue]:
+    condition = config.get("condition")
+    expressions = condition.get("expressions") if isinstance(condition, dict) else None
+    return [issue for index, expression in enumerate(expressions if isinstance(expressions, list) else [])
+            for issue in expression_issue(expression, jp.join(pointer, "condition", "expressions", index))]
+
+
 def _self_serve_trigger(config: dict[str, Any], pointer: str) -> list[Issue]:
     return user_inputs_issues(config.get("userInputs"), jp.join(pointer, "userInputs"))
+
+
+def _inline_node(config: dict[str, Any], pointer: str) -> list[Issue]:
+    """A FOREACH's inline node: its config against its type's schema, then that type's own rules."""
+    found = config_issues(config, pointer)
+    check = _TYPE_CHECKS.get(str(config.get("type")))
+    if check is not None:
+        reported = {i.pointer for i in found}
+        found += [i for i in check(config, pointer) if i.pointer not in reported]
+    return found
+
+
+def _foreach(config: dict[str, Any], pointer: str) -> list[Issue]:
+    return foreach_issues(config, pointer, _inline_node)
 
 
 _TYPE_CHECKS: dict[str, Callable[[dict[str, Any], str], list[Issue]]] = {
     "CONDITION": _condition,
     "TRANSFORM": _transform,
     "SELF_SERVE_TRIGGER": _self_serve_trigger,
+    "DELAY": delay_issues,
+    "FOREACH": _foreach,
+    "EVENT_TRIGGER": _event_trigger,
+    "SCHEDULE_TRIGGER": schedule_issues,
 }

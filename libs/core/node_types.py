@@ -13,8 +13,10 @@ from typing import Any
 from jsonschema.protocols import Validator
 
 from libs.core import pointer as jp
+from libs.core.catalog_nodes import EVENT_TRIGGER, UPSERT_ENTITY
 from libs.core.definition import IDENTIFIER_PATTERN, MAX_IDENTIFIER_LENGTH
 from libs.core.errors import Issue
+from libs.core.secrets import MAX_SECRET_NAME_LENGTH, SECRET_NAME_PATTERN
 from libs.core.schema_dialect import issues, make_validator
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -167,12 +169,243 @@ TRANSFORM = _config(
 
 NOOP = _config("NOOP", "Does nothing. Useful to join branches.", {}, additionalProperties=False)
 
+WEBHOOK_TRIGGER = _config(
+    "WEBHOOK_TRIGGER",
+    "Starts a run for every signed `POST /v1/hooks/{workflow}`; the JSON object body is its output. "
+    "The sender signs the raw body: `X-Stepline-Signature: sha256=<hex HMAC-SHA256>` keyed by the value "
+    "of the secret `secretName`.",
+    {
+        "secretName": {"type": "string", "minLength": 1, "maxLength": MAX_SECRET_NAME_LENGTH,
+                       "pattern": SECRET_NAME_PATTERN,
+                       "description": "The secret (PUT /v1/secrets/{name}) whose value keys the signature."},
+    },
+    required=["secretName"],
+    additionalProperties=False,
+)
+
+SCHEDULE_TRIGGER = _config(
+    "SCHEDULE_TRIGGER",
+    "Stepline extension: starts a run on every tick, once per tick however many trigger replicas run; "
+    "output `{scheduledAt, tick}`. Exactly one of `cron` and `intervalSeconds`.",
+    {
+        "cron": {"type": "string", "minLength": 1,
+                 "description": "Five fields (minute hour day-of-month month day-of-week) or a macro such "
+                 "as @daily, read in `timezone`."},
+        "intervalSeconds": {"type": "integer", "minimum": 1,
+                            "description": "Ticks at the multiples of this many seconds since the Unix epoch."},
+        "timezone": {"type": "string", "minLength": 1, "default": "UTC", "description": "An IANA time zone name."},
+        "missedTicks": {"enum": ["skip", "once"], "default": "skip",
+                        "description": "Ticks missed while no trigger ran: `skip` them, or fire `once` for all."},
+    },
+    additionalProperties=False,
+    allOf=[
+        {
+            "oneOf": [{"required": ["cron"]}, {"required": ["intervalSeconds"]}],
+            "errorMessage": "needs exactly one of `cron` and `intervalSeconds`",
+        }
+    ],
+)
+
+QUEUE_TRIGGER = _config(
+    "QUEUE_TRIGGER",
+    "Stepline extension: starts a run for every message on a bus topic (Kafka in distributed mode); the "
+    "output is the message (a Stepline KAFKA message's data, or the JSON value written to the topic).",
+    {
+        "topic": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 249,
+            "allOf": [
+                {"pattern": r"^(?!\.\.?$)[A-Za-z0-9._-]+$",
+                 "errorMessage": "must be a Kafka topic name: letters, digits, '.', '_' and '-' (not '.' or '..')"},
+                {"not": {"pattern": r"^stepline\."},
+                 "errorMessage": "must not start with 'stepline.', which Stepline's own topics use"},
+            ],
+        },
+    },
+    required=["topic"],
+    additionalProperties=False,
+)
+
+_TEMPLATE: dict[str, Any] = {"type": "string", "pattern": r"\{\{", "description": "A {{ template }}."}
+
+
+def _exactly_one(first: str, second: str) -> dict[str, Any]:
+    return {"oneOf": [{"required": [first]}, {"required": [second]}],
+            "errorMessage": f"needs exactly one of `{first}` and `{second}`"}
+
+
+DELAY = _config(
+    "DELAY",
+    "Stepline extension: waits durably (a stored timer), then succeeds with `{waitedUntil}`. Exactly "
+    "one of `seconds` (> 0) and `until` (an ISO 8601 timestamp; one in the past completes at once).",
+    {
+        "seconds": {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, _TEMPLATE],
+                    "errorMessage": "must be a number > 0 or a {{ template }}"},
+        "until": {"type": "string", "minLength": 1,
+                  "description": "An ISO 8601 timestamp, e.g. 2030-01-01T09:00:00Z; may be a template."},
+    },
+    additionalProperties=False,
+    allOf=[_exactly_one("seconds", "until")],
+)
+
+APPROVAL = _config(
+    "APPROVAL",
+    "Stepline extension: waits for a person's decision (`POST /v1/workflows/runs/{run}/nodes/{node}/approval`). "
+    "Approve succeeds and reject fails the node; output `{decision, by, comment, payload}`. After "
+    "`slaSeconds`, `onTimeout` fails the node or continues with decision `timeout`.",
+    {
+        "assignees": {"anyOf": [{"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+                                _TEMPLATE],
+                      "errorMessage": "must be a non-empty list of user names or a {{ template }}"},
+        "message": {"type": "string", "minLength": 1, "maxLength": 10_000},
+        "slaSeconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 31_536_000},
+        "onTimeout": {"enum": ["fail", "continue"], "default": "fail"},
+    },
+    required=["assignees", "message"],
+    additionalProperties=False,
+)
+
+SUB_WORKFLOW = _config(
+    "SUB_WORKFLOW",
+    "Stepline extension: starts a run of another workflow (inputs validated against its "
+    "SELF_SERVE_TRIGGER) and waits for it; output `{runId, result, outputs}`, FAILED if the child fails.",
+    {
+        "workflowIdentifier": {"type": "string", "minLength": 1},
+        "version": {"anyOf": [{"type": "integer", "minimum": 1}, _TEMPLATE],
+                    "errorMessage": "must be an integer >= 1 or a {{ template }}"},
+        "tag": {"type": "string", "minLength": 1},
+        "inputs": {"anyOf": [{"type": "object"}, _TEMPLATE],
+                   "errorMessage": "must be an object or a {{ template }}", "default": {}},
+    },
+    required=["workflowIdentifier"],
+    additionalProperties=False,
+    allOf=[{"not": {"required": ["version", "tag"]}, "errorMessage": "must give either `version` or `tag`, not both"}],
+)
+
+FOREACH = _config(
+    "FOREACH",
+    "Stepline extension: maps an array. `items` renders to an array; for each item either the inline "
+    "`node` config runs (its templates also see `.item` and `.index`) or a run of `workflowIdentifier` "
+    "starts with the item as its inputs; at most `concurrency` at once. Output `{results}` in item order.",
+    {
+        "items": {"anyOf": [{"type": "array"}, _TEMPLATE],
+                  "errorMessage": "must be an array or a {{ template }} that renders to one"},
+        "concurrency": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 1},
+        "node": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}},
+                 "description": "An inline node config of any action type that completes within one attempt."},
+        "workflowIdentifier": {"type": "string", "minLength": 1},
+        "version": {"anyOf": [{"type": "integer", "minimum": 1}, _TEMPLATE],
+                    "errorMessage": "must be an integer >= 1 or a {{ template }}"},
+        "tag": {"type": "string", "minLength": 1},
+    },
+    required=["items"],
+    additionalProperties=False,
+    allOf=[_exactly_one("node", "workflowIdentifier")],
+)
+
+_HAS_TEMPLATE = r"\{\{"
+
+KAFKA = _config(
+    "KAFKA",
+    "Publishes `payload` (any JSON; strings may hold templates) to a bus topic as a "
+    "`dev.stepline.kafka.message.v1` CloudEvent keyed by `key` (default: the run id); output "
+    "`{topic, key, messageId}`. With `waitForCompletion: true` the node waits for a PATCH of its "
+    "node run. Stepline's own topics are refused.",
+    {
+        "topic": {
+            "type": "string",
+            "description": "A Kafka topic name, or a template that renders to one.",
+            "allOf": [
+                {"anyOf": [{"pattern": r"^[A-Za-z0-9._-]{1,249}$"}, {"pattern": _HAS_TEMPLATE}],
+                 "errorMessage": "must be a Kafka topic name: 1–249 characters of A-Z a-z 0-9 . _ -"},
+                {"not": {"pattern": r"^stepline\."},
+                 "errorMessage": "must not start with 'stepline.', which Stepline's own topics use"},
+            ],
+        },
+        "key": {"type": "string", "description": "The message key (partitioning); default: the run id."},
+        "payload": {"description": "Any JSON; strings may hold templates."},
+        "waitForCompletion": {"type": "boolean", "default": False},
+    },
+    required=["topic", "payload"],
+)
+
+NOTIFY = _config(
+    "NOTIFY",
+    "Stepline extension: sends `text` to a Slack incoming webhook (`url`), to any webhook (`url`, JSON "
+    "`{text, subject, run, node}`) or by email (`to`, `subject`; the SMTP server is the executor's "
+    "setting). Output `{channel, delivered, status}` or `{channel, delivered, recipients}`.",
+    {
+        "channel": {"enum": ["slack", "webhook", "email"]},
+        "url": {"type": "string", "minLength": 1, "description": "slack and webhook: where to POST."},
+        "to": {
+            "anyOf": [{"type": "string", "minLength": 1},
+                      {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}],
+            "errorMessage": "must be an email address or a list of them",
+            "description": "email: the recipients (commas may separate several in one string).",
+        },
+        "subject": {"type": "string"},
+        "text": {"type": "string", "minLength": 1},
+    },
+    required=["channel", "text"],
+    additionalProperties=False,
+    allOf=[
+        {"if": {"properties": {"channel": {"enum": ["slack", "webhook"]}}, "required": ["channel"]},
+         "then": {"required": ["url"]}},
+        {"if": {"properties": {"channel": {"const": "email"}}, "required": ["channel"]},
+         "then": {"required": ["to"]}},
+    ],
+)
+
+_GITHUB_DISPATCH = {
+    "type": "object",
+    "description": "The workflow to dispatch and how to follow it.",
+    "required": ["repo", "workflowId"],
+    "properties": {
+        "repo": {"type": "string", "pattern": r"^([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+|.*\{\{.*)$",
+                 "errorMessage": "must be owner/name (or a template)"},
+        "workflowId": {"type": ["string", "integer"], "minLength": 1,
+                       "description": "The workflow file name (deploy.yml) or its numeric id."},
+        "ref": {"type": "string", "minLength": 1, "default": "main"},
+        "inputs": {"type": "object", "description": "The workflow's inputs (GitHub expects strings)."},
+        "reportStatus": {"type": "boolean", "default": False,
+                         "description": "Follow the run until it completes; FAILED unless it concludes success."},
+    },
+}
+
+INTEGRATION_ACTION = _config(
+    "INTEGRATION_ACTION",
+    "Runs an integration's action. `GITHUB`: dispatches a GitHub Actions workflow with the token in "
+    "the secret `tokenSecret`; output `{dispatched, repo, workflowId, ref}`, or with `reportStatus` "
+    "`{runId, htmlUrl, status, conclusion}` once the run completes.",
+    {
+        "integrationProvider": {"enum": ["GITHUB"]},
+        "integrationActionExecutionProperties": _GITHUB_DISPATCH,
+        "tokenSecret": {"type": "string", "minLength": 1, "description": "The name of the secret holding the token."},
+        "installationId": {"type": "string", "description": "Port's field; not used by Stepline."},
+        "integrationInvocationType": {"type": "string", "description": "Port's field; not used by Stepline."},
+    },
+    required=["integrationProvider", "integrationActionExecutionProperties", "tokenSecret"],
+)
+
 NODE_TYPE_SCHEMAS: dict[str, dict[str, Any]] = {
     "SELF_SERVE_TRIGGER": SELF_SERVE_TRIGGER,
     "WEBHOOK": WEBHOOK,
     "CONDITION": CONDITION,
     "TRANSFORM": TRANSFORM,
     "NOOP": NOOP,
+    "KAFKA": KAFKA,
+    "NOTIFY": NOTIFY,
+    "INTEGRATION_ACTION": INTEGRATION_ACTION,
+    "UPSERT_ENTITY": UPSERT_ENTITY,
+    "EVENT_TRIGGER": EVENT_TRIGGER,
+    "DELAY": DELAY,
+    "APPROVAL": APPROVAL,
+    "SUB_WORKFLOW": SUB_WORKFLOW,
+    "FOREACH": FOREACH,
+    "SCHEDULE_TRIGGER": SCHEDULE_TRIGGER,
+    "QUEUE_TRIGGER": QUEUE_TRIGGER,
+    "WEBHOOK_TRIGGER": WEBHOOK_TRIGGER,
 }
 
 

@@ -14,12 +14,13 @@ are resolved and none is taken it is SKIPPED (dead-path elimination), so a fan-i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from libs.core.definition import Connection, Node, Workflow
 from libs.core.graph import Graph
 from libs.core.errors import SteplineError
-from libs.core.run import ACTIVE_NODE_STATES, NodeProgress, Run, TriggerInfo, can_move_node
+from libs.core.run import ACTIVE_NODE_STATES, NodeProgress, NodeState, Run, TriggerInfo, can_move_node
 
 FALLBACK = "__fallback__"
 
@@ -65,6 +66,14 @@ class Outcome:
     branch: str | None = None
 
 
+@dataclass(frozen=True)
+class ReusedNode:
+    """A node's success carried over from an earlier run (rerun from `failed`)."""
+
+    output: Any
+    branch: str | None = None
+
+
 @dataclass
 class Decision:
     run: Run
@@ -77,16 +86,58 @@ class Decision:
 
 
 def start_run(workflow: Workflow, *, run_id: str, version: int, trigger: TriggerInfo,
-              inputs: dict[str, Any], now: float, idempotency_key: str | None = None) -> Decision:
+              inputs: dict[str, Any], now: float, idempotency_key: str | None = None,
+              reused: Mapping[str, ReusedNode] | None = None, base: Run | None = None) -> Decision:
     """A new run: the firing trigger node has succeeded with the inputs as its output; other
-    triggers are skipped; whatever became runnable is dispatched."""
-    run = Run(id=run_id, workflow=workflow.identifier, version=version, trigger=trigger,
-              inputs=inputs, idempotency_key=idempotency_key, created_at=now, updated_at=now)
+    triggers are skipped; nodes in `reused` have succeeded with their earlier output; whatever
+    became runnable is dispatched. `base` is a stored queued run being admitted (its identity,
+    links and creation time are kept)."""
+    fields = {"id": run_id, "workflow": workflow.identifier, "version": version, "trigger": trigger,
+              "inputs": inputs, "idempotency_key": idempotency_key, "created_at": now, "updated_at": now}
+    if base is not None:
+        run = base.model_copy(update={"queued": False, "nodes": {}, "outputs": {}, "updated_at": now})
+    else:
+        run = Run(**fields)
     for node in workflow.triggers():
         fired = node.identifier == trigger.node
         _move(run, node.identifier, NodeProgress(state="SUCCEEDED" if fired else "SKIPPED"))
     run.outputs[trigger.node] = inputs
+    for node_id, reuse in (reused or {}).items():
+        if node_id in run.nodes or not workflow.has_node(node_id):
+            continue
+        _move(run, node_id, NodeProgress(state="SUCCEEDED", branch=reuse.branch))
+        run.outputs[node_id] = reuse.output
     decision = Decision(run=run, finished=[trigger.node])
+    _advance(workflow, decision, now)
+    return decision
+
+
+def queued_run(workflow: Workflow, *, run_id: str, version: int, trigger: TriggerInfo,
+               inputs: dict[str, Any], now: float, idempotency_key: str | None = None) -> Run:
+    """A run that waits for a concurrency slot: stored with its inputs, no node started."""
+    return Run(id=run_id, workflow=workflow.identifier, version=version, trigger=trigger, inputs=inputs,
+               idempotency_key=idempotency_key, created_at=now, updated_at=now, queued=True)
+
+
+def cancel_run(workflow: Workflow, run: Run, *, stopped: Iterable[str], now: float,
+               by: str | None) -> Decision | None:
+    """Cancel: start nothing new; the nodes in `stopped` (PENDING or WAITING nodes whose node runs
+    the caller has just cancelled) and every RETRY_WAIT node become CANCELLED; the run completes
+    `CANCELLED` when no attempt is still in flight. None if the run is already completed."""
+    if run.status == "COMPLETED":
+        return None
+    decision = Decision(run=_copy(run))
+    decision.run.updated_at = now
+    if not decision.run.cancel_requested:
+        decision.run.cancel_requested = True
+        decision.run.cancelled_by = by
+    for node_id in stopped:
+        progress = decision.run.nodes.get(node_id)
+        if progress is not None and progress.state in ("PENDING", "WAITING"):
+            _move(decision.run, node_id, NodeProgress(state="CANCELLED", attempt=progress.attempt))
+            decision.finished.append(node_id)
+    if run.queued:
+        decision.run.queued = False
     _advance(workflow, decision, now)
     return decision
 
@@ -125,7 +176,8 @@ def retry_due(workflow: Workflow, run: Run, node_id: str, attempt: int, now: flo
     decision = Decision(run=_copy(run))
     decision.run.updated_at = now
     if decision.run.terminating or decision.run.cancel_requested:
-        _move(decision.run, node_id, NodeProgress(state="FAILED", attempt=progress.attempt))
+        state: NodeState = "CANCELLED" if decision.run.cancel_requested else "FAILED"
+        _move(decision.run, node_id, NodeProgress(state=state, attempt=progress.attempt))
         decision.finished.append(node_id)
     else:
         _move(decision.run, node_id, NodeProgress(state="PENDING", attempt=attempt))
@@ -218,9 +270,10 @@ def _advance(workflow: Workflow, decision: Decision, now: float) -> None:
 
 
 def _fail_waiting_retries(decision: Decision) -> None:
-    for node_id, progress in decision.run.nodes.items():
+    state: NodeState = "CANCELLED" if decision.run.cancel_requested else "FAILED"
+    for node_id, progress in list(decision.run.nodes.items()):
         if progress.state == "RETRY_WAIT":
-            _move(decision.run, node_id, NodeProgress(state="FAILED", attempt=progress.attempt))
+            _move(decision.run, node_id, NodeProgress(state=state, attempt=progress.attempt))
             decision.finished.append(node_id)
 
 

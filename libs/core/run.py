@@ -114,6 +114,19 @@ class Run(_Record):
     terminating: bool = False
     """A node failed with onFailure terminate: start nothing new, finish when in-flight nodes end."""
     cancel_requested: bool = False
+    cancelled_by: str | None = None
+    queued: bool = False
+    """Waiting for a slot under the workflow's `concurrencyLimit`: no node has started yet."""
+    rerun_of: str | None = None
+    """The run this one re-runs (`POST .../rerun`)."""
+    rerun_from: str | None = None
+    """`start` or `failed` (reuse the outputs of the nodes that succeeded in `rerun_of`)."""
+    parent_run_id: str | None = None
+    """A child run started by a SUB_WORKFLOW or FOREACH node of this run."""
+    parent_node_run_key: str | None = None
+    """The key of the parent node run that waits for this child run."""
+    depth: int = 0
+    """How deeply this run is nested under parent runs (0: not a child run)."""
     error: str | None = None
     idempotency_key: str | None = None
     created_at: float = 0.0

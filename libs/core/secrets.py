@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
+SECRET_NAME_PATTERN = r"^[A-Za-z0-9@_:.-]+$"
+MAX_SECRET_NAME_LENGTH = 60
+
 
 class SecretReader(Protocol):
     async def reveal(self, name: str) -> str | None:

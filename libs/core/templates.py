@@ -25,6 +25,7 @@ import jq
 
 from libs.core import pointer as jp
 from libs.core.errors import TemplateError
+from libs.core.redaction import redact_text, secret_values
 
 _OPEN = "{{"
 _CLOSE = "}}"
@@ -316,13 +317,9 @@ def _evaluation_error(expression: str, reason: str, context: Any) -> TemplateErr
 def _redact(message: str, context: Any) -> str:
     """Secrets never appear in error messages, even when jq quotes the value it choked on."""
     secrets = context.get("secrets") if isinstance(context, dict) else None
-    if not isinstance(secrets, dict):
+    if not isinstance(secrets, dict) or not secrets:
         return message
-    values = sorted((as_text(v) for v in secrets.values()), key=len, reverse=True)
-    for value in values:
-        if value:
-            message = message.replace(value, "***")
-    return message
+    return redact_text(message, secret_values(secrets))
 
 
 def _context_json(context: Any) -> str:

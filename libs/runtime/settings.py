@@ -7,8 +7,10 @@ import os
 import socket
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from libs.secrets.cipher import parse_key
 
 
 def default_instance_id() -> str:
@@ -16,7 +18,8 @@ def default_instance_id() -> str:
 
 
 class CommonSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="STEPLINE_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="STEPLINE_", env_nested_delimiter="__", extra="ignore",
+                                      hide_input_in_errors=True)
 
     data_dir: Path = Path(".stepline")
     """Embedded mode keeps its SQLite database here."""
@@ -36,6 +39,16 @@ class CommonSettings(BaseSettings):
     """A run idle this long is reconciled by the sweeper."""
     sweep_interval_seconds: float = Field(default=1.0, gt=0)
     secrets_key: str = ""
+    """Base64 of 32 random bytes: the AES-GCM key that seals secrets. Embedded mode (and `up
+    --distributed`) creates `<data_dir>/secrets.key` when it is empty; a service without one
+    refuses secrets (409) and nodes that use them fail."""
+
+    @field_validator("secrets_key")
+    @classmethod
+    def _secrets_key_is_a_key(cls, value: str) -> str:
+        if value.strip():
+            parse_key(value)  # a clear start-up error that never quotes the value
+        return value.strip()
 
     def sqlite_path(self) -> str:
         if self.store_url.startswith("sqlite:///"):

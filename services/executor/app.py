@@ -10,9 +10,10 @@ from libs.bus.ports import Bus
 from libs.contracts import topics
 from libs.runtime.service import Service, Subscription
 from libs.store.ports import Store
-from libs.core.secrets import NoSecrets
+from libs.secrets.vault import KeylessSecrets, open_vault
 from services.executor.actions.registry import ActionDeps, build_registry
 from services.executor.handlers import Executor
+from services.executor.secret_use import TrackedSecrets
 from services.executor.settings import ExecutorSettings
 
 GROUP = "stepline-executor"
@@ -20,10 +21,13 @@ GROUP = "stepline-executor"
 
 def build_executor(settings: ExecutorSettings, store: Store, bus: Bus, client: httpx.AsyncClient, *,
                    clock: Callable[[], float]) -> Service:
-    deps = ActionDeps(client=client, bus=bus, store=store, secrets=NoSecrets(), settings=settings)
+    vault = open_vault(store, settings.secrets_key)
+    reader = vault if vault is not None else KeylessSecrets()
+    secrets = TrackedSecrets(reader, names=reader.names)
+    deps = ActionDeps(client=client, bus=bus, store=store, secrets=secrets, settings=settings, clock=clock)
     executor = Executor(store, bus, build_registry(deps),
                         owner=f"executor-{settings.instance_id}", clock=clock,
                         lease_seconds=settings.lease_seconds, default_timeout=settings.default_timeout_seconds,
-                        concurrency=settings.concurrency)
+                        concurrency=settings.concurrency, secrets=secrets)
     return Service(name="executor", subscriptions=[Subscription(topics.NODE_DISPATCH, GROUP, executor.handle)],
                    on_stop=[executor.drain])

@@ -15,12 +15,15 @@ from collections.abc import AsyncIterator, Callable
 from libs.bus.ports import Bus
 from libs.contracts import topics, v1, wrap
 from libs.contracts.envelope import Envelope
-from libs.core.errors import ActionError, TemplateError
+from libs.core.errors import ActionError, SecretError, TemplateError
 from libs.core.run import NodeRun
-from libs.core.templates import apply_variables, build_context, render
+from libs.core.secrets import NoSecrets
+from libs.core.templates import apply_variables, build_context
+from libs.core.waiting_nodes import render_config
 from libs.store.definitions import DefinitionCache
 from libs.store.ports import ClaimOutcome, Completion, Store
 from services.executor.actions.base import Action, ActionInput, ActionResult
+from services.executor.secret_use import TrackedSecrets, redact_completion, redacted_failure, tracking
 
 log = logging.getLogger("stepline.executor")
 SOURCE = "stepline/executor"
@@ -30,8 +33,9 @@ FINISHABLE = frozenset({"RUNNING"})
 class Executor:
     def __init__(self, store: Store, bus: Bus, actions: dict[str, Action], *, owner: str,
                  clock: Callable[[], float], lease_seconds: float, default_timeout: float,
-                 concurrency: int = 64) -> None:
+                 concurrency: int = 64, secrets: TrackedSecrets | None = None) -> None:
         self.store = store
+        self.secrets = secrets if secrets is not None else TrackedSecrets(NoSecrets())
         self.bus = bus
         self.actions = actions
         self.owner = owner
@@ -89,6 +93,18 @@ class Executor:
             await asyncio.gather(*list(self.in_flight), return_exceptions=True)
 
     async def perform(self, msg: v1.ExecuteNode, run: v1.RunContext, record: NodeRun) -> tuple[ActionResult | None, Completion]:
+        """One attempt. Every secret value it reveals is masked in the completion it returns, and an
+        unexpected exception of such an attempt is re-raised without them (secret_use.py)."""
+        with tracking() as revealed:
+            try:
+                result, completion = await self._perform(msg, run, record)
+            except Exception as exc:
+                if not revealed:
+                    raise
+                raise redacted_failure(exc, revealed) from None
+        return result, redact_completion(completion, revealed)
+
+    async def _perform(self, msg: v1.ExecuteNode, run: v1.RunContext, record: NodeRun) -> tuple[ActionResult | None, Completion]:
         workflow = await self.definitions.get(msg.workflow, msg.version)
         node = workflow.node(msg.node_id)
         action = self.actions.get(node.type)
@@ -96,9 +112,11 @@ class Executor:
             return None, Completion(result="FAILED", error=f"node type {node.type} is not supported by this executor")
         timeout = node.timeoutSeconds or self.default_timeout
         try:
-            context = build_context(outputs=run.outputs, inputs=run.inputs, secrets={},
+            refs = self.secrets.refs(msg.workflow, msg.version, node.identifier, node.config)
+            secrets = await self.secrets.for_templates(refs) if not refs.none else {}
+            context = build_context(outputs=run.outputs, inputs=run.inputs, secrets=secrets,
                                     trigger=run.trigger, run={"id": msg.run_id, "workflow": msg.workflow, "version": msg.version})
-            data = ActionInput(node=node, config=render(node.config, context), context=context, run_id=msg.run_id,
+            data = ActionInput(node=node, config=render_config(node.config, context), context=context, run_id=msg.run_id,
                                node_run_id=record.id, node_run_key=record.key, attempt=record.attempt, timeout=timeout)
             async with self.leased(record.key):
                 result = await asyncio.wait_for(action.execute(data), timeout=timeout)
@@ -106,7 +124,7 @@ class Executor:
                 return result, Completion(result="SUCCESS", output=result.output)
             output = apply_variables(node.variables, result.output)
             return result, Completion(result="SUCCESS", output=output, branch=result.branch)
-        except TemplateError as exc:
+        except (TemplateError, SecretError) as exc:
             return None, Completion(result="FAILED", error=exc.message)
         except ActionError as exc:
             return None, Completion(result="FAILED", output=exc.output, error=exc.message, retryable=exc.retryable)

@@ -21,7 +21,8 @@ from libs.core.errors import BusError, ConcurrentUpdateError
 from libs.core.run import NodeRun, Run, TriggerInfo, node_run_key
 from libs.store.definitions import DefinitionCache
 from libs.store.ports import Store, Timer
-from services.scheduler import records
+from services.scheduler import children, control, records, waits
+from services.scheduler.admission import Admission
 from services.scheduler.run_cache import RunCache
 from services.scheduler.completion import complete_waiting_node, time_out_node
 
@@ -39,6 +40,7 @@ class Scheduler:
         self.stale_seconds = stale_seconds
         self.definitions = DefinitionCache(store)
         self.runs = RunCache(store)
+        self.admission = Admission(store, clock)
         self.wakeups: set[asyncio.Task[None]] = set()
 
     async def handle_command(self, envelope: Envelope) -> None:
@@ -51,6 +53,10 @@ class Scheduler:
             await self.fire_timer(msg)
         elif isinstance(msg, v1.ReconcileRun):
             await self.reconcile(msg.run_id)
+        elif isinstance(msg, v1.CancelRun):
+            await control.cancel(self, msg)
+        elif isinstance(msg, v1.AdmitRun):
+            await control.admit(self, msg.run_id)
         else:
             log.warning("scheduler ignores %s on the command topic", envelope.type)
 
@@ -58,24 +64,48 @@ class Scheduler:
         msg = envelope.message()
         if isinstance(msg, v1.NodeResult):
             await self.apply(msg.run_id, records.outcome_of(msg))
+            if msg.waiting:
+                await waits.on_waiting(self, msg)
 
     async def start_run(self, msg: v1.StartRun) -> None:
         workflow = await self.definitions.get(msg.workflow, msg.version)
         now = self.clock()
         t = msg.trigger
-        decision = planner.start_run(
+        pending = planner.queued_run(
             workflow, run_id=msg.run_id, version=msg.version, inputs=msg.inputs, now=now,
             trigger=TriggerInfo(type=t.type, by=t.by, at=t.at, node=t.node),
-            idempotency_key=msg.idempotency_key)
+            idempotency_key=msg.idempotency_key).model_copy(
+            update={"rerun_of": msg.rerun_of, "rerun_from": msg.rerun_from, "check_at": now + self.stale_seconds})
+        children.link_parent(pending, msg)
+        limit = workflow.concurrencyLimit
+        if limit is not None:
+            admitted = await self.admission.request(workflow.identifier, msg.run_id, limit)
+            await control.admit_others(self, admitted, but=msg.run_id)
+            if msg.run_id not in admitted:
+                await self._insert_queued(workflow, pending, limit)
+                return
+        decision = await control.start_decision(self, workflow, pending)
         decision.run.check_at = now + self.stale_seconds
         stored, inserted = await self.store.insert_run(decision.run)
         self.runs.put(stored)
-        await self.store.insert_node_run(records.trigger_node_run(workflow, stored))
+        if stored.id != msg.run_id and limit is not None:  # an earlier run holds the idempotency key
+            await control.admit_others(self, await self.admission.release(workflow.identifier, msg.run_id, limit))
         if not inserted:
-            await self.ensure_dispatched(workflow, stored)
+            if not stored.queued:
+                await self.store.insert_node_run(records.trigger_node_run(workflow, stored))
+                await self.ensure_dispatched(workflow, stored)
             return
+        await self.store.insert_node_run(records.trigger_node_run(workflow, stored))
         await self.publish_event(records.run_started_event(stored))
         await self.carry_out(workflow, stored, decision)
+
+    async def _insert_queued(self, workflow: Workflow, pending: Run, limit: int) -> None:
+        stored, _ = await self.store.insert_run(pending)
+        self.runs.put(stored)
+        if stored.id != pending.id:
+            await control.admit_others(self, await self.admission.release(workflow.identifier, pending.id, limit))
+        elif not stored.queued:
+            await self.ensure_dispatched(workflow, stored)
 
     async def apply(self, run_id: str, outcome: planner.Outcome) -> None:
         """Apply one node outcome with an optimistic, seq-guarded update."""
@@ -100,6 +130,8 @@ class Scheduler:
             await self._retry(msg.run_id, str(msg.payload["node_id"]), int(msg.payload["attempt"]))
         elif msg.kind == "timeout":
             await self._timeout(msg)
+        elif msg.kind in waits.TIMER_KINDS:
+            await waits.fire(self, msg)
         await self.store.delete_timer(msg.timer_id)
 
     async def _retry(self, run_id: str, node_id: str, attempt: int) -> None:
@@ -141,6 +173,10 @@ class Scheduler:
             await self.publish_event(records.node_completed_event(run, node_id))
         if decision.run_completed:
             await self.publish_event(records.run_completed_event(run))
+            await children.on_run_completed(self, run)
+            if workflow.concurrencyLimit is not None:
+                admitted = await self.admission.release(workflow.identifier, run.id, workflow.concurrencyLimit)
+                await control.admit_others(self, admitted)
 
     async def dispatch(self, workflow: Workflow, run: Run, node_id: str, attempt: int, now: float) -> None:
         record, _ = await self.store.insert_node_run(records.new_node_run(workflow, run, node_id, attempt, now))
@@ -149,9 +185,9 @@ class Scheduler:
     async def redrive(self, run: Run, record: NodeRun) -> None:
         """Publish whatever moves this node run forward: ExecuteNode while it is not finished
         (a live lease makes the executor ignore it), its stored result once it is."""
-        if record.status == "COMPLETED":
+        if record.status in ("COMPLETED", "WAITING"):  # WAITING: a waiting result the run has not applied
             await self.bus.publish(topics.NODE_RESULTS, wrap(v1.NodeResult.of(record), source=SOURCE))
-        elif record.status != "WAITING":
+        else:
             await self.bus.publish(topics.NODE_DISPATCH, wrap(
                 records.execute_command(run, record.node_id, record.attempt), source=SOURCE))
 
@@ -171,13 +207,21 @@ class Scheduler:
                 record = await self.store.get_node_run(node_run_key(run.id, node_id, progress.attempt))
                 if record.status == "COMPLETED":
                     await self.redrive(run, record)
+                else:
+                    await waits.ensure(self, run, record)
 
     async def reconcile(self, run_id: str) -> None:
         run, _ = await self.runs.get(run_id, fresh=True)
         if run.status == "COMPLETED":
             return
         workflow = await self.definitions.get(run.workflow, run.version)
-        await self.ensure_dispatched(workflow, run)
+        if run.queued and workflow.concurrencyLimit is not None:
+            admitted = await self.admission.request(run.workflow, run.id, workflow.concurrencyLimit)
+            await control.admit_others(self, admitted, but=run.id)
+            if run.id in admitted:
+                await control.admit(self, run.id)
+        else:
+            await self.ensure_dispatched(workflow, run)
         await self.store.postpone_check(run_id, self.clock() + self.stale_seconds)
 
     def wake_at(self, timer: Timer) -> None:

@@ -7,7 +7,7 @@ import json
 from libs.contracts import v1
 from libs.core.definition import Workflow
 from libs.core.planner import Outcome
-from libs.core.run import NodeRun, Run, node_run_id, node_run_key
+from libs.core.run import LogEntry, NodeRun, Run, node_run_id, node_run_key
 
 
 def new_node_run(workflow: Workflow, run: Run, node_id: str, attempt: int, now: float) -> NodeRun:
@@ -23,6 +23,16 @@ def trigger_node_run(workflow: Workflow, run: Run) -> NodeRun:
     record = new_node_run(workflow, run, run.trigger.node, 1, run.created_at)
     return record.model_copy(update={"status": "COMPLETED", "result": "SUCCESS", "output": run.inputs,
                                      "started_at": run.created_at, "completed_at": run.created_at})
+
+
+def reused_node_run(workflow: Workflow, run: Run, node_id: str, earlier: NodeRun) -> NodeRun:
+    """A node's success carried over from `earlier` (a rerun from `failed`): completed at once."""
+    record = new_node_run(workflow, run, node_id, 1, run.updated_at)
+    note = LogEntry(logLevel="INFO", log=f"reused the output of node run {earlier.id} of run {earlier.run_id}",
+                    createdAt=run.updated_at)
+    return record.model_copy(update={"status": "COMPLETED", "result": "SUCCESS", "output": earlier.output,
+                                     "branch": earlier.branch, "logs": [note], "started_at": run.updated_at,
+                                     "completed_at": run.updated_at})
 
 
 INLINE_OUTPUTS_MAX_BYTES = 64 * 1024

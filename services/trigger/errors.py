@@ -10,6 +10,7 @@
 | NotFoundError / unknown route            | 404    | not_found                                |
 | method not allowed on a route            | 405    | method_not_allowed                       |
 | ConflictError                            | 409    | conflict                                 |
+| ForbiddenError                           | 403    | forbidden                                |
 | body over the limit (body_limit.py)      | 413    | payload_too_large                        |
 | retryable store / bus failure            | 503    | store_unavailable / bus_error / ...      |
 | anything else                            | 500    | internal_error (generic message, logged) |
@@ -31,6 +32,7 @@ from libs.core.pointer import from_path
 from libs.core.errors import (
     ConflictError,
     DefinitionError,
+    ForbiddenError,
     InputError,
     Issue,
     NotFoundError,
@@ -88,7 +90,7 @@ def error_response(status: int, code: str, message: str, details: Sequence[dict[
 
 _CLIENT_STATUS: tuple[tuple[type[SteplineError], int], ...] = (
     (DefinitionError, 422), (InputError, 422), (RequestInvalidError, 422), (TemplateError, 422),
-    (NotFoundError, 404), (ConflictError, 409),
+    (NotFoundError, 404), (ConflictError, 409), (ForbiddenError, 403),
 )
 
 

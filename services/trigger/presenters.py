@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from libs.core.run import LogEntry, NodeProgress, NodeRun, Run
+from libs.core.run import LogEntry, NodeProgress, NodeRun, Run, node_run_id
 from libs.core.versioning import VersionRecord, WorkflowRecord
 
 
@@ -77,7 +77,7 @@ def run(record: Run, node_runs: Sequence[NodeRun] | None = None) -> dict[str, An
         "workflowIdentifier": record.workflow,
         "workflow": {"identifier": record.workflow, "version": record.version},
         "workflowVersionId": record.version,
-        "status": record.status,
+        "status": "QUEUED" if record.queued and record.status != "COMPLETED" else record.status,
         "result": record.result,
         "error": record.error,
         "trigger": {"type": record.trigger.type, "by": record.trigger.by,
@@ -90,6 +90,13 @@ def run(record: Run, node_runs: Sequence[NodeRun] | None = None) -> dict[str, An
         "updatedAt": iso(record.updated_at),
         "completedAt": iso(record.completed_at),
     }
+    if record.parent_run_id is not None:
+        shown["parentRunIdentifier"] = record.parent_run_id
+        shown["parentNodeRunIdentifier"] = node_run_id(record.parent_node_run_key or "")
+    if record.rerun_of is not None:
+        shown["rerunOf"] = {"identifier": record.rerun_of, "from": record.rerun_from}
+    if record.cancel_requested:
+        shown["cancelledBy"] = record.cancelled_by
     if node_runs is not None:
         shown["nodeRuns"] = [node_run(n) for n in node_runs]
     return shown

@@ -14,3 +14,11 @@ class TriggerSettings(CommonSettings):
     """Requests with a larger body are refused with 413 before they reach a route."""
     accept_timeout_seconds: float = Field(default=10.0, gt=0)
     """How long `POST /v1/workflows/{id}/runs` waits for the scheduler to insert the run."""
+    schedule_poll_seconds: float = Field(default=0.5, gt=0)
+    """How often the trigger workers look for due SCHEDULE_TRIGGER ticks."""
+    schedule_grace_seconds: float = Field(default=30.0, gt=0)
+    """A tick found at most this late is on time; older ones were missed (`missedTicks`)."""
+    schedule_retry_seconds: float = Field(default=10.0, gt=0)
+    """A claimed tick whose run start was not confirmed after this long is published again."""
+    queue_reconcile_seconds: float = Field(default=1.0, gt=0)
+    """How often the trigger workers subscribe to the topics of new QUEUE_TRIGGER nodes."""

@@ -15,6 +15,7 @@ from libs.core.inputs import validate_inputs
 from libs.core.run import Run, new_run_id
 from libs.core.versioning import WorkflowRecord, is_valid_tag
 from libs.store.definitions import DefinitionCache
+from libs.store.pausing import is_paused
 from libs.store.ports import Store
 from services.trigger.errors import invalid
 from services.trigger.publishing import send_command
@@ -42,6 +43,13 @@ class StartOutcome:
     """None when the scheduler did not insert the run within the accept timeout."""
     repeated: bool
     """An earlier request with the same idempotency key already started this run."""
+
+
+async def refuse_if_paused(store: Store, workflow: str) -> None:
+    """ConflictError (409) while the workflow is paused."""
+    if await is_paused(store, workflow):
+        raise ConflictError(f"workflow {workflow!r} is paused, so it starts no runs; resume it with "
+                            f"POST /v1/workflows/{workflow}/resume")
 
 
 def resolve_version(record: WorkflowRecord, version: int | None, tag: str | None) -> int:
@@ -111,6 +119,7 @@ class RunStarter:
         repeat = await self._repeat(request)
         if repeat is not None:
             return repeat
+        await refuse_if_paused(self._store, request.workflow)
         definition = await self._definitions.get(record.identifier, version)
         trigger = self_serve_trigger(definition, version)
         user_inputs = trigger.config.get("userInputs") or {}

@@ -10,6 +10,9 @@ from collections.abc import Callable
 from libs.bus.ports import Bus
 from libs.runtime.service import Service
 from libs.store.ports import Store
+from services.trigger.event_triggers import event_trigger_subscription
+from services.trigger.queues import queue_loop
+from services.trigger.schedules import schedule_loop
 from services.trigger.settings import TriggerSettings
 
 GROUP = "stepline-trigger"
@@ -17,4 +20,8 @@ GROUP = "stepline-trigger"
 
 def build_trigger_workers(settings: TriggerSettings, store: Store, bus: Bus, *,
                           clock: Callable[[], float] = time.time) -> Service:
-    return Service(name="trigger")
+    service = Service(name="trigger")
+    service.subscriptions.append(event_trigger_subscription(settings, store, bus, group=GROUP, clock=clock))
+    service.loops.append(schedule_loop(settings, store, bus, clock=clock))
+    service.loops.append(queue_loop(settings, store, bus, clock=clock))
+    return service

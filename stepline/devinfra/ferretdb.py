@@ -1,14 +1,19 @@
-"""The development MongoDB-protocol server: FerretDB on SQLite, built by `go build` from the wrapper
-module in ``deploy/dev/ferretdb/``, started on 127.0.0.1 and pinged until it answers."""
+"""The development MongoDB-protocol server: FerretDB, built by `go build` from the wrapper module in
+``deploy/dev/ferretdb/``, started on 127.0.0.1 and pinged until it answers.
+
+Its backend is PostgreSQL when one is installed (`stepline.devinfra.postgres` starts a private
+server for it), else SQLite; `STEPLINE_FERRETDB_BACKEND=sqlite|postgresql` chooses explicitly."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from stepline.devinfra.cache import files_digest, fresh, locked, rmtree, run_logged
 from stepline.devinfra.errors import InfraError, MissingToolError
-from stepline.devinfra.ports import LOOPBACK, tcp_answers
+from stepline.devinfra.ports import LOOPBACK, free_port, tcp_answers
+from stepline.devinfra.postgres import PostgresMixin, find_postgres_bin
 from stepline.devinfra.server import Server
 from stepline.devinfra.tools import INSTALL_HINTS, find_tool, go_minor
 
@@ -16,7 +21,18 @@ FERRETDB_READY_TIMEOUT = 20.0
 DEFAULT_MONGO_PORT = 27018
 
 _FERRETDB_BINARY = "ferretdb-stepline"
-_FERRETDB_BUILD_TAGS = "ferretdb_no_postgresql"
+_FERRETDB_BUILD_TAGS = ""  # FerretDB's defaults: the SQLite and PostgreSQL backends (part of the stamp)
+Backend = Literal["sqlite", "postgresql"]
+
+
+def ferretdb_backend() -> Backend:
+    """$STEPLINE_FERRETDB_BACKEND, else PostgreSQL when its binaries are found, else SQLite."""
+    chosen = os.environ.get("STEPLINE_FERRETDB_BACKEND", "").strip().lower()
+    if chosen in ("sqlite", "postgresql"):
+        return "sqlite" if chosen == "sqlite" else "postgresql"
+    if chosen:
+        raise InfraError(f"STEPLINE_FERRETDB_BACKEND must be sqlite or postgresql, not {chosen!r}")
+    return "postgresql" if find_postgres_bin() is not None else "sqlite"
 
 
 def ferretdb_ready(server: Server, offset: int | None) -> bool:
@@ -39,7 +55,7 @@ def ferretdb_ready(server: Server, offset: int | None) -> bool:
         client.close()
 
 
-class FerretDBMixin:
+class FerretDBMixin(PostgresMixin):
     """The FerretDB half of `DevInfra` (which defines the attributes declared here)."""
 
     cache_dir: Path
@@ -71,7 +87,7 @@ class FerretDBMixin:
                    "GOPATH": str(gocache / "path"), "GOFLAGS": "-mod=mod -buildvcs=false", "CGO_ENABLED": "0"}
             partial = self.ferretdb_binary.with_name(_FERRETDB_BINARY + ".partial")
             partial.parent.mkdir(parents=True, exist_ok=True)
-            run_logged([go, "build", "-trimpath", "-tags", _FERRETDB_BUILD_TAGS, "-ldflags=-s -w",
+            run_logged([go, "build", "-trimpath", f"-tags={_FERRETDB_BUILD_TAGS}", "-ldflags=-s -w",
                         "-o", str(partial), "."], cwd=src, env=env,
                        log=self.cache_dir / "ferretdb" / "build.log", what="building FerretDB with Go")
             partial.replace(self.ferretdb_binary)
@@ -80,15 +96,30 @@ class FerretDBMixin:
                 rmtree(gocache)
         return self.ferretdb_binary
 
-    def start_ferretdb(self, data_dir: Path, *, port: int,
-                       timeout: float = FERRETDB_READY_TIMEOUT) -> Server:
-        """Start FerretDB (SQLite files in `data_dir`) on 127.0.0.1:`port`; wait until it pings."""
+    def start_ferretdb(self, data_dir: Path, *, port: int, timeout: float = FERRETDB_READY_TIMEOUT,
+                       backend: Backend | None = None) -> Server:
+        """Start FerretDB on 127.0.0.1:`port` (data under `data_dir`; on PostgreSQL, a private server on
+        another free port, stopped with it); wait until it pings."""
         binary = self.ensure_ferretdb()
+        backend = backend or ferretdb_backend()
         data_dir = Path(data_dir).resolve()
         (data_dir / "sqlite").mkdir(parents=True, exist_ok=True)
-        server = Server(name="ferretdb", url=f"mongodb://{LOOPBACK}:{port}/", port=port,
-                        argv=[str(binary), "-listen", f"{LOOPBACK}:{port}",
-                              "-sqlite-dir", str(data_dir / "sqlite")],
+        argv = [str(binary), "-listen", f"{LOOPBACK}:{port}", "-sqlite-dir", str(data_dir / "sqlite")]
+        dependencies: tuple[Server, ...] = ()
+        if backend == "postgresql":
+            bin_dir = find_postgres_bin()
+            if bin_dir is None:
+                raise InfraError("STEPLINE_FERRETDB_BACKEND=postgresql but no PostgreSQL is installed "
+                                 "(initdb and postgres; set STEPLINE_POSTGRES_BIN to their directory)")
+            postgres = self.start_postgres(data_dir / "postgres", port=free_port(), bin_dir=bin_dir)
+            dependencies = (postgres,)
+            argv += ["-postgresql-url", postgres.url]
+        server = Server(name="ferretdb", url=f"mongodb://{LOOPBACK}:{port}/", port=port, argv=argv,
                         log_path=data_dir / "ferretdb.log", ready_timeout=timeout,
-                        ready_check=ferretdb_ready, cwd=data_dir)
-        return server.start()
+                        ready_check=ferretdb_ready, cwd=data_dir, dependencies=dependencies)
+        try:
+            return server.start()
+        except BaseException:
+            for dependency in dependencies:
+                dependency.stop()
+            raise

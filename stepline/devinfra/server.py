@@ -34,6 +34,11 @@ class Server:
     env: dict[str, str] | None = field(default=None, repr=False)
     other_ports: tuple[int, ...] = ()
     """Further loopback ports the process listens on (Kafka's controller port)."""
+    dependencies: tuple[Server, ...] = ()
+    """Servers this one needs (FerretDB's PostgreSQL), started before it: `stop` stops them after it,
+    `kill` and `restart` leave them running."""
+    cleanup: Callable[[], None] | None = field(default=None, repr=False)
+    """Called once the process stopped for good (by `stop`), e.g. to remove a temporary directory."""
     pid: int = 0
     start_ticks: int | None = None
     started_in: float = 0.0
@@ -67,7 +72,18 @@ class Server:
         return self
 
     def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM the process group, then SIGKILL it if it has not exited within `timeout`."""
+        """SIGTERM the process group, then SIGKILL it if it has not exited within `timeout`; then the
+        same for its dependencies."""
+        try:
+            self._terminate(timeout)
+        finally:
+            for dependency in reversed(self.dependencies):
+                dependency.stop(timeout)
+        if self.cleanup is not None:
+            cleanup, self.cleanup = self.cleanup, None
+            cleanup()
+
+    def _terminate(self, timeout: float) -> None:
         if not self._signal(signal.SIGTERM):
             return
         if not self._wait_exit(timeout):
@@ -81,8 +97,9 @@ class Server:
             self._wait_exit(10.0)
 
     def restart(self, timeout: float = 20.0) -> Server:
-        """Stop the server if it runs, then start it again on the same port and data directory."""
-        self.stop(timeout)
+        """Stop the server if it runs, then start it again on the same port and data directory (its
+        dependencies keep running)."""
+        self._terminate(timeout)
         for port in (self.port, *self.other_ports):
             wait_port_free(port, 10.0)
         return self.start()

@@ -102,8 +102,10 @@ def service_env(kafka: str, mongo: str, api_port: int) -> dict[str, str]:
 
 def spawn(name: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     module = f"services.{name.split('-')[0]}"
+    profile = env.get("STEPLINE_BENCH_PROFILE_DIR")
+    argv = ["-m", "cProfile", "-o", f"{profile}/{name}.prof", "-m", module] if profile else ["-m", module]
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", module], env=env, cwd=REPO_ROOT,
+        return subprocess.Popen([sys.executable, *argv], env=env, cwd=REPO_ROOT,
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
 
 

@@ -146,7 +146,7 @@ class BusContract(abc.ABC):
 
     async def test_bus_implements_the_port(self, new_bus: BusFactory) -> None:
         bus: Bus = await new_bus()
-        for method in ("start", "stop", "publish", "subscribe"):
+        for method in ("start", "stop", "publish", "subscribe", "add_subscription"):
             assert callable(getattr(bus, method))
 
     # ---- partitioning and ordering ---------------------------------------------------------------
@@ -194,6 +194,64 @@ class BusContract(abc.ABC):
         for recorder in groups.values():
             await recorder.wait_for_count(100)
             assert sorted(recorder.ids) == sorted(e.id for e in sent)
+
+    # ---- subscribing at runtime -----------------------------------------------------------------
+
+    async def test_add_subscription_after_start_gets_earlier_and_later_messages(
+        self, new_bus: BusFactory, name: Callable[[str], str]
+    ) -> None:
+        bus = await new_bus(partitions=2)
+        bus.subscribe(name("other"), name("g"), self.recorder())
+        await bus.start()
+        topic, group = name("late"), name("g")
+        before = msg("run-a", 1)
+        await bus.publish(topic, before)
+        recorder = self.recorder()
+        await bus.add_subscription(topic, group, recorder)
+        after = [msg(f"run-{k}", 2) for k in "abcd"]
+        for envelope in after:
+            await bus.publish(topic, envelope)
+
+        await recorder.wait_for_count(5)
+        assert sorted(recorder.ids) == sorted([before.id, *(e.id for e in after)])
+        with pytest.raises(ValueError):
+            await bus.add_subscription(topic, group, self.recorder())
+        second = self.recorder()  # another group on the same topic gets everything too
+        await bus.add_subscription(topic, name("g2"), second)
+        await second.wait_for_count(5)
+
+    async def test_one_group_added_to_several_topics_at_runtime_gets_each_topic(
+        self, new_bus: BusFactory, name: Callable[[str], str]
+    ) -> None:
+        bus = await new_bus(partitions=2)
+        await bus.start()
+        group = name("queue-group")
+        recorders = {name(t): self.recorder() for t in ("orders", "invoices", "refunds")}
+        sent: dict[str, list[str]] = {}
+        for topic, recorder in recorders.items():  # each one joins while the others consume
+            await bus.add_subscription(topic, group, recorder)
+            envelopes = [msg(f"run-{k}", k) for k in range(4)]
+            for envelope in envelopes:
+                await bus.publish(topic, envelope)
+            sent[topic] = [e.id for e in envelopes]
+        for topic, recorder in recorders.items():
+            await recorder.wait_for_count(4)
+            assert sorted(recorder.ids) == sorted(sent[topic])
+
+    async def test_add_subscription_before_start_is_subscribe_and_after_stop_fails(
+        self, new_bus: BusFactory, name: Callable[[str], str]
+    ) -> None:
+        bus = await new_bus()
+        topic = name("early")
+        recorder = self.recorder()
+        await bus.add_subscription(topic, name("g"), recorder)
+        await bus.start()
+        sent = msg("run-e", 1)
+        await bus.publish(topic, sent)
+        assert (await recorder.wait_for_count(1))[0].id == sent.id
+        await bus.stop()
+        with pytest.raises(BusError):
+            await bus.add_subscription(name("after"), name("g"), self.recorder())
 
     async def test_a_blocked_partition_holds_back_only_its_own_keys(
         self, new_bus: BusFactory, name: Callable[[str], str]

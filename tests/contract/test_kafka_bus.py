@@ -25,7 +25,7 @@ from libs.bus.kafka import KafkaBus
 from libs.bus.kafka_partitioner import crc32_partitioner
 from libs.bus.memory import partition_for
 from libs.bus.ports import Bus
-from libs.contracts import topics
+from libs.contracts import topics, v1
 from libs.contracts.envelope import Envelope
 from libs.core.errors import BusError
 from libs.telemetry.propagation import is_valid
@@ -197,6 +197,45 @@ async def test_a_poison_record_is_dead_lettered_and_its_partition_moves_on(
             "partition": partition_for("run-p", 2), "offset": offset, "deliveries": 0,
             "error_type": "PoisonMessageError", "error_code": "poison_message", "error_message": None,
         }
+
+
+async def test_plain_json_on_an_external_subscription_arrives_as_an_external_message(
+    new_bus: Callable[..., KafkaBus], name: Callable[[str], str], kafka_broker: KafkaBroker
+) -> None:
+    bus = new_bus(partitions=2)
+    topic = name("queue")
+    dlq = DeadLetters(topic, GUARD)
+    bus.subscribe(topics.DEAD_LETTERS, name("dlq-watch"), dlq)
+    await bus.start()
+    good = msg("order-1", 1)
+    await bus.publish(topic, good)  # creates the topic (two partitions); offset 0 of the key's partition
+
+    raw = [b'{"order": 1, "items": ["a"]}', b"42", b"\xffnot json at all"]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap, partitioner=crc32_partitioner)
+    await producer.start()
+    try:
+        for value in raw:
+            await producer.send_and_wait(topic, value=value, key=b"order-1")
+        await producer.send_and_wait(topic, value=b'{"no": "key"}')
+    finally:
+        await producer.stop()
+    handled = recorder()
+    await bus.add_subscription(topic, name("g"), handled, external=True)  # after start and after the records
+
+    seen = await handled.wait_for_count(4)
+    partition = partition_for("order-1", 2)
+    by_id = {e.id: e for e in seen}
+    assert good.id in by_id
+    first = by_id[f"{topic}/{partition}/1"]
+    assert (first.type, first.subject) == (v1.ExternalMessage.TYPE, "order-1")
+    assert first.message() == v1.ExternalMessage(run_id="order-1", topic=topic, partition=partition, offset=1,
+                                                 key="order-1", value={"order": 1, "items": ["a"]})
+    assert by_id[f"{topic}/{partition}/2"].data["value"] == 42
+    keyless = [e for e in seen if e.data.get("value") == {"no": "key"}]
+    assert len(keyless) == 1 and keyless[0].data["key"] is None and keyless[0].subject == keyless[0].id
+    letters = await dlq.wait_for(lambda seen: len(seen) >= 1)
+    assert base64.b64decode(letters[0].data["raw_base64"]) == raw[2]
+    assert letters[0].data["error_code"] == "poison_message"
 
 
 # ---- offsets: committed only after the handler ---------------------------------------------------

@@ -1,5 +1,6 @@
 """Distributed mode end to end: trigger, scheduler, two executors and notifier as separate OS
-processes over a real Kafka broker and a real MongoDB-protocol server (FerretDB)."""
+processes over a real Kafka broker and a real MongoDB-protocol server (FerretDB, on PostgreSQL when
+it is installed), running 200 runs of the example workflows against a loopback target."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -17,11 +19,13 @@ import httpx
 import pytest
 
 from tests.conftest import Target, free_port
-from tests.e2e.test_crash_recovery import finished, workflow
+from tests.e2e import example_runs
+from tests.e2e.test_crash_recovery import finished
 from tests.infra_fixtures import KafkaBroker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.mongo]
-RUNS = 40
+RUNS = int(os.environ.get("STEPLINE_E2E_RUNS", "200"))
+"""How many runs the scale test starts at once (STEPLINE_E2E_RUNS overrides it)."""
 
 
 @contextmanager
@@ -67,18 +71,24 @@ async def wait_api(client: httpx.AsyncClient, procs: dict[str, subprocess.Popen[
     raise AssertionError("the trigger API did not become ready")
 
 
-async def test_separate_processes_run_workflows_to_completion(
+async def test_separate_processes_run_the_examples_at_scale(
         tmp_path: Path, target: Target, kafka_broker: KafkaBroker, mongo_url: str) -> None:
+    """RUNS runs of the five example workflows at once, every result and output checked, each executed
+    node completed exactly once, none lost."""
+    planned = example_runs.plan(RUNS, target.base_url)
     port = free_port()
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
         with cluster(tmp_path, kafka_broker.bootstrap, mongo_url, port) as procs:
             await wait_api(client, procs)
-            assert (await client.post("/v1/workflows", json=workflow(target.base_url))).status_code == 201
-            started = await asyncio.gather(*(client.post("/v1/workflows/crashy/runs", json={}) for _ in range(RUNS)))
-            assert all(r.status_code in (201, 202) for r in started), [r.text for r in started if r.status_code >= 300]
-            runs: list[dict[str, Any]] = [await finished(client, r.json()["workflowRun"]["identifier"]) for r in started]
-    assert [r["result"] for r in runs] == ["SUCCESS"] * RUNS
-    assert all(r["variables"]["outputs"]["c"] == 200 for r in runs)
-    completions = [(r["identifier"], nr["node"]["identifier"]) for r in runs for nr in r["nodeRuns"]
-                   if nr["status"] == "COMPLETED" and nr["result"] == "SUCCESS"]
-    assert len(completions) == len(set(completions)) == RUNS * 4, "every node completed exactly once"
+            await example_runs.create_examples(client, target.base_url)
+            began = time.monotonic()
+            run_ids = await example_runs.start(client, planned)
+            await example_runs.approve_all(client, target, planned, run_ids)
+            runs: list[dict[str, Any]] = [await finished(client, run_id) for run_id in run_ids]
+            seconds = time.monotonic() - began
+            dead = {n: p.poll() for n, p in procs.items() if p.poll() is not None}
+    assert not dead, f"services exited: {dead}"
+    report = example_runs.verify(planned, runs)
+    nodes = sum(len(p.executed) - 1 for p in planned)
+    print(f"\n{RUNS} example runs, {nodes} executed nodes, in {seconds:.1f} s: started {report['started']} / "
+          f"completed {report['completed']} / lost {report['lost']} / completed twice {report['completed_twice']}")

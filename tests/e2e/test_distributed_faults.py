@@ -358,8 +358,6 @@ async def caught_up(bootstrap: str, groups: dict[str, str], timeout: float = 30.
 
 # ---- 4. the broker, then the store, restarted mid-test ---------------------------------------------
 
-@pytest.mark.skip(reason="not yet reliable: 1 of 3 runs ended with one run FAILED after the FerretDB restart "
-                         "(cause not yet found); every service now survives both restarts")
 async def test_broker_then_store_restarted_mid_test(tmp_path: Path, target: Target, kafka_broker: KafkaBroker,
                                                     mongo_server: Any, mongo_url: str) -> None:
     """Restart Kafka while a first batch of runs is mid-flight, then FerretDB while a second batch is:

@@ -1,10 +1,17 @@
-// Command ferretdb-stepline runs FerretDB 1.24 (embeddable package, SQLite backend) for Stepline's
-// development and test infrastructure. It is built and started by `python -m stepline.devinfra`.
+// Command ferretdb-stepline runs FerretDB 1.24 (embeddable package) for Stepline's development and
+// test infrastructure, on its PostgreSQL backend when given -postgresql-url and on SQLite otherwise.
+// It is built and started by `python -m stepline.devinfra`.
 //
 // A plain `go install` of FerretDB's own command panics on a missing build/version/version.txt;
 // the embeddable package does not need it, hence this wrapper.
 //
 //	ferretdb-stepline -listen 127.0.0.1:27018 -sqlite-dir /path/to/data
+//	ferretdb-stepline -listen 127.0.0.1:27018 -sqlite-dir /path/to/data \
+//		-postgresql-url postgres://stepline@127.0.0.1:5433/postgres
+//
+// The directory also holds the Unix socket between the front and FerretDB. SQLite's backend
+// evaluates every filter but a lone `_id` by reading the whole collection into Go; PostgreSQL's
+// pushes equality filters down into SQL, which keeps conditional updates fast as collections grow.
 //
 // It logs to stderr and stops cleanly on SIGTERM or SIGINT. Writes are serialised by a small front
 // (writelock.go), because FerretDB 1.x does not apply conditional single-document updates atomically.
@@ -27,7 +34,8 @@ import (
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:27018", "TCP address to listen on (loopback only)")
-	dir := flag.String("sqlite-dir", "data", "directory holding the SQLite databases (created if missing)")
+	dir := flag.String("sqlite-dir", "data", "directory holding the SQLite databases and the front's socket (created if missing)")
+	pg := flag.String("postgresql-url", "", "use the PostgreSQL backend at this URL instead of SQLite")
 	debug := flag.Bool("debug", false, "log at debug level")
 	flag.Parse()
 
@@ -37,13 +45,13 @@ func main() {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	if err := run(*listen, *dir, logger); err != nil {
+	if err := run(*listen, *dir, *pg, logger); err != nil {
 		logger.Error("ferretdb-stepline failed", "error", err)
 		os.Exit(1)
 	}
 }
 
-func run(listen, dir string, logger *slog.Logger) error {
+func run(listen, dir, pg string, logger *slog.Logger) error {
 	host, _, err := net.SplitHostPort(listen)
 	if err != nil {
 		return fmt.Errorf("bad -listen %q: %w", listen, err)
@@ -69,12 +77,18 @@ func run(listen, dir string, logger *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	f, err := ferretdb.New(&ferretdb.Config{
+	config := &ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{Unix: sock},
 		Logger:    logger,
 		Handler:   "sqlite",
 		SQLiteURL: sqliteURL,
-	})
+	}
+	backend := sqliteURL
+	if pg != "" {
+		config.Handler, config.SQLiteURL, config.PostgreSQLURL = "postgresql", "", pg
+		backend = pg
+	}
+	f, err := ferretdb.New(config)
 	if err != nil {
 		return err
 	}
@@ -85,7 +99,8 @@ func run(listen, dir string, logger *slog.Logger) error {
 	}
 	go serveFront(ctx, front, sock, logger)
 
-	logger.Info("ferretdb-stepline starting", "listen", listen, "sqlite", sqliteURL, "pid", os.Getpid())
+	logger.Info("ferretdb-stepline starting", "listen", listen, "backend", config.Handler, "url", backend,
+		"pid", os.Getpid())
 	if err = f.Run(ctx); err != nil {
 		return err
 	}

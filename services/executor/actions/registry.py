@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -9,8 +11,18 @@ import httpx
 from libs.bus.ports import Bus
 from libs.core.secrets import SecretReader
 from libs.store.ports import Store
+from services.executor.actions.approval import ApprovalAction
 from services.executor.actions.base import Action
+from services.executor.actions.child_runs import ChildRuns
+from services.executor.actions.delay import DelayAction
+from services.executor.actions.foreach import ForeachAction
+from services.executor.actions.integration import IntegrationAction
+from services.executor.actions.kafka import KafkaAction
 from services.executor.actions.logic import ConditionAction, NoopAction, TransformAction
+from services.executor.actions.notify import NotifyAction
+from services.executor.actions.smtp_mail import SmtpMailer
+from services.executor.actions.sub_workflow import SubWorkflowAction
+from services.executor.actions.upsert_entity import UpsertEntityAction
 from services.executor.actions.webhook import WebhookAction
 from services.executor.settings import ExecutorSettings
 
@@ -22,12 +34,23 @@ class ActionDeps:
     store: Store
     secrets: SecretReader
     settings: ExecutorSettings
+    clock: Callable[[], float] = time.time
 
 
 def build_registry(deps: ActionDeps) -> dict[str, Action]:
-    return {
+    children = ChildRuns(deps.store, deps.clock)
+    actions: dict[str, Action] = {
         "WEBHOOK": WebhookAction(deps.client, max_response_bytes=deps.settings.max_response_bytes),
         "CONDITION": ConditionAction(),
         "TRANSFORM": TransformAction(),
         "NOOP": NoopAction(),
+        "KAFKA": KafkaAction(deps.bus),
+        "NOTIFY": NotifyAction(deps.client, SmtpMailer(deps.settings)),
+        "INTEGRATION_ACTION": IntegrationAction(deps.client, deps.secrets, deps.settings),
+        "UPSERT_ENTITY": UpsertEntityAction(deps.store, deps.bus),
+        "DELAY": DelayAction(deps.clock),
+        "APPROVAL": ApprovalAction(deps.clock),
+        "SUB_WORKFLOW": SubWorkflowAction(children),
     }
+    actions["FOREACH"] = ForeachAction(actions, children)
+    return actions

@@ -63,3 +63,9 @@ class NodeRunPatch(_Body):
     @property
     def output_given(self) -> bool:
         return "output" in self.model_fields_set
+
+
+class RerunBody(_Body):
+    from_: Literal["start", "failed"] = Field(default="start", alias="from")
+    """`start`: run everything again with the same inputs; `failed`: reuse the outputs of the nodes
+    that succeeded and execute the rest."""

@@ -11,6 +11,7 @@ from libs.core.definition import Node
 from libs.core.errors import NotFoundError
 from libs.core.run import LogEntry, NodeRun
 from services.trigger import presenters
+from services.trigger.approval import refuse_patch
 from services.trigger.api.context import ApiContext, Context, User
 from services.trigger.api.models import NodeRunPatch
 from services.trigger.completion import Decision, Patch, as_stored, complete_message, decide
@@ -54,6 +55,8 @@ async def stored_form(ctx: ApiContext, node_run: NodeRun, patch: Patch) -> Calla
 
 async def apply_patch(ctx: ApiContext, node_run: NodeRun, body: NodeRunPatch, user: str | None) -> dict[str, Any]:
     patch = to_patch(body, user, ctx.clock())
+    if patch.status == "COMPLETED":
+        refuse_patch(node_run)
     asynchronous = False
     if node_run.status == "RUNNING" and patch.status == "COMPLETED":
         node = await node_of(ctx, node_run)

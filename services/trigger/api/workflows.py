@@ -8,7 +8,8 @@ from fastapi import APIRouter, Body, Path, Query
 
 from libs.core.errors import NotFoundError
 from libs.core.validation import parse_workflow
-from libs.core.versioning import WorkflowRecord, is_valid_tag
+from libs.core.versioning import VersionRecord, WorkflowRecord, is_valid_tag
+from libs.store.pausing import is_paused
 from services.trigger import presenters
 from services.trigger.api.context import ApiContext, Context, User
 from services.trigger.api.models import MAX_VERSION, TagBody
@@ -28,9 +29,11 @@ def normalized(raw: dict[str, Any]) -> dict[str, Any]:
     return parse_workflow(raw).model_dump(mode="json", exclude_none=True)
 
 
-async def shown(ctx: ApiContext, record: WorkflowRecord) -> dict[str, Any]:
-    version = await ctx.store.get_version(record.identifier, record.live_version)
-    return presenters.workflow(record, version)
+async def shown(ctx: ApiContext, record: WorkflowRecord, version: VersionRecord | None = None) -> dict[str, Any]:
+    """The workflow at `version` (default `$LIVE`) with whether it is paused."""
+    if version is None:
+        version = await ctx.store.get_version(record.identifier, record.live_version)
+    return {**presenters.workflow(record, version), "paused": await is_paused(ctx.store, record.identifier)}
 
 
 def checked_tag(tag: str) -> str:
@@ -54,7 +57,7 @@ async def create_workflow(ctx: Context, user: User, definition: Definition) -> d
                             description=stored.get("description"), owner=stored.get("owner"),
                             created_at=now, updated_at=now, created_by=user, updated_by=user)
     created, version = await ctx.store.create_workflow(record, stored)
-    return {"ok": True, "workflow": presenters.workflow(created, version)}
+    return {"ok": True, "workflow": await shown(ctx, created, version)}
 
 
 @router.get("")
@@ -80,7 +83,7 @@ async def replace_workflow(ctx: Context, user: User, workflow_id: WorkflowId, de
     await ctx.store.get_workflow(workflow_id)
     record, version = await ctx.store.add_version(workflow_id, stored, now=ctx.clock(), by=user,
                                                   title=stored.get("title"), description=stored.get("description"))
-    return {"ok": True, "workflow": presenters.workflow(record, version)}
+    return {"ok": True, "workflow": await shown(ctx, record, version)}
 
 
 @router.delete("/{workflow_id}")

@@ -283,3 +283,26 @@ async def test_run_wait_exits_3_when_the_timeout_elapses(served: str, tmp_path: 
     assert code == 3, captured
     assert "  … approve WAITING (node run wfnr_" in captured.out
     assert "stepline: error: timed out after 1.5s waiting for run wfr_" in captured.err
+
+
+async def test_cancel_rerun_pause_resume_against_an_engine(served: str, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    example = str(EXAMPLES / "hello-transform.json")
+    assert (await cli(served, capsys, "apply", example))[0] == 0
+    code, out = await cli(served, capsys, "run", "hello-transform", "--input", "name=Ada", "--wait", "--timeout", "30")
+    run_id = out.splitlines()[0].split()[1]
+    assert code == 0
+
+    code, out = await cli(served, capsys, "rerun", run_id)
+    assert code == 0 and f"(rerun of {run_id} from start)" in out
+
+    code = await asyncio.to_thread(main, ["--api", served, "cancel", run_id])
+    assert code == 2, "a completed run cannot be cancelled"
+    assert "already completed" in capsys.readouterr().err
+
+    assert await cli(served, capsys, "pause", "hello-transform") == (
+        0, "workflow hello-transform paused: it starts no new runs until resumed\n")
+    code = await asyncio.to_thread(main, ["--api", served, "run", "hello-transform", "--input", "name=Ada"])
+    assert code == 2 and "is paused" in capsys.readouterr().err
+    assert (await cli(served, capsys, "resume", "hello-transform"))[0] == 0
+    assert (await cli(served, capsys, "run", "hello-transform", "--input", "name=Ada"))[0] == 0

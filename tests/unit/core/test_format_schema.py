@@ -34,7 +34,7 @@ def test_the_port_deploy_example_validates() -> None:
 
 def test_a_node_of_an_unknown_type_does_not() -> None:
     doc = deploy_service()
-    doc["nodes"][4]["config"]["type"] = "UPSERT_ENTITY"
+    doc["nodes"][4]["config"]["type"] = "SEND_FAX"
     assert [i.pointer for i in _check(doc)] == ["/nodes/4/config/type"]
 
 

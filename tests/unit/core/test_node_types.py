@@ -4,12 +4,23 @@ from typing import Any
 
 import pytest
 
+from libs.core.definition import TRIGGER_TYPES
 from libs.core.errors import Issue
 from libs.core.node_types import NODE_TYPE_SCHEMAS, config_issues, config_validator, known_node_types
 
 
-def test_the_registry_covers_the_node_types_of_this_release() -> None:
-    assert known_node_types() == ["CONDITION", "NOOP", "SELF_SERVE_TRIGGER", "TRANSFORM", "WEBHOOK"]
+DESIGN_NODE_TYPES = [
+    "APPROVAL", "CONDITION", "DELAY", "EVENT_TRIGGER", "FOREACH", "INTEGRATION_ACTION", "KAFKA", "NOOP",
+    "NOTIFY", "QUEUE_TRIGGER", "SCHEDULE_TRIGGER", "SELF_SERVE_TRIGGER", "SUB_WORKFLOW", "TRANSFORM",
+    "UPSERT_ENTITY", "WEBHOOK", "WEBHOOK_TRIGGER"]
+
+
+def test_the_registry_covers_every_node_type_of_the_format() -> None:
+    assert known_node_types() == DESIGN_NODE_TYPES
+
+
+def test_every_trigger_type_has_a_schema() -> None:
+    assert TRIGGER_TYPES <= set(known_node_types())
 
 
 @pytest.mark.parametrize("name", sorted(NODE_TYPE_SCHEMAS))
@@ -27,6 +38,19 @@ def _minimal(name: str) -> dict[str, Any]:
         "CONDITION": {"options": [{"identifier": "a", "expression": "true"}]},
         "TRANSFORM": {"expression": "."},
         "NOOP": {},
+        "WEBHOOK_TRIGGER": {"secretName": "hook-key"},
+        "KAFKA": {"topic": "orders", "payload": {}},
+        "NOTIFY": {"channel": "slack", "url": "https://x", "text": "hi"},
+        "INTEGRATION_ACTION": {"integrationProvider": "GITHUB", "tokenSecret": "t",
+                               "integrationActionExecutionProperties": {"repo": "o/r", "workflowId": "d.yml"}},
+        "UPSERT_ENTITY": {"blueprintIdentifier": "service", "mapping": {"properties": {}}},
+        "EVENT_TRIGGER": {"event": {"type": "ENTITY_CREATED", "blueprintIdentifier": "service"}},
+        "SCHEDULE_TRIGGER": {"intervalSeconds": 60},
+        "QUEUE_TRIGGER": {"topic": "orders"},
+        "DELAY": {"seconds": 1},
+        "APPROVAL": {"assignees": ["a@example.com"], "message": "ok?"},
+        "SUB_WORKFLOW": {"workflowIdentifier": "child"},
+        "FOREACH": {"items": [], "node": {"type": "NOOP"}},
     }
     return minimal[name]
 

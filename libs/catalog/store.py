@@ -1,0 +1,76 @@
+"""The catalog on the entry store: entities are entries of kind `entity` keyed `{blueprint}/{identifier}`.
+
+An upsert reads the entity and writes it back with `replace_entry` (compare-and-set on `rev`), or
+inserts it if absent, and starts over when another writer got there first: concurrent upserts of one
+entity never lose each other's fields. Entries of kind `entity-change` remember, per node run, the
+change an UPSERT_ENTITY made, so a re-executed attempt republishes that change instead of making
+another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from libs.catalog.entities import EntityPatch, iso_time, merged, same_content
+from libs.core.catalog import entity_key
+from libs.core.errors import ConcurrentUpdateError
+from libs.store.ports import EntryStore
+
+KIND = "entity"
+CHANGE_KIND = "entity-change"
+MAX_WRITE_ATTEMPTS = 50
+
+
+@dataclass(frozen=True)
+class Change:
+    action: Literal["CREATE", "UPDATE"] | None
+    """None when the upsert changed nothing (and wrote nothing)."""
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+
+
+class Catalog:
+    def __init__(self, store: EntryStore, clock: Callable[[], float]) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def get(self, blueprint: str, identifier: str) -> dict[str, Any] | None:
+        entry = await self._store.get_entry(KIND, entity_key(blueprint, identifier))
+        return entry.data if entry is not None else None
+
+    async def list(self, blueprint: str, *, limit: int, offset: int) -> list[dict[str, Any]]:
+        """The blueprint's entities in identifier order."""
+        entries = await self._store.list_entries(KIND, prefix=f"{blueprint}/", limit=limit, offset=offset)
+        return [e.data for e in entries]
+
+    async def upsert(self, blueprint: str, patch: EntityPatch) -> Change:
+        """Create the entity or apply `patch` to it; ConcurrentUpdateError (retryable) if it kept
+        losing the compare-and-set."""
+        key = entity_key(blueprint, patch.identifier)
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            now = self._clock()
+            current = await self._store.get_entry(KIND, key)
+            if current is None:
+                created = merged(None, blueprint, patch, iso_time(now))
+                _, inserted = await self._store.insert_entry(KIND, key, created, now=now)
+                if inserted:
+                    return Change("CREATE", None, created)
+                continue
+            after = merged(current.data, blueprint, patch, iso_time(now))
+            if same_content(current.data, after):
+                return Change(None, current.data, current.data)
+            if await self._store.replace_entry(KIND, key, after, expected_rev=current.rev, now=now) is not None:
+                return Change("UPDATE", current.data, after)
+        raise ConcurrentUpdateError(f"entity {key!r} kept changing during {MAX_WRITE_ATTEMPTS} upsert attempts")
+
+    async def recorded_change(self, token: str) -> dict[str, Any] | None:
+        """What `record_change(token, ...)` stored, if anything."""
+        entry = await self._store.get_entry(CHANGE_KIND, token)
+        return entry.data if entry is not None else None
+
+    async def record_change(self, token: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Remember `data` under `token` (first writer wins); returns what is stored."""
+        entry, _ = await self._store.insert_entry(CHANGE_KIND, token, data, now=self._clock())
+        return entry.data

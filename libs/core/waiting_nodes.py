@@ -1,0 +1,77 @@
+"""Node types the engine itself completes after a wait: DELAY (a timer), APPROVAL (a decision or its
+SLA), SUB_WORKFLOW and FOREACH over a workflow (their child runs). Their save-time rules beyond the
+config schemas, and how the executor renders a FOREACH config (its inline node is rendered per item)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from libs.core import pointer as jp
+from libs.core.definition import TRIGGER_TYPES
+from libs.core.errors import Issue
+from libs.core.instants import parse_instant
+from libs.core.templates import render
+
+ENGINE_COMPLETED_TYPES = frozenset({"DELAY", "APPROVAL", "SUB_WORKFLOW", "FOREACH"})
+"""A WAITING node run of these types is completed by the engine (timer, approval decision, child
+runs), never by a PATCH of the node run."""
+
+DEFERRED_KEYS: dict[str, tuple[str, ...]] = {"FOREACH": ("node",)}
+"""Config fields rendered later by the action itself (FOREACH renders its inline node per item)."""
+
+
+def render_config(config: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The node config with its templates rendered, except the fields its action renders itself."""
+    deferred = DEFERRED_KEYS.get(str(config.get("type")), ())
+    if not deferred:
+        rendered: dict[str, Any] = render(config, context)
+        return rendered
+    rendered = render({k: v for k, v in config.items() if k not in deferred}, context)
+    return {**rendered, **{k: config[k] for k in deferred if k in config}}
+
+
+def inline_wait_reason(config: dict[str, Any]) -> tuple[str, str] | None:
+    """(field, why) when an inline FOREACH node could not complete within one attempt."""
+    node_type = config.get("type")
+    if node_type in TRIGGER_TYPES:
+        return "type", f"an inline node cannot be a trigger ({node_type})"
+    if node_type in ("DELAY", "APPROVAL", "SUB_WORKFLOW"):
+        return "type", f"an inline {node_type} node would wait; map a sub-workflow with `workflowIdentifier` instead"
+    if node_type == "FOREACH" and "workflowIdentifier" in config:
+        return "workflowIdentifier", "an inline FOREACH must map an inline `node`, not a workflow"
+    if node_type == "WEBHOOK" and config.get("synchronized") is False:
+        return "synchronized", "an inline WEBHOOK must be synchronized (it cannot wait for a completion)"
+    return None
+
+
+def delay_issues(config: dict[str, Any], pointer: str) -> list[Issue]:
+    until = config.get("until")
+    if not isinstance(until, str) or "{{" in until:
+        return []
+    try:
+        parse_instant(until)
+    except ValueError:
+        return [Issue(jp.join(pointer, "until"), f"config.until {until!r} is not an ISO 8601 timestamp "
+                      "(e.g. 2030-01-01T09:00:00Z)")]
+    return []
+
+
+def foreach_issues(config: dict[str, Any], pointer: str,
+                   inline_issues: Callable[[dict[str, Any], str], list[Issue]]) -> list[Issue]:
+    """The inline node is validated against its own type's schema and rules, under `/config/node`."""
+    inline = config.get("node")
+    if not isinstance(inline, dict) or not isinstance(inline.get("type"), str):
+        return []  # the schema reports it
+    where = jp.join(pointer, "node")
+    reason = inline_wait_reason(inline)
+    if reason is not None:
+        return [Issue(jp.join(where, reason[0]), f"config.node.{reason[0]}: {reason[1]}")]
+    return [Issue(i.pointer, _under_node(i.message)) for i in inline_issues(inline, where)]
+
+
+def _under_node(message: str) -> str:
+    """The inline node's rules name its fields `config.x`; they are `config.node.x` here."""
+    if message.startswith("config.") or message.startswith("config "):
+        return "config.node" + message[len("config"):]
+    return message

@@ -1,0 +1,57 @@
+"""KAFKA: publish the rendered `payload` through the bus, as a `dev.stepline.kafka.message.v1`
+envelope (libs/contracts/kafka_node.py). Output `{topic, key, messageId}`.
+
+The bus is the deployment's: the in-memory bus in embedded mode (consumers in the same process),
+Kafka in distributed mode. With `waitForCompletion: true` the node then waits for a PATCH of its node
+run, which the consumer sends using `context.nodeRunId`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from libs.bus.ports import Bus
+from libs.contracts import kafka_node
+from libs.contracts.envelope import Envelope
+from libs.core.errors import ActionError, BusError
+from services.executor.actions.base import ActionInput, ActionResult
+
+
+class KafkaAction:
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+
+    async def execute(self, data: ActionInput) -> ActionResult:
+        cfg = data.config
+        topic = cfg.get("topic")
+        problem = kafka_node.topic_problem(topic)
+        if problem is not None or not isinstance(topic, str):
+            raise ActionError(f"config.topic {problem}; got {_short(topic)}")
+        key = _key(cfg.get("key")) or data.run_id
+        envelope = Envelope(type=kafka_node.MESSAGE_TYPE, source=kafka_node.SOURCE, subject=key,
+                            data={"payload": cfg.get("payload"), "context": _context(data)})
+        try:
+            await self.bus.publish(topic, envelope)
+        except BusError as exc:
+            raise ActionError(f"publishing to {topic} failed: {exc.message}", retryable=exc.retryable) from None
+        output = {"topic": topic, "key": key, "messageId": envelope.id}
+        return ActionResult(output=output, waiting=cfg.get("waitForCompletion") is True)
+
+
+def _key(value: Any) -> str | None:
+    """The rendered key as text; None (use the run id) when it is absent or empty."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ActionError(f"config.key must render to a string, got {type(value).__name__}")
+    return str(value)
+
+
+def _context(data: ActionInput) -> dict[str, Any]:
+    return {"workflowRunId": data.run_id, "nodeRunId": data.node_run_id,
+            "workflow": data.context.get("run", {}).get("workflow"), "node": data.node.identifier}
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

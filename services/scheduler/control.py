@@ -1,0 +1,115 @@
+"""Run control in the scheduler: cancellation, concurrency admission of queued runs, and the reuse of
+an earlier run's successes by a rerun from `failed`.
+
+Like every scheduler write these are conditional (node runs finish only from PENDING/WAITING; run
+updates are `seq`-guarded; slots change by compare-and-set), so a redelivered command changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from libs.contracts import topics, v1, wrap
+from libs.core import planner
+from libs.core.definition import Workflow
+from libs.core.errors import ConcurrentUpdateError, NotFoundError
+from libs.core.run import NodeRun, Run, node_run_key
+from libs.store.ports import Completion
+from services.scheduler import records
+
+if TYPE_CHECKING:
+    from services.scheduler.handlers import Scheduler
+
+SOURCE = "stepline/scheduler"
+MAX_RACES = 20
+STOPPABLE = frozenset({"PENDING", "WAITING"})
+
+
+async def cancel(scheduler: Scheduler, msg: v1.CancelRun) -> None:
+    for _ in range(MAX_RACES):
+        run, _ = await scheduler.runs.get(msg.run_id, fresh=True)
+        if run.status == "COMPLETED":
+            return
+        workflow = await scheduler.definitions.get(run.workflow, run.version)
+        stopped = [node_id for node_id, p in run.nodes.items()
+                   if p.state in STOPPABLE and await _stop_attempt(scheduler, run, node_id, p.attempt, msg.by)]
+        decision = planner.cancel_run(workflow, run, stopped=stopped, now=scheduler.clock(), by=msg.by)
+        if decision is None:
+            return
+        if await scheduler.save_and_carry_out(workflow, run, decision):
+            return
+    raise ConcurrentUpdateError(f"run {msg.run_id} kept changing while cancelling it")
+
+
+async def _stop_attempt(scheduler: Scheduler, run: Run, node_id: str, attempt: int, by: str | None) -> bool:
+    """Cancel the node run unless an executor holds it; True if it is cancelled (or never existed)."""
+    key = node_run_key(run.id, node_id, attempt)
+    error = f"cancelled by {by}" if by else "cancelled"
+    done = await scheduler.store.finish_node_run(key, Completion(result="CANCELLED", error=error),
+                                                 now=scheduler.clock(), from_statuses=STOPPABLE)
+    if done is not None:
+        return True
+    try:
+        record = await scheduler.store.get_node_run(key)
+    except NotFoundError:
+        return True
+    return record.status == "COMPLETED" and record.result == "CANCELLED"
+
+
+async def admit_others(scheduler: Scheduler, admitted: list[str], *, but: str | None = None) -> None:
+    """Tell the owners of runs that just got a slot to start them (on their own partitions)."""
+    for run_id in admitted:
+        if run_id != but:
+            await scheduler.bus.publish(topics.RUN_COMMANDS, wrap(v1.AdmitRun(run_id=run_id), source=SOURCE))
+
+
+async def admit(scheduler: Scheduler, run_id: str) -> None:
+    """Start a queued run that holds a slot now. Stale or repeated commands change nothing."""
+    for _ in range(MAX_RACES):
+        try:
+            run, _ = await scheduler.runs.get(run_id, fresh=True)
+        except NotFoundError:
+            return
+        if not run.queued or run.status == "COMPLETED":
+            return
+        if not await scheduler.admission.holds_slot(run.workflow, run.id):
+            return
+        workflow = await scheduler.definitions.get(run.workflow, run.version)
+        decision = await start_decision(scheduler, workflow, run)
+        if await scheduler.save_and_carry_out(workflow, run, decision):
+            await scheduler.store.insert_node_run(records.trigger_node_run(workflow, decision.run))
+            await scheduler.publish_event(records.run_started_event(decision.run))
+            return
+    raise ConcurrentUpdateError(f"run {run_id} kept changing while admitting it")
+
+
+async def start_decision(scheduler: Scheduler, workflow: Workflow, run: Run) -> planner.Decision:
+    """The decision that starts `run` (new, or queued until now), reusing earlier successes when it
+    re-runs a run from `failed`."""
+    reused = await reused_nodes(scheduler, workflow, run)
+    decision = planner.start_run(workflow, run_id=run.id, version=run.version, trigger=run.trigger,
+                                 inputs=run.inputs, now=scheduler.clock(), idempotency_key=run.idempotency_key,
+                                 reused={n: r for n, (r, _) in reused.items()}, base=run)
+    for node_id, (_, earlier) in reused.items():
+        await scheduler.store.insert_node_run(records.reused_node_run(workflow, decision.run, node_id, earlier))
+    return decision
+
+
+async def reused_nodes(scheduler: Scheduler, workflow: Workflow,
+                       run: Run) -> dict[str, tuple[planner.ReusedNode, NodeRun]]:
+    if run.rerun_of is None or run.rerun_from != "failed":
+        return {}
+    try:
+        earlier = await scheduler.store.get_run(run.rerun_of)
+    except NotFoundError:
+        return {}
+    reused: dict[str, tuple[planner.ReusedNode, NodeRun]] = {}
+    for node_id, progress in earlier.nodes.items():
+        if progress.state != "SUCCEEDED" or not workflow.has_node(node_id) or workflow.node(node_id).is_trigger:
+            continue
+        try:
+            record = await scheduler.store.get_node_run(node_run_key(earlier.id, node_id, progress.attempt))
+        except NotFoundError:
+            continue
+        reused[node_id] = (planner.ReusedNode(earlier.outputs.get(node_id), progress.branch), record)
+    return reused

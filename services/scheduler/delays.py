@@ -1,0 +1,87 @@
+"""Timers that complete a waiting node: a DELAY's `delay` timer and an APPROVAL's `approval-sla`.
+
+When a DELAY or APPROVAL node run waits, its output says until when (`resumeAt`, `deadline`); the
+scheduler stores a timer due then (insert-if-absent on `{kind}:{node run key}`, so re-ensuring it
+is harmless). Firing completes the node run with one conditional update from WAITING, so an
+approval decided just before its SLA, or a timer fired twice, completes it exactly once. Timers are
+in the store, so a wait survives a restart: the sweeper fires whatever fell due meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from libs.contracts import v1
+from libs.core.errors import NotFoundError, TemplateError
+from libs.core.instants import parse_instant
+from libs.core.run import NodeRun
+from libs.core.templates import apply_variables
+from libs.store.ports import Completion, Timer
+from services.scheduler.completion import outcome_of_record
+
+if TYPE_CHECKING:
+    from services.scheduler.handlers import Scheduler
+
+log = logging.getLogger("stepline.scheduler")
+DELAY = "delay"
+APPROVAL_SLA = "approval-sla"
+TIMER_KINDS = frozenset({DELAY, APPROVAL_SLA})
+WAITING = frozenset({"WAITING"})
+
+
+def timer_of(record: NodeRun) -> Timer | None:
+    """The timer a waiting DELAY or APPROVAL node run needs (None: an approval without SLA)."""
+    output = record.output if isinstance(record.output, dict) else {}
+    kind, field = (DELAY, "resumeAt") if record.node_type == "DELAY" else (APPROVAL_SLA, "deadline")
+    due = output.get(field)
+    if not isinstance(due, str):
+        return None
+    try:
+        due_at = parse_instant(due)
+    except ValueError:
+        log.error("node run %s waits with an unreadable %s %r", record.key, field, due)
+        return None
+    return Timer(id=f"{kind}:{record.key}", run_id=record.run_id, kind=kind, due_at=due_at,
+                 payload={"node_run_key": record.key})
+
+
+async def ensure_timer(scheduler: Scheduler, record: NodeRun) -> None:
+    timer = timer_of(record)
+    if timer is not None and await scheduler.store.put_timer(timer):
+        scheduler.wake_at(timer)
+
+
+async def fire(scheduler: Scheduler, msg: v1.FireTimer) -> None:
+    key = str(msg.payload.get("node_run_key"))
+    try:
+        record = await scheduler.store.get_node_run(key)
+    except NotFoundError:
+        return
+    if record.status != "WAITING":
+        return
+    completion = await _completion(scheduler, record, msg.kind)
+    done = await scheduler.store.finish_node_run(key, completion, now=scheduler.clock(), from_statuses=WAITING)
+    if done is not None:
+        await scheduler.apply(record.run_id, outcome_of_record(done))
+
+
+async def _completion(scheduler: Scheduler, record: NodeRun, kind: str) -> Completion:
+    waited: dict[str, Any] = record.output if isinstance(record.output, dict) else {}
+    if kind == DELAY:
+        return await _success(scheduler, record, {"waitedUntil": waited.get("resumeAt")})
+    timeout = {"decision": "timeout", "by": None, "comment": None, "payload": None}
+    if waited.get("onTimeout") == "continue":
+        return await _success(scheduler, record, timeout)
+    error = f"approval timed out: no decision by the deadline {waited.get('deadline')}"
+    return Completion(result="FAILED", output={**timeout, "error": {"message": error}}, error=error)
+
+
+async def _success(scheduler: Scheduler, record: NodeRun, output: dict[str, Any]) -> Completion:
+    """SUCCESS with the node's `variables` applied to `output`, as for any completion."""
+    run, _ = await scheduler.runs.get(record.run_id)
+    workflow = await scheduler.definitions.get(run.workflow, run.version)
+    try:
+        return Completion(result="SUCCESS", output=apply_variables(workflow.node(record.node_id).variables, output))
+    except TemplateError as exc:
+        return Completion(result="FAILED", output=output, error=exc.message)

@@ -1,0 +1,63 @@
+"""The catalog: read entities, and accept catalog events from other systems (→ catalog-events topic,
+where EVENT_TRIGGERs match them)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query
+from starlette.responses import Response
+
+from libs.catalog.entities import iso_time
+from libs.catalog.events import InvalidCatalogEventError, parse_event, publish_event
+from libs.catalog.store import Catalog
+from libs.core.catalog import is_blueprint_identifier
+from libs.core.errors import NotFoundError
+from services.trigger.api.context import Context
+from services.trigger.errors import RequestInvalidError, invalid
+from services.trigger.publishing import SOURCE
+from services.trigger.responses import ApiJSONResponse
+from services.trigger.strict_json import StrictJsonRoute
+
+router = APIRouter(prefix="/v1", tags=["catalog"], route_class=StrictJsonRoute)
+
+MAX_OFFSET = 2_147_483_647
+Blueprint = Annotated[str, Path(max_length=200)]
+
+
+def _blueprint(blueprint: str) -> str:
+    if not is_blueprint_identifier(blueprint):
+        raise invalid("/path/blueprint", "blueprint must be a blueprint identifier: letters, digits and @ _ = - only")
+    return blueprint
+
+
+@router.get("/blueprints/{blueprint}/entities")
+async def list_entities(ctx: Context, blueprint: Blueprint,
+                        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+                        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
+    """The blueprint's entities in identifier order."""
+    entities = await Catalog(ctx.store, ctx.clock).list(_blueprint(blueprint), limit=limit, offset=offset)
+    return {"ok": True, "entities": entities, "limit": limit, "offset": offset}
+
+
+@router.get("/blueprints/{blueprint}/entities/{identifier:path}")
+async def get_entity(ctx: Context, blueprint: Blueprint,
+                     identifier: Annotated[str, Path(max_length=1000)]) -> dict[str, Any]:
+    """One entity; 404 if the blueprint has no such entity."""
+    entity = await Catalog(ctx.store, ctx.clock).get(_blueprint(blueprint), identifier)
+    if entity is None:
+        raise NotFoundError(f"blueprint {blueprint!r} has no entity {identifier!r}")
+    return {"ok": True, "entity": entity}
+
+
+@router.post("/catalog/events", status_code=202, response_model=None)
+async def post_event(ctx: Context, body: Annotated[dict[str, Any], Body()]) -> Response:
+    """Publish a catalog event in Port's shape to the catalog-events topic: every live EVENT_TRIGGER it
+    matches starts a run. An absent `id` is generated; sending the same `id` again starts nothing new.
+    The stored entity is not changed."""
+    try:
+        event = parse_event(body, timestamp=iso_time(ctx.clock()))
+    except InvalidCatalogEventError as exc:
+        raise RequestInvalidError(exc.issues) from None
+    await publish_event(ctx.bus, event, source=SOURCE)
+    return ApiJSONResponse({"ok": True, "event": event.port_event()}, status_code=202)

@@ -1,0 +1,95 @@
+"""Run control: cancel and rerun a run; pause and resume a workflow."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path
+from starlette.responses import Response
+
+from libs.contracts import v1
+from libs.core.errors import ConflictError
+from libs.core.run import Run, new_run_id
+from libs.store import pausing
+from services.trigger import presenters
+from services.trigger.api.context import ApiContext, Context, User
+from services.trigger.api.models import RerunBody
+from services.trigger.publishing import send_command
+from services.trigger.responses import ApiJSONResponse
+from services.trigger.starting import refuse_if_paused
+from services.trigger.strict_json import StrictJsonRoute
+from services.trigger.waiting import wait_for_insert
+
+runs_router = APIRouter(prefix="/v1/workflows/runs", tags=["run control"], route_class=StrictJsonRoute)
+workflows_router = APIRouter(prefix="/v1/workflows", tags=["run control"], route_class=StrictJsonRoute)
+
+CANCEL_POLL_SECONDS = 0.01
+
+
+async def _shown(ctx: ApiContext, run: Run) -> dict[str, Any]:
+    return presenters.run(run, await ctx.store.list_node_runs(run.id))
+
+
+@runs_router.post("/{run_id}/cancel", response_model=None)
+async def cancel_run(ctx: Context, user: User, run_id: Annotated[str, Path()]) -> Response:
+    """Start no new node, cancel waiting (and not yet started) nodes; the run ends COMPLETED/CANCELLED
+    once attempts in flight finish. 409 if the run has already completed. Answers once the scheduler
+    has recorded the request (200), or 202 if it has not within the accept timeout."""
+    run = await ctx.store.get_run(run_id)
+    if run.status == "COMPLETED":
+        raise ConflictError(f"run {run_id} has already completed with result {run.result}; nothing to cancel")
+    await send_command(ctx.bus, v1.CancelRun(run_id=run_id, by=user))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ctx.settings.accept_timeout_seconds
+    while not _cancel_recorded(run) and loop.time() < deadline:
+        await asyncio.sleep(CANCEL_POLL_SECONDS)
+        run = await ctx.store.get_run(run_id)
+    status = 200 if _cancel_recorded(run) else 202
+    return ApiJSONResponse({"ok": True, "workflowRun": await _shown(ctx, run)}, status_code=status)
+
+
+def _cancel_recorded(run: Run) -> bool:
+    return run.cancel_requested or run.status == "COMPLETED"
+
+
+@runs_router.post("/{run_id}/rerun", status_code=201, response_model=None)
+async def rerun(ctx: Context, user: User, run_id: Annotated[str, Path()],
+                body: Annotated[RerunBody | None, Body()] = None) -> Response:
+    """A new run of the same workflow version with the same inputs, linked to the old one. From
+    `failed` (only for a completed run that did not succeed) it reuses the outputs of the nodes that
+    succeeded and executes the rest."""
+    body = body or RerunBody()
+    old = await ctx.store.get_run(run_id)
+    if body.from_ == "failed" and (old.status != "COMPLETED" or old.result == "SUCCESS"):
+        state = "has not completed" if old.status != "COMPLETED" else "succeeded"
+        raise ConflictError(f"run {run_id} {state}; a rerun from `failed` needs a completed run that did not succeed")
+    await refuse_if_paused(ctx.store, old.workflow)
+    new_id = new_run_id()
+    trigger = v1.TriggerContext(type="RERUN", by=user, at=ctx.clock(), node=old.trigger.node)
+    await send_command(ctx.bus, v1.StartRun(run_id=new_id, workflow=old.workflow, version=old.version,
+                                            trigger=trigger, inputs=old.inputs, rerun_of=old.id,
+                                            rerun_from=body.from_))
+    run = await wait_for_insert(ctx.store, new_id, old.workflow, None, ctx.settings.accept_timeout_seconds)
+    if run is None:
+        shown = presenters.accepted_run(new_id, old.workflow, old.version)
+        return ApiJSONResponse({"ok": True, "workflowRun": shown}, status_code=202)
+    return ApiJSONResponse({"ok": True, "workflowRun": await _shown(ctx, run)}, status_code=201)
+
+
+@workflows_router.post("/{workflow_id}/pause")
+async def pause(ctx: Context, user: User, workflow_id: Annotated[str, Path()]) -> dict[str, Any]:
+    """While paused, API and webhook starts get 409, catalog events and queue messages start no run
+    and schedule ticks are skipped. Runs in progress go on. Pausing twice changes nothing."""
+    await ctx.store.get_workflow(workflow_id)
+    entry = await pausing.pause(ctx.store, workflow_id, by=user, now=ctx.clock())
+    return {"ok": True, "workflow": {"identifier": workflow_id, "paused": True,
+                                     "pausedBy": entry.data.get("by"), "pausedAt": presenters.iso(entry.updated_at)}}
+
+
+@workflows_router.post("/{workflow_id}/resume")
+async def resume(ctx: Context, workflow_id: Annotated[str, Path()]) -> dict[str, Any]:
+    """Starts are accepted again. Resuming a workflow that is not paused changes nothing."""
+    await ctx.store.get_workflow(workflow_id)
+    await pausing.resume(ctx.store, workflow_id)
+    return {"ok": True, "workflow": {"identifier": workflow_id, "paused": False}}

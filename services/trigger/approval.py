@@ -1,0 +1,80 @@
+"""Deciding an APPROVAL node (pure): who may decide it, and the `CompleteNode` a decision becomes.
+
+A waiting APPROVAL node run's output is its request (`assignees, message, deadline, onTimeout`), so
+the check needs nothing but the node run. Approve completes it SUCCESS; reject completes it FAILED
+with the error "rejected by <by>" (an error branch or `onFailure: continue` may take it from there).
+Both outputs are `{decision, by, comment, payload}`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from libs.contracts import v1
+from libs.core.errors import ConflictError, ForbiddenError
+from libs.core.run import NodeRun
+from libs.core.waiting_nodes import ENGINE_COMPLETED_TYPES
+
+KIND = "approval-decisions"
+"""EntryStore kind: the first decision of each node run (insert-if-absent), keyed by node run key."""
+
+Verdict = Literal["approve", "reject"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision: Verdict
+    by: str
+    comment: str | None = None
+    payload: Any = None
+
+    def as_data(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check(node_run: NodeRun, decision: Decision) -> None:
+    """ConflictError unless the node run waits for a decision; ForbiddenError unless `by` is an assignee."""
+    if node_run.node_type != "APPROVAL":
+        raise ConflictError(f"node {node_run.node_id!r} is a {node_run.node_type} node, not an APPROVAL")
+    if node_run.status == "COMPLETED":
+        output = node_run.output if isinstance(node_run.output, dict) else {}
+        earlier = output.get("decision")
+        how = f": {earlier}" + (f" by {output.get('by')}" if output.get("by") else "") if earlier else ""
+        raise ConflictError(f"approval node {node_run.node_id!r} was already decided{how}")
+    if node_run.status != "WAITING":
+        raise ConflictError(f"approval node {node_run.node_id!r} is not waiting for a decision yet "
+                            f"(its node run is {node_run.status})")
+    request = node_run.output if isinstance(node_run.output, dict) else {}
+    assignees = request.get("assignees")
+    if not isinstance(assignees, list) or decision.by not in assignees:
+        raise ForbiddenError(f"{decision.by!r} is not an assignee of approval node {node_run.node_id!r}")
+
+
+def complete_message(node_run: NodeRun, decision: Decision) -> v1.CompleteNode:
+    output: dict[str, Any] = decision.as_data()
+    if decision.decision == "approve":
+        return v1.CompleteNode(run_id=node_run.run_id, node_run_key=node_run.key, result="SUCCESS",
+                               output=output, by=decision.by)
+    output["error"] = {"message": f"rejected by {decision.by}"}
+    return v1.CompleteNode(run_id=node_run.run_id, node_run_key=node_run.key, result="FAILED",
+                           output=output, by=decision.by)
+
+
+def already_decided(node_run: NodeRun, earlier: dict[str, Any]) -> ConflictError:
+    return ConflictError(f"approval node {node_run.node_id!r} was already decided: "
+                         f"{earlier.get('decision')} by {earlier.get('by')}")
+
+
+def refuse_patch(node_run: NodeRun) -> None:
+    """A node run the engine completes (libs/core/waiting_nodes.py) is not completed by a PATCH:
+    an APPROVAL is decided by an assignee, a DELAY by its timer, child runs by their completion."""
+    if node_run.node_type not in ENGINE_COMPLETED_TYPES or node_run.status == "COMPLETED":
+        return
+    if node_run.node_type == "APPROVAL":
+        how = f"decide it with POST /v1/workflows/runs/{node_run.run_id}/nodes/{node_run.node_id}/approval"
+    elif node_run.node_type == "DELAY":
+        how = "it completes when its delay ends"
+    else:
+        how = "it completes when its child runs complete"
+    raise ConflictError(f"node run {node_run.id} of a {node_run.node_type} node cannot be completed by a PATCH: {how}")

@@ -1,0 +1,103 @@
+"""EVENT_TRIGGER: every catalog event on the catalog-events topic starts one run of each live
+EVENT_TRIGGER whose event type and blueprint match it and whose jq `condition` holds.
+
+The trigger's output is the event in Port's shape (`.diff.after.properties…` in the condition and in
+`.outputs.<trigger>`). A run's idempotency key is `event:{event id}:{trigger node}`, so a redelivered
+or re-sent event starts nothing new. Paused workflows start nothing. A condition expression that
+fails on an event counts as no match and is logged: a bad event never blocks the topic.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from libs.bus.ports import Bus
+from libs.catalog.entities import iso_time
+from libs.catalog.events import InvalidCatalogEventError, event_of
+from libs.contracts import topics, v1
+from libs.contracts.envelope import Envelope
+from libs.core.catalog import EVENT_TYPE_ACTIONS
+from libs.core.errors import TemplateError
+from libs.core.templates import evaluate, is_truthy
+from libs.runtime.service import Subscription
+from libs.store.definitions import DefinitionCache
+from libs.store.pausing import is_paused
+from libs.store.ports import Store
+from services.trigger.live_triggers import LiveTrigger, live_triggers
+from services.trigger.settings import TriggerSettings
+from services.trigger.starting import RunStarter, StartOutcome, TriggerStart
+
+log = logging.getLogger("stepline.trigger.events")
+NODE_TYPE = "EVENT_TRIGGER"
+
+
+def selects(config: dict[str, Any], event: v1.CatalogEvent) -> bool:
+    """Whether the trigger's `event` (type and blueprint) covers `event`."""
+    wanted = config.get("event")
+    if not isinstance(wanted, dict) or wanted.get("blueprintIdentifier") != event.context.blueprintIdentifier:
+        return False
+    return event.action in EVENT_TYPE_ACTIONS.get(str(wanted.get("type")), frozenset())
+
+
+def condition_holds(config: dict[str, Any], payload: dict[str, Any]) -> bool:
+    """The trigger's `condition` against the event (true without one). TemplateError if an
+    expression fails."""
+    condition = config.get("condition")
+    if not isinstance(condition, dict):
+        return True
+    outcomes = (is_truthy(evaluate(str(e), payload)) for e in condition.get("expressions") or [])
+    return any(outcomes) if condition.get("combinator") == "or" else all(outcomes)
+
+
+class EventTriggers:
+    def __init__(self, store: Store, starter: RunStarter, *, clock: Callable[[], float]) -> None:
+        self.store = store
+        self.starter = starter
+        self.definitions = DefinitionCache(store)
+        self.clock = clock
+
+    async def handle(self, envelope: Envelope) -> None:
+        """The catalog-events handler: other message types on the topic are ignored, and so (logged)
+        are events not in Port's shape."""
+        try:
+            event = event_of(envelope, timestamp=iso_time(self.clock()))
+        except InvalidCatalogEventError as exc:
+            log.warning("ignoring message %s on the catalog-events topic: %s", envelope.id, exc.message)
+            return
+        if event is not None:
+            await self.fire(event)
+
+    async def fire(self, event: v1.CatalogEvent) -> list[StartOutcome]:
+        """Start a run of every live EVENT_TRIGGER the event matches."""
+        payload = event.port_event()
+        started = []
+        for trigger in await live_triggers(self.store, self.definitions, NODE_TYPE):
+            if not self._matches(trigger, event, payload):
+                continue
+            workflow = trigger.workflow.identifier
+            if await is_paused(self.store, workflow):
+                log.info("workflow %s is paused: catalog event %s starts no run", workflow, event.id)
+                continue
+            started.append(await self.starter.fire(TriggerStart(
+                workflow=workflow, version=trigger.version, node=trigger.node.identifier, trigger_type="EVENT",
+                output=payload, idempotency_key=f"event:{event.id}:{trigger.node.identifier}", wait=False)))
+        return started
+
+    def _matches(self, trigger: LiveTrigger, event: v1.CatalogEvent, payload: dict[str, Any]) -> bool:
+        config = trigger.node.config
+        if not selects(config, event):
+            return False
+        try:
+            return condition_holds(config, payload)
+        except TemplateError as exc:
+            log.warning("workflow %s trigger %s: condition failed on catalog event %s, so it does not match: %s",
+                        trigger.workflow.identifier, trigger.node.identifier, event.id, exc.message)
+            return False
+
+
+def event_trigger_subscription(settings: TriggerSettings, store: Store, bus: Bus, *, group: str,
+                               clock: Callable[[], float]) -> Subscription:
+    starter = RunStarter(store, bus, DefinitionCache(store), clock, settings.accept_timeout_seconds)
+    return Subscription(topics.CATALOG_EVENTS, group, EventTriggers(store, starter, clock=clock).handle)

@@ -1,0 +1,121 @@
+"""QUEUE_TRIGGER ingress: every message on a live QUEUE_TRIGGER's topic starts one run.
+
+The topics come from live definitions, so they change at runtime: every `reconcile` seconds the
+trigger subscribes (group `stepline-trigger-queue`, `Bus.add_subscription(external=True)`) to each
+topic a live QUEUE_TRIGGER names that it does not consume yet. A topic no longer named stays
+subscribed; its messages start nothing. A new subscription reads from the oldest retained message.
+
+For each message, every live QUEUE_TRIGGER of that topic (in a workflow that is not paused) gets a
+`StartRun` before the handler returns, so the bus commits the message only once the runs are
+accepted; a failure to publish is redelivered. The idempotency key `queue:{node}:{message id}`
+makes a redelivered message start nothing new. The run's trigger output is:
+- a `v1.ExternalMessage` (plain JSON written to the topic by anything): its value if that is an
+  object, else `{"value": value}`;
+- any other envelope (such as the KAFKA node's `dev.stepline.kafka.message.v1`): its data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from libs.bus.ports import Bus, Handler
+from libs.contracts import v1
+from libs.contracts.envelope import Envelope
+from libs.core.errors import BusError
+from libs.store.definitions import DefinitionCache
+from libs.store.pausing import is_paused
+from libs.store.ports import Store
+from services.trigger.live_triggers import LiveTrigger, live_triggers
+from services.trigger.settings import TriggerSettings
+from services.trigger.starting import RunStarter, TriggerStart
+
+NODE_TYPE: Final = "QUEUE_TRIGGER"
+GROUP: Final = "stepline-trigger-queue"
+
+log = logging.getLogger("stepline.trigger.queue")
+
+
+def message_output(envelope: Envelope) -> dict[str, Any]:
+    """A queue message as its run's trigger output."""
+    if envelope.type == v1.ExternalMessage.TYPE:
+        value = envelope.data.get("value")
+        return value if isinstance(value, dict) else {"value": value}
+    return dict(envelope.data)
+
+
+def trigger_topic(trigger: LiveTrigger) -> str | None:
+    topic = trigger.node.config.get("topic")
+    return topic if isinstance(topic, str) and topic else None
+
+
+class QueueIngress:
+    def __init__(self, store: Store, bus: Bus, starter: RunStarter, definitions: DefinitionCache,
+                 reconcile_seconds: float) -> None:
+        self._store = store
+        self._bus = bus
+        self._starter = starter
+        self._definitions = definitions
+        self._reconcile_seconds = reconcile_seconds
+        self._subscribed: set[str] = set()
+
+    @property
+    def topics(self) -> frozenset[str]:
+        """The topics consumed so far."""
+        return frozenset(self._subscribed)
+
+    async def run(self) -> None:
+        """Reconcile until cancelled; a failed pass is logged and the next one retries."""
+        while True:
+            try:
+                await self.reconcile()
+            except asyncio.CancelledError:
+                raise
+            except BusError as exc:
+                log.warning("subscribing to queue topics failed (%s); retrying", exc)
+            except Exception:
+                log.exception("reconciling queue topics failed; retrying")
+            await asyncio.sleep(self._reconcile_seconds)
+
+    async def reconcile(self) -> None:
+        """Subscribe to every topic of a live QUEUE_TRIGGER not consumed yet."""
+        live = await live_triggers(self._store, self._definitions, NODE_TYPE)
+        wanted = {topic for topic in map(trigger_topic, live) if topic is not None}
+        for topic in sorted(wanted - self._subscribed):
+            try:
+                await self._bus.add_subscription(topic, GROUP, self._handler(topic), external=True)
+            except ValueError:
+                pass  # this group consumes it already (another trigger instance on the same bus)
+            self._subscribed.add(topic)
+            log.info("consuming queue topic %s", topic)
+
+    def _handler(self, topic: str) -> Handler:
+        async def handle(envelope: Envelope) -> None:
+            await self.handle(topic, envelope)
+
+        return handle
+
+    async def handle(self, topic: str, envelope: Envelope) -> None:
+        """Start a run of every live QUEUE_TRIGGER of `topic` for `envelope`; return once published."""
+        triggers = [t for t in await live_triggers(self._store, self._definitions, NODE_TYPE)
+                    if trigger_topic(t) == topic]
+        output = message_output(envelope)
+        for trigger in triggers:
+            workflow, node = trigger.workflow.identifier, trigger.node.identifier
+            if await is_paused(self._store, workflow):
+                log.info("queue message %s on %s starts no run of %s: the workflow is paused",
+                         envelope.id, topic, workflow)
+                continue
+            await self._starter.fire(TriggerStart(
+                workflow=workflow, version=trigger.version, node=node, trigger_type="QUEUE", output=output,
+                idempotency_key=f"queue:{node}:{envelope.id}", wait=False))
+
+
+def queue_loop(settings: TriggerSettings, store: Store, bus: Bus, *,
+               clock: Callable[[], float]) -> Callable[[], Awaitable[None]]:
+    """The trigger workers' queue-topic reconcile loop (a `Service` loop)."""
+    definitions = DefinitionCache(store)
+    starter = RunStarter(store, bus, definitions, clock, settings.accept_timeout_seconds)
+    return QueueIngress(store, bus, starter, definitions, settings.queue_reconcile_seconds).run
