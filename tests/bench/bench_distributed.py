@@ -4,7 +4,10 @@ Starts a development Kafka broker and FerretDB (`stepline.devinfra`, cached in `
 data in a temporary directory, free loopback ports), then trigger, scheduler, two executors and
 notifier as separate OS processes, and drives the workflows of `bench_embedded` through the HTTP API
 with a closed loop of concurrent runs: each one is started by `POST /v1/workflows/{id}/runs` and
-awaited with `GET /v1/workflows/runs/{id}?wait=10`. Timings come from the node runs the API returns:
+awaited by its `RunCompleted` event on the run-events topic (a consumer group of the benchmark's own;
+long-polling `GET /v1/workflows/runs/{id}?wait=` would read the run from the store every 25 ms per
+waiting client, load that the benchmark should not add). Its node runs are read through the API after
+the clock stopped. Timings come from the node runs the API returns:
 - runs/s and node completions/s over the wall time of the whole batch;
 - dispatch latency: from a node run's creation by the scheduler (just before ExecuteNode is
   published) to an executor's claim, p50 and p99 over every executed node (API timestamps have
@@ -33,6 +36,9 @@ from typing import Any
 import httpx
 
 from bench_embedded import chain, fan
+from libs.bus.kafka import KafkaBus
+from libs.contracts import topics, v1
+from libs.contracts.envelope import Envelope
 from stepline.devinfra import DevInfra, InfraError, Server, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +47,7 @@ SERVICES: dict[str, dict[str, str]] = {
     "trigger": {}, "scheduler": {}, "executor-1": {"STEPLINE_INSTANCE_ID": "e1"},
     "executor-2": {"STEPLINE_INSTANCE_ID": "e2"}, "notifier": {}}
 STOP_TIMEOUT = 30.0
+PARTITIONS = 4
 READY_TIMEOUT = 60.0
 LOG_TAIL_LINES = 15
 
@@ -95,7 +102,7 @@ def infrastructure(data: Path) -> Iterator[tuple[str, str]]:
 
 def service_env(kafka: str, mongo: str, api_port: int) -> dict[str, str]:
     return {**os.environ, "STEPLINE_BUS_URL": f"kafka://{kafka}", "STEPLINE_STORE_URL": mongo,
-            "STEPLINE_MONGO_DATABASE": f"stepline_bench_{os.getpid()}", "STEPLINE_PARTITIONS": "4",
+            "STEPLINE_MONGO_DATABASE": f"stepline_bench_{os.getpid()}", "STEPLINE_PARTITIONS": str(PARTITIONS),
             "STEPLINE_LEASE_SECONDS": "3", "STEPLINE_STALE_SECONDS": "30",
             "STEPLINE_SWEEP_INTERVAL_SECONDS": "0.5", "STEPLINE_PORT": str(api_port)}
 
@@ -172,34 +179,54 @@ async def start_run(client: httpx.AsyncClient, workflow: str) -> str:
     return run_id
 
 
-async def await_run(client: httpx.AsyncClient, run_id: str, timeout: float) -> dict[str, Any]:
-    """The completed run with its node runs (404 while an accepted run is not inserted yet)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        answer = await client.get(f"/v1/workflows/runs/{run_id}", params={"wait": 10})
-        if answer.status_code == 404:
-            await asyncio.sleep(0.05)
-            continue
-        answer.raise_for_status()
-        run: dict[str, Any] = answer.json()["workflowRun"]
-        if run["status"] == "COMPLETED":
-            return run
-    raise RuntimeError(f"run {run_id} did not complete within {timeout:.0f} s")
+class Completions:
+    """RunCompleted events from the run-events topic, read by a consumer group of the benchmark's own:
+    a run is awaited without asking the store anything (a long-polling API client would read the run
+    from the store every 25 ms while it waits, which is load the benchmark should not add)."""
+
+    def __init__(self) -> None:
+        self._done: dict[str, asyncio.Future[None]] = {}
+
+    def _future(self, run_id: str) -> asyncio.Future[None]:
+        return self._done.setdefault(run_id, asyncio.get_running_loop().create_future())
+
+    async def handle(self, envelope: Envelope) -> None:
+        if envelope.type == v1.RunCompleted.TYPE and envelope.subject:
+            future = self._future(envelope.subject)
+            if not future.done():
+                future.set_result(None)
+
+    async def wait(self, run_id: str, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(self._future(run_id)), timeout)
+        except TimeoutError:
+            raise RuntimeError(f"run {run_id} did not complete within {timeout:.0f} s") from None
 
 
-async def closed_loop(client: httpx.AsyncClient, workflow: str, runs: int, in_flight: int,
-                      timeout: float) -> tuple[list[dict[str, Any]], float]:
-    """`runs` runs with `in_flight` of them kept going at once; (completed runs, wall seconds)."""
+async def fetch_run(client: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
+    answer = await client.get(f"/v1/workflows/runs/{run_id}")
+    answer.raise_for_status()
+    run: dict[str, Any] = answer.json()["workflowRun"]
+    return run
+
+
+async def closed_loop(client: httpx.AsyncClient, completions: Completions, workflow: str, runs: int,
+                      in_flight: int, timeout: float) -> tuple[list[dict[str, Any]], float]:
+    """`runs` runs with `in_flight` of them kept going at once; (completed runs, wall seconds). The
+    runs' node runs are read through the API after the clock stopped."""
     tickets = iter(range(runs))
-    done: list[dict[str, Any]] = []
+    done: list[str] = []
 
     async def lane() -> None:
         for _ in tickets:  # shared by every lane: `runs` runs in all
-            done.append(await await_run(client, await start_run(client, workflow), timeout))
+            run_id = await start_run(client, workflow)
+            await completions.wait(run_id, timeout)
+            done.append(run_id)
 
     began = time.perf_counter()
     await asyncio.gather(*(lane() for _ in range(min(in_flight, runs))))
-    return done, time.perf_counter() - began
+    seconds = time.perf_counter() - began
+    return [await fetch_run(client, run_id) for run_id in done], seconds
 
 
 # ---- figures ------------------------------------------------------------------------------------
@@ -243,22 +270,30 @@ class Plan:
     run_timeout: float
 
 
-async def bench(api_port: int, procs: Procs, plan: Plan) -> list[Row]:
+async def bench(api_port: int, kafka: str, procs: Procs, plan: Plan) -> list[Row]:
     definitions = (chain(10), fan(20))
     rows: list[Row] = []
+    completions = Completions()
+    events = KafkaBus(kafka, partitions=PARTITIONS, client_id="stepline-bench")
+    events.subscribe(topics.RUN_EVENTS, f"stepline-bench-{os.getpid()}", completions.handle)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=30) as client:
         await wait_ready(client, procs)
-        for definition in definitions:
-            await create_workflow(client, definition)
-            if plan.warmup:
-                await closed_loop(client, definition["identifier"], plan.warmup, max(plan.levels), plan.run_timeout)
-        progress("services ready, workflows created; measuring")
-        for in_flight in plan.levels:
+        await events.start()
+        try:
             for definition in definitions:
-                done, seconds = await closed_loop(client, definition["identifier"], plan.runs, in_flight,
-                                                  plan.run_timeout)
-                rows.append(summarise(definition["identifier"], in_flight, done, seconds))
-                progress(f"{definition['identifier']}, {in_flight} in flight: {seconds:.1f} s")
+                await create_workflow(client, definition)
+                if plan.warmup:
+                    await closed_loop(client, completions, definition["identifier"], plan.warmup,
+                                      max(plan.levels), plan.run_timeout)
+            progress("services ready, workflows created; measuring")
+            for in_flight in plan.levels:
+                for definition in definitions:
+                    done, seconds = await closed_loop(client, completions, definition["identifier"], plan.runs,
+                                                      in_flight, plan.run_timeout)
+                    rows.append(summarise(definition["identifier"], in_flight, done, seconds))
+                    progress(f"{definition['identifier']}, {in_flight} in flight: {seconds:.1f} s")
+        finally:
+            await events.stop()
     return rows
 
 
@@ -267,7 +302,7 @@ def measure(data: Path, plan: Plan) -> list[Row]:
     api_port = free_port()
     with infrastructure(data) as (kafka, mongo), services(service_env(kafka, mongo, api_port), data) as procs:
         try:
-            return asyncio.run(bench(api_port, procs, plan))
+            return asyncio.run(bench(api_port, kafka, procs, plan))
         except Exception:
             print_log_tails(data)
             raise
