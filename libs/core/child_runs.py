@@ -14,9 +14,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from libs.core.errors import NotFoundError
 from libs.core.run import Run, derived_id
-from libs.core.versioning import WorkflowRecord, is_valid_tag
+from libs.core.versioning import resolve_version
+
+__all__ = ["resolve_version"]
 
 KIND = "child-runs"
 MAX_DEPTH = 10
@@ -26,20 +27,6 @@ CHILD_TRIGGER_TYPE = "SUB_WORKFLOW"
 
 def child_run_id(parent_node_run_key: str, index: int) -> str:
     return derived_id("wfr_", f"{parent_node_run_key}/child/{index}")
-
-
-def resolve_version(record: WorkflowRecord, version: int | None, tag: str | None) -> int:
-    """The child version: the one named, the one `tag` points at, or `$LIVE`. NotFoundError names
-    what is missing."""
-    if version is not None:
-        if not 1 <= version <= record.latest_version:
-            raise NotFoundError(f"workflow {record.identifier!r} has no version {version}")
-        return version
-    if tag is None:
-        return record.live_version
-    if not is_valid_tag(tag) or tag not in record.tags:
-        raise NotFoundError(f"workflow {record.identifier!r} has no tag {tag!r}")
-    return record.tags[tag]
 
 
 def child_outcome(run: Run) -> dict[str, Any]:

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from libs.core.errors import NotFoundError
+
 LIVE_TAG = "$LIVE"
 TAG_PATTERN = re.compile(r"^\$[A-Z_]+$")
 
@@ -45,3 +47,17 @@ class VersionRecord(BaseModel):
     """The normalised definition JSON exactly as validated; parse with `validation.parse_workflow`."""
     created_at: float = 0.0
     created_by: str | None = None
+
+
+def resolve_version(record: WorkflowRecord, version: int | None, tag: str | None) -> int:
+    """The version a run starts on: the one named, the one `tag` points at, or `$LIVE`.
+    NotFoundError names what is missing."""
+    if version is not None:
+        if not 1 <= version <= record.latest_version:
+            raise NotFoundError(f"workflow {record.identifier!r} has no version {version}")
+        return version
+    if tag is None:
+        return record.live_version
+    if not is_valid_tag(tag) or tag not in record.tags:
+        raise NotFoundError(f"workflow {record.identifier!r} has no tag {tag!r}")
+    return record.tags[tag]

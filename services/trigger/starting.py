@@ -14,6 +14,7 @@ from libs.core.errors import ConflictError, NotFoundError
 from libs.core.inputs import validate_inputs
 from libs.core.run import Run, new_run_id
 from libs.core.versioning import WorkflowRecord, is_valid_tag
+from libs.core.versioning import resolve_version as version_of
 from libs.store.definitions import DefinitionCache
 from libs.store.pausing import is_paused
 from libs.store.ports import Store
@@ -56,17 +57,9 @@ def resolve_version(record: WorkflowRecord, version: int | None, tag: str | None
     """The version a run starts on: the one asked for, the one `tag` points at, or `$LIVE`."""
     if version is not None and tag is not None:
         raise invalid("/tag", "give either version or tag, not both")
-    if version is not None:
-        if not 1 <= version <= record.latest_version:
-            raise NotFoundError(f"workflow {record.identifier!r} has no version {version}")
-        return version
-    if tag is None:
-        return record.live_version
-    if not is_valid_tag(tag):
+    if version is None and tag is not None and not is_valid_tag(tag):
         raise invalid("/tag", f"tag {tag!r} must match ^\\$[A-Z_]+$ (at most 60 characters)")
-    if tag not in record.tags:
-        raise NotFoundError(f"workflow {record.identifier!r} has no tag {tag}")
-    return record.tags[tag]
+    return version_of(record, version, tag)
 
 
 def self_serve_trigger(workflow: Workflow, version: int) -> Node:
