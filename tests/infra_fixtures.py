@@ -3,8 +3,10 @@
 MongoDB protocol (`test_mongo_store.py`):
 
 `STEPLINE_TEST_MONGO_URL` points the tests at a running server. Otherwise FerretDB is built (cached in
-`<repo>/.cache/infra`) and started by `stepline.devinfra`; if that is impossible (no Go toolchain,
-say) the Mongo tests are skipped with the reason — or fail with it when `STEPLINE_REQUIRE_INFRA=1`.
+`<repo>/.cache/infra`) and started by `stepline.devinfra`, on a private PostgreSQL when one is
+installed and on SQLite otherwise (`STEPLINE_FERRETDB_BACKEND` chooses); if that is impossible (no Go
+toolchain, say) the Mongo tests are skipped with the reason — or fail with it when
+`STEPLINE_REQUIRE_INFRA=1`.
 """
 
 from __future__ import annotations

@@ -53,6 +53,7 @@ from libs.bus.kafka_consumer import ConsumerSettings, SubscriptionConsumer
 from libs.bus.kafka_delivery import Delivery, Policy
 from libs.bus.kafka_producer import Publisher
 from libs.bus.kafka_topics import TopicCreator
+from libs.bus.kafka_tracing import producing
 from libs.bus.memory import partition_for
 from libs.bus.ports import Handler
 from libs.contracts import topics
@@ -126,7 +127,8 @@ class KafkaBus:
         """Send `envelope` to `topic` and await the broker's acknowledgement; BusError if it fails."""
         if self._closed:
             raise BusError(f"the bus is stopped; cannot publish to {topic}")
-        await self._send(topic, envelope, outgoing_traceparent(traceparent))
+        with producing(topic, envelope, traceparent) as sent_traceparent:
+            await self._send(topic, envelope, sent_traceparent)
 
     def subscribe(self, topic: str, group: str, handler: Handler) -> None:
         """Register `handler` for `topic` in `group`; ValueError if that group already has one."""

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 
 from libs.bus.dead_letter import dead_letter_envelope, is_retryable
 from libs.bus.kafka_codec import PoisonMessageError, Record, accepts_external, decode, poison_letter
+from libs.bus.kafka_tracing import consuming
 from libs.bus.kafka_worker import PartitionWorker
 from libs.bus.ports import Handler
 from libs.contracts import topics
 from libs.contracts.envelope import Envelope
-from libs.telemetry.propagation import continuing, traceparent_from_headers
+from libs.telemetry.propagation import traceparent_from_headers
 
 _log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class Delivery:
             envelope = decode(record, external=self._external)
         except PoisonMessageError as exc:
             return await self._poison(record, exc, worker)
-        with continuing(traceparent_from_headers(record.headers)):
+        with consuming(self.topic, self.group, envelope, traceparent_from_headers(record.headers)):
             return await self._deliver(envelope, record, worker)
 
     async def _poison(self, record: Record, error: PoisonMessageError, worker: PartitionWorker) -> bool:

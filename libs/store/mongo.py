@@ -11,7 +11,9 @@ Differences forced by the MongoDB subset that FerretDB 1.x shares:
   run has (no partial or sparse indexes) — see `mongo_documents.idempotency_value`;
 - a claim is two disjoint conditional updates (first claim sets `started_at`; later ones keep it),
   since a non-pipeline update cannot branch — see `mongo_queries.claim_filter`;
-- node runs created at the same instant are listed by key rather than by insertion order.
+- node runs created at the same instant are listed by key rather than by insertion order;
+- a completion whose output FerretDB takes for the stored one (same values, other field names) is
+  written again after an `$unset` — see `finish_node_run`.
 """
 
 from __future__ import annotations
@@ -108,8 +110,10 @@ class MongoStore(MongoEntries):
                                    by=record.created_by, title=None, description=None)
 
     async def get_workflow(self, identifier: str, *, include_deleted: bool = False) -> WorkflowRecord:
-        doc = await self._db.find_one(WORKFLOWS, q.workflow_filter(identifier, include_deleted=include_deleted))
-        if doc is None:
+        # By `_id` alone, `deleted` checked here: FerretDB's SQLite backend evaluates any other filter
+        # by reading the whole collection, and the trigger reads the workflow on every run start.
+        doc = await self._db.find_one(WORKFLOWS, {"_id": identifier})
+        if doc is None or (doc.get("deleted") and not include_deleted):
             raise NotFoundError(f"workflow {identifier!r} not found")
         return docs.workflow_from(doc)
 
@@ -148,7 +152,7 @@ class MongoStore(MongoEntries):
         return 0 if doc is None else int(doc["version"])
 
     async def get_version(self, identifier: str, version: int) -> VersionRecord:
-        doc = await self._db.find_one(VERSIONS, {"workflow": identifier, "version": version})
+        doc = await self._db.find_one(VERSIONS, {"_id": docs.version_id(identifier, version)})
         if doc is None:
             raise NotFoundError(f"version {version} of workflow {identifier!r} not found")
         return docs.version_from(doc)
@@ -160,7 +164,7 @@ class MongoStore(MongoEntries):
     async def set_tag(self, identifier: str, tag: str, version: int, *, now: float) -> WorkflowRecord:
         if not is_valid_tag(tag):
             raise InputError(f"invalid tag {tag!r}", [Issue("/tag", r"must match ^\$[A-Z_]+$")])
-        if await self._db.find_one(VERSIONS, {"workflow": identifier, "version": version},
+        if await self._db.find_one(VERSIONS, {"_id": docs.version_id(identifier, version)},
                                    projection=q.ID_ONLY) is None:
             raise NotFoundError(f"version {version} of workflow {identifier!r} not found")
         doc = await self._db.modify(WORKFLOWS, q.workflow_filter(identifier, include_deleted=False),
@@ -271,9 +275,20 @@ class MongoStore(MongoEntries):
 
     async def finish_node_run(self, key: str, completion: Completion, *, now: float,
                               from_statuses: frozenset[str], owner: str | None = None) -> NodeRun | None:
-        doc = await self._db.modify(NODE_RUNS, q.finish_filter(key, from_statuses, owner),
-                                    q.finish_update(completion, now=now))
+        update = q.finish_update(completion, now=now)
+        doc = await self._db.modify(NODE_RUNS, q.finish_filter(key, from_statuses, owner), update)
+        if doc is not None and doc.get("output") != update["$set"]["output"]:
+            doc = await self._rewrite_output(key, update["$set"]["output"], completed_at=now) or doc
         return None if doc is None else docs.node_run_from(doc)
+
+    async def _rewrite_output(self, key: str, output: Any, *, completed_at: float) -> Doc | None:
+        """FerretDB 1.x skips a `$set` whose value it deems identical to the stored one, and it compares
+        embedded documents by their values alone, ignoring the field names: a DELAY's waiting output
+        `{resumeAt: T}` would stay in place of its result `{waitedUntil: T}`. Unset the field, then set
+        it, both only on this very completion (a completed node run is final: no writer competes)."""
+        mine = {"_id": key, "status": "COMPLETED", "completed_at": completed_at}
+        await self._db.update(NODE_RUNS, mine, {"$unset": {"output": ""}})
+        return await self._db.modify(NODE_RUNS, mine, {"$set": {"output": output}})
 
     async def append_logs(self, key: str, logs: list[LogEntry], *, now: float) -> bool:
         return await self._db.update(NODE_RUNS, {"_id": key, **q.NOT_COMPLETED},

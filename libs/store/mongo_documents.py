@@ -110,9 +110,13 @@ def workflow_from(doc: Doc) -> WorkflowRecord:
     return _record(WorkflowRecord, doc)
 
 
+def version_id(workflow: str, version: int) -> str:
+    """`{workflow}/{version}`: unambiguous, as the version number contains no `/`."""
+    return f"{workflow}/{version}"
+
+
 def version_document(record: VersionRecord) -> Doc:
-    """`_id` = `{workflow}/{version}`: unambiguous, as the version number contains no `/`."""
-    return _document(record, f"{record.workflow}/{record.version}")
+    return _document(record, version_id(record.workflow, record.version))
 
 
 def version_from(doc: Doc) -> VersionRecord:

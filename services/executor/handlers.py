@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from libs.bus.ports import Bus
 from libs.contracts import topics, v1, wrap
 from libs.contracts.envelope import Envelope
-from libs.core.errors import ActionError, SecretError, TemplateError
+from libs.core.errors import ActionError, SecretError, StoreError, TemplateError
 from libs.core.run import NodeRun
 from libs.core.secrets import NoSecrets
 from libs.core.templates import apply_variables, build_context
@@ -161,8 +161,16 @@ class Executor:
                 await task
 
     async def _renew(self, key: str) -> None:
+        """Renew until cancelled. A store that is briefly unavailable only delays a renewal (the
+        lease has two more periods to run); its error never reaches the action's own outcome."""
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
-            if not await self.store.renew_lease(key, owner=self.owner, lease_until=self.clock() + self.lease_seconds):
+            try:
+                renewed = await self.store.renew_lease(key, owner=self.owner,
+                                                       lease_until=self.clock() + self.lease_seconds)
+            except StoreError as exc:
+                log.warning("could not renew the lease on %s (%s); trying again", key, exc.code)
+                continue
+            if not renewed:
                 log.warning("lost the lease on %s; its completion will not be recorded by this executor", key)
                 return

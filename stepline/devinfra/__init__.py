@@ -4,8 +4,10 @@ Fetches, caches, starts and stops, on 127.0.0.1 only:
 
 - **Apache Kafka 3.9** (KRaft, one node acting as broker and controller), whose jars Maven fetches
   from Maven Central as described by ``deploy/dev/kafka/pom.xml``; needs ``java`` (17) and ``mvn``.
-- **FerretDB 1.24** on its SQLite backend, built by ``go build`` from the wrapper module in
-  ``deploy/dev/ferretdb/`` (modules from the Go module proxy); needs ``go`` >= 1.24.
+- **FerretDB 1.24**, built by ``go build`` from the wrapper module in ``deploy/dev/ferretdb/``
+  (modules from the Go module proxy); needs ``go`` >= 1.24. Its backend is a private **PostgreSQL**
+  server (``initdb`` into the data directory, a free loopback port, stopped with FerretDB) when
+  PostgreSQL is installed, else SQLite; ``STEPLINE_FERRETDB_BACKEND=sqlite|postgresql`` chooses.
 
 What is fetched or built lives in the cache directory (default ``<repo>/.cache/infra``, or
 ``$STEPLINE_INFRA_CACHE``), stamped with a hash of the files that describe it, so later runs skip
@@ -18,8 +20,8 @@ Python use (pytest session fixtures, ``stepline up --distributed``)::
     kafka = infra.start_kafka(tmp / "kafka", port=19092, controller_port=19093)
     mongo = infra.start_ferretdb(tmp / "ferretdb", port=27018)
     ...  # kafka.url == "127.0.0.1:19092", mongo.url == "mongodb://127.0.0.1:27018/"
-    kafka.kill(); kafka.restart()  # fault tests
-    kafka.stop(); mongo.stop()
+    kafka.kill(); kafka.restart()  # fault tests (restarting FerretDB leaves its PostgreSQL running)
+    kafka.stop(); mongo.stop()     # mongo.stop() also stops its PostgreSQL
 
 Command line (``make infra-fetch`` / ``infra-up`` / ``infra-down``)::
 
@@ -32,12 +34,13 @@ from __future__ import annotations
 from stepline.devinfra.cache import default_cache_dir
 from stepline.devinfra.cli import main
 from stepline.devinfra.errors import InfraError, MissingToolError
-from stepline.devinfra.ferretdb import DEFAULT_MONGO_PORT, FERRETDB_READY_TIMEOUT
+from stepline.devinfra.ferretdb import DEFAULT_MONGO_PORT, FERRETDB_READY_TIMEOUT, ferretdb_backend
 from stepline.devinfra.infra import DevInfra
 from stepline.devinfra.kafka import DEFAULT_KAFKA_PORT, KAFKA_READY_TIMEOUT
 from stepline.devinfra.kafka_probe import kafka_metadata
 from stepline.devinfra.logs import LOG_TAIL_LINES
 from stepline.devinfra.ports import LOOPBACK, free_port
+from stepline.devinfra.postgres import find_postgres_bin
 from stepline.devinfra.server import Server
 
 __all__ = [
@@ -52,6 +55,8 @@ __all__ = [
     "MissingToolError",
     "Server",
     "default_cache_dir",
+    "ferretdb_backend",
+    "find_postgres_bin",
     "free_port",
     "kafka_metadata",
     "main",

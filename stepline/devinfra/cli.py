@@ -17,7 +17,7 @@ from stepline.devinfra.errors import InfraError
 from stepline.devinfra.ferretdb import DEFAULT_MONGO_PORT
 from stepline.devinfra.infra import DevInfra
 from stepline.devinfra.kafka import DEFAULT_KAFKA_PORT
-from stepline.devinfra.records import load_server, record_path, write_record
+from stepline.devinfra.records import NAMES, load_server, record_path, write_record
 from stepline.devinfra.server import Server
 
 
@@ -46,12 +46,16 @@ def _cmd_up(infra: DevInfra, args: argparse.Namespace) -> int:
                 server = infra.start_ferretdb(base / "ferretdb", port=args.mongo_port)
             started.append(server)
             write_record(base, server)
+            for dependency in server.dependencies:
+                print(f"{dependency.name:9} {dependency.url}  (pid {dependency.pid}, for {name}, "
+                      f"log {dependency.log_path})")
             print(f"{name:9} {server.url}  (pid {server.pid}, ready in {server.started_in:.1f} s, "
                   f"log {server.log_path})")
     except BaseException:
         for server in started:
             server.stop()
-            record_path(base, server.name).unlink(missing_ok=True)
+            for stopped in (server, *server.dependencies):
+                record_path(base, stopped.name).unlink(missing_ok=True)
         raise
     kafka, mongo = load_server(base, "kafka"), load_server(base, "ferretdb")
     if kafka is not None and mongo is not None:
@@ -61,17 +65,18 @@ def _cmd_up(infra: DevInfra, args: argparse.Namespace) -> int:
 
 def _cmd_down(_infra: DevInfra, args: argparse.Namespace) -> int:
     base: Path = args.dir
-    for name in ("ferretdb", "kafka"):
+    for name in ("ferretdb", "postgres", "kafka"):
         server = load_server(base, name)
         if server is None:
-            print(f"{name:9} not running (no pid file)")
+            if name != "postgres":
+                print(f"{name:9} not running (no pid file)")
             continue
         was_running = server.running
         server.stop()
         record_path(base, name).unlink(missing_ok=True)
         print(f"{name:9} {'stopped' if was_running else 'was not running'} (pid {server.pid})")
     if args.wipe:
-        for sub in ("kafka", "ferretdb"):
+        for sub in ("kafka", "ferretdb"):  # FerretDB's PostgreSQL cluster lives under ferretdb/
             rmtree(base / sub)
         print(f"wiped data under {base}")
     return 0
@@ -80,11 +85,12 @@ def _cmd_down(_infra: DevInfra, args: argparse.Namespace) -> int:
 def _cmd_status(_infra: DevInfra, args: argparse.Namespace) -> int:
     base: Path = args.dir
     healthy = True
-    for name in ("kafka", "ferretdb"):
+    for name in NAMES:
         server = load_server(base, name)
         if server is None:
-            print(f"{name:9} down")
-            healthy = False
+            if name != "postgres":
+                print(f"{name:9} down")
+                healthy = False
             continue
         state = "ready" if server.answers() else ("running, not answering" if server.running else "dead")
         healthy = healthy and state == "ready"

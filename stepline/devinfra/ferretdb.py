@@ -12,7 +12,7 @@ from typing import Literal
 
 from stepline.devinfra.cache import files_digest, fresh, locked, rmtree, run_logged
 from stepline.devinfra.errors import InfraError, MissingToolError
-from stepline.devinfra.ports import LOOPBACK, free_port, tcp_answers
+from stepline.devinfra.ports import LOOPBACK, free_port, require_free_port, tcp_answers
 from stepline.devinfra.postgres import PostgresMixin, find_postgres_bin
 from stepline.devinfra.server import Server
 from stepline.devinfra.tools import INSTALL_HINTS, find_tool, go_minor
@@ -102,6 +102,7 @@ class FerretDBMixin(PostgresMixin):
         another free port, stopped with it); wait until it pings."""
         binary = self.ensure_ferretdb()
         backend = backend or ferretdb_backend()
+        require_free_port("ferretdb", port)  # before starting a PostgreSQL for nothing
         data_dir = Path(data_dir).resolve()
         (data_dir / "sqlite").mkdir(parents=True, exist_ok=True)
         argv = [str(binary), "-listen", f"{LOOPBACK}:{port}", "-sqlite-dir", str(data_dir / "sqlite")]

@@ -63,7 +63,8 @@ def _version_key(path: Path) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class RunAs:
-    """Who the server runs as: nobody in particular (the current user), or a user `setpriv` switches to."""
+    """Who the server runs as: the current user (no `prefix`), or, for root, the user that the
+    `setpriv` command in `prefix` switches to."""
 
     uid: int
     gid: int
@@ -131,7 +132,7 @@ class PostgresMixin:
             if not (cluster / "PG_VERSION").is_file():
                 rmtree(cluster)
                 run_logged([*run_as.prefix, str(bin_dir / "initdb"), "-D", str(cluster), "-U", POSTGRES_USER,
-                            "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions"],
+                            "-A", "trust", "-E", "UTF8", "--no-sync"],
                            log=data_dir / "initdb.log", what="creating a PostgreSQL cluster with initdb")
             settings = [arg for name, value in _SETTINGS.items() for arg in ("-c", f"{name}={value}")]
             server = Server(name="postgres", url=f"postgres://{POSTGRES_USER}@{LOOPBACK}:{port}/{POSTGRES_DATABASE}",

@@ -7,7 +7,11 @@ from pathlib import Path
 
 from stepline.devinfra.ferretdb import ferretdb_ready
 from stepline.devinfra.kafka import kafka_ready
+from stepline.devinfra.ports import tcp_answers
 from stepline.devinfra.server import Server
+
+NAMES = ("kafka", "ferretdb", "postgres")
+"""Every server `up` may leave a record of (PostgreSQL only when FerretDB runs on it)."""
 
 
 def record_path(base: Path, name: str) -> Path:
@@ -15,7 +19,14 @@ def record_path(base: Path, name: str) -> Path:
 
 
 def write_record(base: Path, server: Server) -> None:
+    """A record of `server` and of each server it depends on."""
+    for dependency in server.dependencies:
+        write_record(base, dependency)
     record_path(base, server.name).write_text(json.dumps(server.to_record(), indent=1) + "\n")
+
+
+def _answers(server: Server, _offset: int | None) -> bool:
+    return tcp_answers(server.port)
 
 
 def load_server(base: Path, name: str) -> Server | None:
@@ -25,7 +36,7 @@ def load_server(base: Path, name: str) -> Server | None:
         rec = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    check = kafka_ready if name == "kafka" else ferretdb_ready
+    check = {"kafka": kafka_ready, "ferretdb": ferretdb_ready}.get(name, _answers)
     ticks = rec.get("start_ticks")
     return Server(name=name, url=str(rec["url"]), port=int(rec["port"]), argv=[],
                   log_path=Path(rec["log"]), ready_timeout=0, ready_check=check,

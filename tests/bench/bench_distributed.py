@@ -13,6 +13,14 @@ the clock stopped. Timings come from the node runs the API returns:
   published) to an executor's claim, p50 and p99 over every executed node (API timestamps have
   millisecond resolution).
 A few warm-up runs per workflow, not counted, let every consumer group settle first.
+
+A second table gives the CPU milliseconds per node completion of each process (Kafka, FerretDB, its
+PostgreSQL, each service, this client) and of the rest of the machine in the same interval: on a
+small shared machine the wall-clock rate depends on the neighbours, the CPU cost does not.
+`STEPLINE_PARTITIONS` (default 8) sets the topics' partitions; `STEPLINE_BENCH_PROFILE_DIR=DIR` runs
+each service under cProfile and leaves `DIR/<service>.prof`.
+
+    .venv/bin/python tests/bench/bench_distributed.py [--runs 200] [--in-flight 16 ...] [--warmup 4]
 """
 
 from __future__ import annotations
@@ -26,16 +34,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench_embedded import chain, fan
+from cpu_usage import CpuMeter, tree_cpu, process_cpu
 from libs.bus.kafka import KafkaBus
 from libs.contracts import topics, v1
 from libs.contracts.envelope import Envelope
@@ -47,7 +57,8 @@ SERVICES: dict[str, dict[str, str]] = {
     "trigger": {}, "scheduler": {}, "executor-1": {"STEPLINE_INSTANCE_ID": "e1"},
     "executor-2": {"STEPLINE_INSTANCE_ID": "e2"}, "notifier": {}}
 STOP_TIMEOUT = 30.0
-PARTITIONS = 4
+PARTITIONS = int(os.environ.get("STEPLINE_PARTITIONS", "8"))
+"""Partitions per topic: each service handles one message at a time per partition it owns."""
 READY_TIMEOUT = 60.0
 LOG_TAIL_LINES = 15
 
@@ -63,6 +74,8 @@ class Row:
     seconds: float
     nodes_completed: int
     latencies_ms: list[float]
+    cpu: dict[str, float]
+    """CPU seconds used during the row, by component, and by the whole machine ("machine")."""
 
     @property
     def runs_per_s(self) -> float:
@@ -88,16 +101,28 @@ def running(server: Server) -> Iterator[Server]:
 
 
 @contextmanager
-def infrastructure(data: Path) -> Iterator[tuple[str, str]]:
-    """Kafka and FerretDB on free loopback ports; (bootstrap, mongo URL). Both stopped on exit."""
+def infrastructure(data: Path) -> Iterator[tuple[Server, Server]]:
+    """Kafka and FerretDB (with its PostgreSQL, when installed) on free loopback ports; all stopped on exit."""
     infra = DevInfra(CACHE_DIR)
     progress("starting Kafka and FerretDB")
     with ExitStack() as stack:
         kafka = stack.enter_context(running(infra.start_kafka(data / "kafka", port=free_port(),
                                                               controller_port=free_port())))
         mongo = stack.enter_context(running(infra.start_ferretdb(data / "ferretdb", port=free_port())))
-        progress(f"Kafka ready in {kafka.started_in:.1f} s, FerretDB in {mongo.started_in:.1f} s")
-        yield kafka.url, mongo.url
+        backend = "PostgreSQL" if mongo.dependencies else "SQLite"
+        progress(f"Kafka ready in {kafka.started_in:.1f} s, FerretDB ({backend} backend) in {mongo.started_in:.1f} s")
+        yield kafka, mongo
+
+
+def cpu_meter(kafka: Server, mongo: Server, procs: Procs) -> CpuMeter:
+    parts: dict[str, Callable[[], float]] = {
+        "kafka": partial(tree_cpu, kafka.pid), "ferretdb": partial(process_cpu, mongo.pid)}
+    for dependency in mongo.dependencies:
+        parts[dependency.name] = partial(tree_cpu, dependency.pid)
+    for name, proc in procs.items():
+        parts[name] = partial(process_cpu, proc.pid)
+    parts["bench client"] = lambda: sum(os.times()[:2])
+    return CpuMeter(parts)
 
 
 def service_env(kafka: str, mongo: str, api_port: int) -> dict[str, str]:
@@ -211,9 +236,11 @@ async def fetch_run(client: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
 
 
 async def closed_loop(client: httpx.AsyncClient, completions: Completions, workflow: str, runs: int,
-                      in_flight: int, timeout: float) -> tuple[list[dict[str, Any]], float]:
-    """`runs` runs with `in_flight` of them kept going at once; (completed runs, wall seconds). The
-    runs' node runs are read through the API after the clock stopped."""
+                      in_flight: int, timeout: float, *, meter: CpuMeter,
+                      before: dict[str, float]) -> tuple[list[dict[str, Any]], float, dict[str, float]]:
+    """`runs` runs with `in_flight` of them kept going at once; (completed runs, wall seconds, CPU
+    seconds by component since `before`). The runs' node runs are read through the API after the
+    clock and the CPU meter stopped."""
     tickets = iter(range(runs))
     done: list[str] = []
 
@@ -226,7 +253,8 @@ async def closed_loop(client: httpx.AsyncClient, completions: Completions, workf
     began = time.perf_counter()
     await asyncio.gather(*(lane() for _ in range(min(in_flight, runs))))
     seconds = time.perf_counter() - began
-    return [await fetch_run(client, run_id) for run_id in done], seconds
+    cpu = meter.since(before)
+    return [await fetch_run(client, run_id) for run_id in done], seconds, cpu
 
 
 # ---- figures ------------------------------------------------------------------------------------
@@ -235,13 +263,15 @@ def epoch(stamp: str) -> float:
     return datetime.fromisoformat(stamp).timestamp()
 
 
-def summarise(workflow: str, in_flight: int, runs: list[dict[str, Any]], seconds: float) -> Row:
+def summarise(workflow: str, in_flight: int, runs: list[dict[str, Any]], seconds: float,
+              cpu: dict[str, float]) -> Row:
     executed = [nr for run in runs for nr in run["nodeRuns"] if nr["nodeIdentifier"] != "trigger"]
     latencies = sorted((epoch(nr["startedAt"]) - epoch(nr["createdAt"])) * 1000
                        for nr in executed if nr["startedAt"] is not None)
     return Row(workflow=workflow, in_flight=in_flight, runs=len(runs),
                ok=sum(r["result"] == "SUCCESS" for r in runs), seconds=seconds,
-               nodes_completed=sum(nr["status"] == "COMPLETED" for nr in executed), latencies_ms=latencies)
+               nodes_completed=sum(nr["status"] == "COMPLETED" for nr in executed), latencies_ms=latencies,
+               cpu=cpu)
 
 
 def p99(sorted_values: list[float]) -> float:
@@ -250,14 +280,31 @@ def p99(sorted_values: list[float]) -> float:
 
 
 def print_table(rows: list[Row], runs: int) -> None:
-    print(f"\nDistributed mode — {runs} runs per row, Kafka + FerretDB, trigger, scheduler, 2 executors "
-          "and notifier as separate processes, runs started and awaited over HTTP\n")
+    backend = "PostgreSQL" if rows and "postgres" in rows[0].cpu else "SQLite"
+    print(f"\nDistributed mode — {runs} runs per row, Kafka + FerretDB ({backend} backend), trigger, scheduler, "
+          f"2 executors and notifier as separate processes, {PARTITIONS} partitions, runs started over HTTP\n")
     print(f"{'workflow':<10} {'in flight':>9} {'runs':>5} {'ok':>5} {'seconds':>8} {'runs/s':>8} {'nodes/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
     for r in rows:
         print(f"{r.workflow:<10} {r.in_flight:>9} {r.runs:>5} {r.ok:>5} {r.seconds:>8.2f} {r.runs_per_s:>8.1f} "
               f"{r.nodes_per_s:>8.0f} {statistics.median(r.latencies_ms):>7.2f} {p99(r.latencies_ms):>7.2f}")
     print("\nnodes/s: node completions per second (trigger nodes excluded); p50/p99: dispatch latency, "
           "node run created → claimed by an executor.")
+    parts = [name for name in rows[0].cpu if name != "machine"] if rows else []
+    print(f"\nCPU milliseconds per node completion, by process ({os.cpu_count()} cores on this machine):\n")
+    print(f"{'workflow':<10} {'in flight':>9} " + " ".join(f"{_short(p):>9}" for p in parts)
+          + f" {'ours':>7} {'others':>7}")
+    for r in rows:
+        ours = sum(r.cpu[p] for p in parts)
+        others = max(r.cpu["machine"] - ours, 0.0)
+        per_node = [1000 * r.cpu[p] / max(r.nodes_completed, 1) for p in parts]
+        print(f"{r.workflow:<10} {r.in_flight:>9} " + " ".join(f"{v:>9.2f}" for v in per_node)
+              + f" {1000 * ours / max(r.nodes_completed, 1):>7.2f} {1000 * others / max(r.nodes_completed, 1):>7.2f}")
+    print("\nours: every process of the cluster and the benchmark client; others: the rest of the machine's "
+          "busy time in the same interval (other load competing for the cores).")
+
+
+def _short(name: str) -> str:
+    return {"bench client": "client", "executor-1": "exec-1", "executor-2": "exec-2"}.get(name, name)[:9]
 
 
 # ---- main ---------------------------------------------------------------------------------------
@@ -270,7 +317,7 @@ class Plan:
     run_timeout: float
 
 
-async def bench(api_port: int, kafka: str, procs: Procs, plan: Plan) -> list[Row]:
+async def bench(api_port: int, kafka: str, procs: Procs, meter: CpuMeter, plan: Plan) -> list[Row]:
     definitions = (chain(10), fan(20))
     rows: list[Row] = []
     completions = Completions()
@@ -284,13 +331,15 @@ async def bench(api_port: int, kafka: str, procs: Procs, plan: Plan) -> list[Row
                 await create_workflow(client, definition)
                 if plan.warmup:
                     await closed_loop(client, completions, definition["identifier"], plan.warmup,
-                                      max(plan.levels), plan.run_timeout)
+                                      max(plan.levels), plan.run_timeout, meter=meter, before={})
             progress("services ready, workflows created; measuring")
             for in_flight in plan.levels:
                 for definition in definitions:
-                    done, seconds = await closed_loop(client, completions, definition["identifier"], plan.runs,
-                                                      in_flight, plan.run_timeout)
-                    rows.append(summarise(definition["identifier"], in_flight, done, seconds))
+                    before = meter.snapshot()
+                    done, seconds, cpu = await closed_loop(client, completions, definition["identifier"],
+                                                           plan.runs, in_flight, plan.run_timeout,
+                                                           meter=meter, before=before)
+                    rows.append(summarise(definition["identifier"], in_flight, done, seconds, cpu))
                     progress(f"{definition['identifier']}, {in_flight} in flight: {seconds:.1f} s")
         finally:
             await events.stop()
@@ -300,9 +349,10 @@ async def bench(api_port: int, kafka: str, procs: Procs, plan: Plan) -> list[Row
 def measure(data: Path, plan: Plan) -> list[Row]:
     """Everything this starts is stopped on the way out, whatever happens."""
     api_port = free_port()
-    with infrastructure(data) as (kafka, mongo), services(service_env(kafka, mongo, api_port), data) as procs:
+    with infrastructure(data) as (kafka, mongo), \
+            services(service_env(kafka.url, mongo.url, api_port), data) as procs:
         try:
-            return asyncio.run(bench(api_port, kafka, procs, plan))
+            return asyncio.run(bench(api_port, kafka.url, procs, cpu_meter(kafka, mongo, procs), plan))
         except Exception:
             print_log_tails(data)
             raise

@@ -462,6 +462,20 @@ class StoreContract(abc.ABC):
                                            from_statuses=frozenset({"WAITING"}))
         assert done is not None and (done.result, done.output) == ("SUCCESS", {"approved": True})
 
+    async def test_finish_replaces_an_output_with_the_same_values_under_other_names(self, store: Store) -> None:
+        """A DELAY waits with `{resumeAt: T}` and completes with `{waitedUntil: T}` (FerretDB 1.x
+        takes such documents for identical and would skip a plain `$set`)."""
+        for index, (waited, result) in enumerate([({"resumeAt": "T"}, {"waitedUntil": "T"}),
+                                                  ({"a": 1, "b": [2]}, {"c": 1, "d": [2]}),
+                                                  ({"n": {"a": 1}}, {"n": {"b": 1}})]):
+            key = (await store.insert_node_run(node_run(f"d{index}")))[0].key
+            await store.claim_node_run(key, owner="w1", now=NOW, lease_until=NOW + LEASE)
+            assert await store.mark_waiting(key, owner="w1", now=NOW, output=waited)
+            done = await store.finish_node_run(key, Completion("SUCCESS", result), now=NOW + 1,
+                                               from_statuses=frozenset({"WAITING"}))
+            assert done is not None and (done.status, done.output) == ("COMPLETED", result)
+            assert (await store.get_node_run(key)).output == result
+
     async def test_append_logs_until_completed(self, store: Store) -> None:
         key = (await store.insert_node_run(node_run()))[0].key
         assert await store.append_logs(key, [log("one", NOW + 1)], now=NOW + 1)

@@ -71,6 +71,7 @@ async def wait_api(client: httpx.AsyncClient, procs: dict[str, subprocess.Popen[
     raise AssertionError("the trigger API did not become ready")
 
 
+@pytest.mark.timeout(600)  # ~1 min on FerretDB+PostgreSQL; ~3.5 min on the SQLite fallback, whose scans grow with the data
 async def test_separate_processes_run_the_examples_at_scale(
         tmp_path: Path, target: Target, kafka_broker: KafkaBroker, mongo_url: str) -> None:
     """RUNS runs of the five example workflows at once, every result and output checked, each executed

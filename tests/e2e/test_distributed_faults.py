@@ -360,8 +360,9 @@ async def caught_up(bootstrap: str, groups: dict[str, str], timeout: float = 30.
 
 async def test_broker_then_store_restarted_mid_test(tmp_path: Path, target: Target, kafka_broker: KafkaBroker,
                                                     mongo_server: Any, mongo_url: str) -> None:
-    """Restart Kafka while a first batch of runs is mid-flight, then FerretDB while a second batch is:
-    every service reconnects (none may exit) and every run finishes."""
+    """Restart Kafka (SIGTERM, start) while a first batch of runs is mid-flight, then FerretDB (SIGKILL,
+    start again once the trigger's readiness reports the store down) while a second batch is: every
+    service reconnects (none may exit) and every run finishes, each node completed once."""
     if kafka_broker.server is None:
         pytest.skip("the Kafka broker is not owned by this session (STEPLINE_TEST_KAFKA_BOOTSTRAP)")
     if mongo_server is None:
@@ -372,18 +373,33 @@ async def test_broker_then_store_restarted_mid_test(tmp_path: Path, target: Targ
         assert (await client.post("/v1/workflows", json=steps)).status_code == 201
         first = await start_runs(client, wf, runs_n)
         await target.wait_for("/slow/500/a", count=2, timeout=30)
-        await asyncio.to_thread(kafka_broker.server.restart)
         kafka_at = dict(target.hits)
+        await asyncio.to_thread(kafka_broker.server.restart)
+        first_batch_a = target.hits["/slow/500/a"]
         second = await start_runs_retrying(client, wf, runs_n)
-        await target.wait_for("/slow/500/a", count=kafka_at.get("/slow/500/a", 0) + 2, timeout=30)
-        await asyncio.to_thread(mongo_server.restart)
+        await target.wait_for("/slow/500/a", count=first_batch_a + 2, timeout=30)
         mongo_at = dict(target.hits)
+        # A crash, not a polite stop: FerretDB's SIGTERM keeps serving open connections for 3 s and
+        # pooled clients then reconnect unnoticed. Killed, it is down until the services have seen it.
+        await asyncio.to_thread(mongo_server.kill)
+        await store_seen_down(client)
+        await asyncio.to_thread(mongo_server.restart)
         runs = await await_finished(client, first + second, c, within=FINISH_WITHIN)
         dead = c.dead()
     rep = report("broker and store restart", runs, target, hits_at_kafka_restart=kafka_at,
                  hits_at_mongo_restart=mongo_at)
     assert not dead, {n: c.log_tail(n) for n in dead}
     check(rep, runs, 4, dead)
+    assert kafka_at.get("/slow/500/b", 0) < runs_n, "the broker restart began before the first batch finished"
+    assert mongo_at.get("/slow/500/b", 0) < 2 * runs_n, "the store restart began before the second batch finished"
+
+
+async def store_seen_down(client: httpx.AsyncClient, within: float = 30.0) -> None:
+    """Wait until the trigger's readiness probe (a store ping) reports the store unreachable."""
+    deadline = time.monotonic() + within
+    while (await client.get("/readyz")).status_code != 503:
+        assert time.monotonic() < deadline, "the trigger still reports the store ready"
+        await asyncio.sleep(0.1)
 
 
 async def start_runs_retrying(client: httpx.AsyncClient, workflow: str, count: int, within: float = 30.0) -> list[str]:

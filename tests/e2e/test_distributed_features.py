@@ -10,7 +10,7 @@ import asyncio
 import json
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,8 @@ from tests.service.test_embedded_runs import chain, node_runs, webhook
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.mongo]
 DEADLINE = 30.0
 """How long a condition may take before the test fails (a guard, not an expectation)."""
+WARM_UP_DEADLINE = 120.0
+"""The first run also waits for the consumer groups to form."""
 
 
 class Stepline:
@@ -54,8 +56,14 @@ def stepline(tmp_path_factory: pytest.TempPathFactory, kafka_broker: KafkaBroker
             procs = stack.enter_context(cluster(logs, kafka_broker.bootstrap, mongo_url, port))
 
         async def ready() -> None:
+            """The API answers, and a first run completes: scheduler and executors consume."""
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
                 await wait_api(client, procs)
+                await create(client, chain("dx-warm-up", node("noop", {"type": "NOOP"})))
+                started = await client.post("/v1/workflows/dx-warm-up/runs", json={})
+                assert started.status_code in (201, 202), started.text
+                assert (await finished(client, started.json()["workflowRun"]["identifier"],
+                                      WARM_UP_DEADLINE))["result"] == "SUCCESS"
 
         asyncio.run(ready())
         print(f"\ncluster ready in {time.monotonic() - began:.1f} s (logs in {logs})")
@@ -64,7 +72,7 @@ def stepline(tmp_path_factory: pytest.TempPathFactory, kafka_broker: KafkaBroker
 
 
 @pytest.fixture
-async def api(stepline: Stepline) -> Any:
+async def api(stepline: Stepline) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=stepline.url, timeout=30) as client:
         yield client
     assert not stepline.dead(), f"services exited: {stepline.dead()} (logs in {stepline.logs})"
@@ -100,12 +108,17 @@ async def get_run(api: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
     return run
 
 
-async def finished(api: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
-    """Long-poll (`?wait=5`) until the run is COMPLETED, within DEADLINE."""
-    deadline = time.monotonic() + DEADLINE
+async def finished(api: httpx.AsyncClient, run_id: str, within: float = DEADLINE) -> dict[str, Any]:
+    """Long-poll (`?wait=5`) until the run is COMPLETED, within `within` seconds (a run answered
+    202 is 404 until the scheduler has stored it)."""
+    deadline = time.monotonic() + within
     while True:
         response = await api.get(f"/v1/workflows/runs/{run_id}", params={"wait": 5})
-        assert response.status_code == 200, response.text
+        assert response.status_code in (200, 404), response.text
+        if response.status_code == 404:
+            assert time.monotonic() < deadline, f"run {run_id} was never stored"
+            await asyncio.sleep(0.1)
+            continue
         run: dict[str, Any] = response.json()["workflowRun"]
         if run["status"] == "COMPLETED":
             return run
