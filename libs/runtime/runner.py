@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import logging
 import signal
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from libs.bus.ports import Bus
 from libs.core.errors import BusError, StoreUnavailableError
 from libs.runtime.adapters import build_bus, build_store
 from libs.runtime.service import Service
+from libs.telemetry.export import configure_tracing
 from libs.runtime.settings import CommonSettings
 from libs.store.ports import Store
 
@@ -77,7 +79,9 @@ def health_app(store: Store) -> FastAPI:
 async def run_service(name: str, settings: CommonSettings, build: Build, *, api: AppFactory | None = None,
                       host: str = "127.0.0.1", port: int = 0) -> None:
     """Run until SIGTERM or SIGINT. `api` serves the given app on host:port (the trigger);
-    otherwise a health app listens on the settings' health port when one is set."""
+    otherwise a health app listens on the settings' health port when one is set. Spans go to an
+    OpenTelemetry collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (libs/telemetry/export.py)."""
+    tracing = configure_tracing(name, os.environ)
     store = build_store(settings)
     await open_store(store)
     bus, services = await start_bus(name, settings, store, build)
@@ -94,6 +98,8 @@ async def run_service(name: str, settings: CommonSettings, build: Build, *, api:
         await _serve_until(stop, server)
     finally:
         await _shutdown(name, services, bus, store)
+        if tracing is not None:
+            tracing.shutdown()
 
 
 def _server(store: Store, bus: Bus, api: AppFactory | None, host: str, port: int,
