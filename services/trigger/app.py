@@ -26,9 +26,9 @@ def build_app(settings: TriggerSettings, store: Store, bus: Bus, *,
               clock: Callable[[], float] = time.time) -> FastAPI:
     app = FastAPI(title="Stepline", version="1", description=DESCRIPTION,
                   default_response_class=ApiJSONResponse)
-    app.state.context = ApiContext(settings=settings, store=store, bus=bus, clock=clock,
-                                   definitions=DefinitionCache(store))
     app.state.secrets = open_vault(store, settings.secrets_key)  # None without a key: secrets answer 409
+    app.state.context = ApiContext(settings=settings, store=store, bus=bus, clock=clock,
+                                   definitions=DefinitionCache(store), secrets=app.state.secrets)
     app.include_router(health.router)
     app.include_router(secrets.router)
     app.include_router(hooks.router)

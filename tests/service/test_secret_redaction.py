@@ -112,3 +112,24 @@ async def test_nodes_without_secrets_never_read_them(engine: Any, api: httpx.Asy
     run = await run_to_end(api, "no-secrets")
     assert run["result"] == "SUCCESS"
     assert reads == []
+
+
+async def test_an_external_completion_is_stored_with_secrets_masked(
+        engine: Any, api: httpx.AsyncClient, target: Target) -> None:
+    await api.put("/v1/secrets/token", json={"value": TOKEN})
+    await create(api, chain("async-call", {"identifier": "call", "config": {
+        "type": "WEBHOOK", "url": f"{target.base_url}/async/call", "synchronized": False}}))
+    started = (await api.post("/v1/workflows/async-call/runs", json={"inputs": {}})).json()["workflowRun"]
+    [request] = await target.wait_for("/async/call")
+    node_run_id = request["headers"]["x-stepline-node-run-id"]
+    body = {"status": "COMPLETED", "result": "SUCCESS", "output": {"echo": f"token={TOKEN}"},
+            "logs": [{"log": f"used {TOKEN}"}]}
+    assert (await api.patch(f"/v1/workflows/nodes/runs/{node_run_id}", json=body)).status_code == 200
+    run = (await api.get(f"/v1/workflows/runs/{started['identifier']}", params={"wait": 10})).json()["workflowRun"]
+    assert run["result"] == "SUCCESS"
+    [call] = node_runs(run, "call")
+    assert call["output"] == {"echo": "token=***"}
+    assert [e["log"] for e in call["nodeRunLogs"]] == ["used ***"]
+    assert TOKEN not in json.dumps(run)
+    again = await api.patch(f"/v1/workflows/nodes/runs/{node_run_id}", json=body)
+    assert again.status_code == 200, "the repeat is recognised as the same completion"

@@ -9,6 +9,7 @@ from typing import Annotated, cast
 from fastapi import Depends, Header, Request
 
 from libs.bus.ports import Bus
+from libs.secrets.vault import SecretVault
 from libs.store.definitions import DefinitionCache
 from libs.store.ports import Store
 from services.trigger.settings import TriggerSettings
@@ -23,6 +24,8 @@ class ApiContext:
     bus: Bus
     clock: Callable[[], float]
     definitions: DefinitionCache
+    secrets: SecretVault | None = None
+    """None when the service has no secrets key."""
 
 
 def _context(request: Request) -> ApiContext:

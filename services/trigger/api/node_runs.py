@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
 from libs.core.definition import Node
 from libs.core.errors import NotFoundError
+from libs.core.redaction import redact_text, redact_value, secret_values
 from libs.core.run import LogEntry, NodeRun
 from services.trigger import presenters
 from services.trigger.approval import refuse_patch
@@ -53,8 +55,21 @@ async def stored_form(ctx: ApiContext, node_run: NodeRun, patch: Patch) -> Calla
     return lambda output: as_stored(variables, patch.result, output)
 
 
+async def masked(ctx: ApiContext, patch: Patch) -> Patch:
+    """The patch with every stored secret's value masked in its output and logs: what an outside
+    system reports is stored and published like an executor's completion, never with a secret."""
+    if ctx.secrets is None or (not patch.output_given and not patch.logs):
+        return patch
+    values = secret_values([v for name in await ctx.secrets.names() if (v := await ctx.secrets.reveal(name))])
+    if not values:
+        return patch
+    logs = tuple(e.model_copy(update={"log": redact_text(e.log, values),
+                                      "tags": redact_value(e.tags, values)}) for e in patch.logs)
+    return replace(patch, output=redact_value(patch.output, values), logs=logs)
+
+
 async def apply_patch(ctx: ApiContext, node_run: NodeRun, body: NodeRunPatch, user: str | None) -> dict[str, Any]:
-    patch = to_patch(body, user, ctx.clock())
+    patch = await masked(ctx, to_patch(body, user, ctx.clock()))
     if patch.status == "COMPLETED":
         refuse_patch(node_run)
     asynchronous = False
