@@ -6,6 +6,7 @@ import asyncio
 import socket
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,19 +84,27 @@ def respond(path: str, seen: int, entry: dict[str, Any]) -> JSONResponse:
     return JSONResponse({"ok": True, "path": "/" + path, "method": entry["method"], "body": entry["body"], "attempt": seen})
 
 
-@pytest.fixture
-async def target() -> AsyncIterator[Target]:
-    t = Target()
+@asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app on a free loopback port for the duration; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(target_app(t), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.005)
-    t.base_url = f"http://127.0.0.1:{port}"
-    yield t
-    server.should_exit = True
-    await task
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def target() -> AsyncIterator[Target]:
+    t = Target()
+    async with serving(target_app(t)) as base_url:
+        t.base_url = base_url
+        yield t
 
 
 @pytest.fixture

@@ -23,7 +23,8 @@ from services.trigger.signatures import sign
 from tests.conftest import Target, free_port
 from tests.e2e.test_distributed import cluster, wait_api
 from tests.infra_fixtures import KafkaBroker
-from tests.service.test_embedded_runs import chain, node_runs, webhook
+from tests.service.test_embedded_runs import chain, create, node_runs, webhook
+from tests.service.test_run_control import complete, waiting_hook
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.mongo]
 DEADLINE = 30.0
@@ -89,11 +90,6 @@ def with_inputs(definition: dict[str, Any], properties: dict[str, Any]) -> dict[
     return definition
 
 
-async def create(api: httpx.AsyncClient, definition: dict[str, Any]) -> None:
-    response = await api.post("/v1/workflows", json=definition)
-    assert response.status_code == 201, response.text
-
-
 async def start(api: httpx.AsyncClient, workflow: str, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
     response = await api.post(f"/v1/workflows/{workflow}/runs", json={"inputs": inputs or {}})
     assert response.status_code == 201, response.text
@@ -153,21 +149,10 @@ async def runs_of(api: httpx.AsyncClient, workflow: str, count: int = 1) -> list
         await asyncio.sleep(0.1)
 
 
-def async_hook(target: Target, identifier: str) -> dict[str, Any]:
-    return webhook(identifier, f"{target.base_url}/async/{identifier}", config={"synchronized": False})
-
-
-async def complete(api: httpx.AsyncClient, run: dict[str, Any], node_id: str) -> None:
-    node_run = node_runs(run, node_id)[-1]["identifier"]
-    done = await api.patch(f"/v1/workflows/nodes/runs/{node_run}",
-                           json={"status": "COMPLETED", "result": "SUCCESS", "output": {"ok": True}})
-    assert done.status_code == 200, done.text
-
-
 # ---- 1. cancel, rerun, pause/resume --------------------------------------------------------------
 
 async def test_cancel_rerun_pause_resume(api: httpx.AsyncClient, target: Target) -> None:
-    await create(api, chain("dx-cancel", async_hook(target, "hook"), webhook("after", f"{target.base_url}/after")))
+    await create(api, chain("dx-cancel", waiting_hook(target, "hook"), webhook("after", f"{target.base_url}/after")))
     run = await start(api, "dx-cancel")
     await until(api, run["identifier"], waiting("hook"))
     cancelled = await api.post(f"/v1/workflows/runs/{run['identifier']}/cancel", headers={"X-Stepline-User": "ops"})
@@ -201,7 +186,7 @@ async def test_cancel_rerun_pause_resume(api: httpx.AsyncClient, target: Target)
 # ---- 2. concurrencyLimit -------------------------------------------------------------------------
 
 async def test_concurrency_limit_queues_the_second_run(api: httpx.AsyncClient, target: Target) -> None:
-    await create(api, {**chain("dx-limited", async_hook(target, "hook")), "concurrencyLimit": 1})
+    await create(api, {**chain("dx-limited", waiting_hook(target, "hook")), "concurrencyLimit": 1})
     first = await start(api, "dx-limited")
     first = await until(api, first["identifier"], waiting("hook"))
     second = await start(api, "dx-limited")

@@ -4,7 +4,6 @@ rejected at validation. The token lives in the engine's encrypted secret vault."
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import itertools
 import json
@@ -18,12 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from libs.secrets.vault import open_vault
-from tests.conftest import free_port
+from tests.conftest import serving
 from tests.service.test_embedded_runs import chain, create, node_runs, run_to_end
 
 TOKEN = "ghp_test0123456789abcdefTOKEN"
@@ -97,16 +95,9 @@ class FakeGitHub:
 @pytest.fixture
 async def github() -> AsyncIterator[FakeGitHub]:
     fake = FakeGitHub()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(fake.app(), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.005)
-    fake.base_url = f"http://127.0.0.1:{port}"
-    yield fake
-    server.should_exit = True
-    await task
+    async with serving(fake.app()) as base_url:
+        fake.base_url = base_url
+        yield fake
 
 
 @pytest.fixture

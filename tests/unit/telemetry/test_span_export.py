@@ -8,14 +8,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from libs.telemetry.export import configure_tracing
-from tests.conftest import free_port
+from tests.conftest import serving
 
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter")
 
@@ -28,15 +27,9 @@ async def collector() -> AsyncIterator[tuple[str, list[tuple[str, bytes]]]]:
         received.append((request.headers.get("content-type", ""), await request.body()))
         return Response(status_code=200)
 
-    port = free_port()
     app = Starlette(routes=[Route("/v1/traces", traces, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.005)
-    yield f"http://127.0.0.1:{port}", received
-    server.should_exit = True
-    await task
+    async with serving(app) as base_url:
+        yield base_url, received
 
 
 def test_no_endpoint_means_no_tracing() -> None:
