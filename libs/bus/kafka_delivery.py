@@ -22,11 +22,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from libs.bus.dead_letter import dead_letter_envelope, is_retryable
+from libs.bus.dead_letter import dead_letter_envelope
 from libs.bus.kafka_codec import PoisonMessageError, Record, accepts_external, decode, poison_letter
 from libs.bus.kafka_tracing import consuming
 from libs.bus.kafka_worker import PartitionWorker
 from libs.bus.ports import Handler
+from libs.bus.redelivery import GaveUp, Retries, call_handler, redeliver
 from libs.contracts import topics
 from libs.contracts.envelope import Envelope
 from libs.telemetry.propagation import traceparent_from_headers
@@ -37,10 +38,7 @@ PublishLetter = Callable[[Envelope], Awaitable[None]]
 
 
 @dataclass(frozen=True)
-class Policy:
-    max_deliveries: int
-    backoff: float
-    max_backoff: float
+class Policy(Retries):
     source: str
 
 
@@ -74,29 +72,17 @@ class Delivery:
         return await self._send_letter(letter, worker)
 
     async def _deliver(self, envelope: Envelope, record: Record, worker: PartitionWorker) -> bool:
-        deliveries, delay = 1, self._policy.backoff
-        error = await self._call(envelope, worker)
-        while error is not None:
-            if not is_retryable(error) or deliveries >= self._policy.max_deliveries:
-                return await self._dead_letter(envelope, record, error, deliveries, worker)
-            if worker.closing:
-                return False
-            self._log_failure(envelope, record, error, deliveries)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self._policy.max_backoff)
-            deliveries += 1
-            error = await self._call(envelope, worker)
+        error = await call_handler(self._handler, envelope, worker)
+        if error is None:
+            return True
+        outcome = await redeliver(error, lambda: call_handler(self._handler, envelope, worker), self._policy,
+                                  stopping=lambda: worker.closing,
+                                  log_failure=lambda exc, n: self._log_failure(envelope, record, exc, n))
+        if isinstance(outcome, GaveUp):
+            return False
+        if outcome is not None:
+            return await self._dead_letter(envelope, record, outcome.error, outcome.deliveries, worker)
         return True
-
-    async def _call(self, envelope: Envelope, worker: PartitionWorker) -> Exception | None:
-        worker.busy = True
-        try:
-            await self._handler(envelope)
-        except Exception as exc:  # CancelledError is a BaseException and propagates
-            return exc
-        finally:
-            worker.busy = False
-        return None
 
     async def _dead_letter(
         self, envelope: Envelope, record: Record, error: Exception, deliveries: int, worker: PartitionWorker

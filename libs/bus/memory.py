@@ -52,8 +52,9 @@ import logging
 import zlib
 from typing import Final
 
-from libs.bus.dead_letter import dead_letter_envelope, is_retryable
+from libs.bus.dead_letter import dead_letter_envelope
 from libs.bus.ports import Handler
+from libs.bus.redelivery import GaveUp, Retries, call_handler, redeliver
 from libs.contracts import topics
 from libs.contracts.envelope import Envelope
 from libs.core.errors import BusError
@@ -177,34 +178,19 @@ class _Consumer:
         error = await self._deliver(envelope)
         if error is None:
             return True
-        return await self._redeliver(envelope, error)
+        bus = self.bus
+        outcome = await redeliver(error, lambda: self._deliver(envelope), bus._retries,
+                                  stopping=lambda: bus._stopping,
+                                  log_failure=lambda exc, n: self._log_failure(envelope, exc, n))
+        if isinstance(outcome, GaveUp):
+            return False
+        if outcome is not None:
+            bus._dead_letter(self, envelope, outcome.error, outcome.deliveries)
+        return True
 
     async def _deliver(self, envelope: Envelope) -> Exception | None:
         self.topic.counters.delivered += 1
-        self.busy = True
-        try:
-            await self.handler(envelope)
-        except Exception as exc:  # CancelledError is a BaseException and propagates
-            return exc
-        finally:
-            self.busy = False
-        return None
-
-    async def _redeliver(self, envelope: Envelope, error: Exception) -> bool:
-        bus, deliveries, delay = self.bus, 1, self.bus._backoff
-        while is_retryable(error) and deliveries < bus._max_deliveries:
-            if bus._stopping:
-                return False
-            self._log_failure(envelope, error, deliveries)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, bus._max_backoff)
-            deliveries += 1
-            next_error = await self._deliver(envelope)
-            if next_error is None:
-                return True
-            error = next_error
-        bus._dead_letter(self, envelope, error, deliveries)
-        return True
+        return await call_handler(self.handler, envelope, self)
 
     def _log_failure(self, envelope: Envelope, error: Exception, deliveries: int) -> None:
         _log.warning(
@@ -249,9 +235,8 @@ class MemoryBus:
         if partitions < 1 or max_deliveries < 1 or redelivery_backoff < 0 or retention < 0:
             raise ValueError("need partitions, max_deliveries >= 1 and redelivery_backoff, retention >= 0")
         self._partitions = partitions
-        self._max_deliveries = max_deliveries
-        self._backoff = redelivery_backoff
-        self._max_backoff = max(MAX_BACKOFF, redelivery_backoff)
+        self._retries = Retries(max_deliveries=max_deliveries, backoff=redelivery_backoff,
+                                max_backoff=max(MAX_BACKOFF, redelivery_backoff))
         self._retention = retention
         self._stopping = False
         self._topics: dict[str, _Topic] = {}

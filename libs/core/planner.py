@@ -92,12 +92,11 @@ def start_run(workflow: Workflow, *, run_id: str, version: int, trigger: Trigger
     triggers are skipped; nodes in `reused` have succeeded with their earlier output; whatever
     became runnable is dispatched. `base` is a stored queued run being admitted (its identity,
     links and creation time are kept)."""
-    fields = {"id": run_id, "workflow": workflow.identifier, "version": version, "trigger": trigger,
-              "inputs": inputs, "idempotency_key": idempotency_key, "created_at": now, "updated_at": now}
     if base is not None:
         run = base.model_copy(update={"queued": False, "nodes": {}, "outputs": {}, "updated_at": now})
     else:
-        run = Run(**fields)
+        run = Run(id=run_id, workflow=workflow.identifier, version=version, trigger=trigger, inputs=inputs,
+                  idempotency_key=idempotency_key, created_at=now, updated_at=now)
     for node in workflow.triggers():
         fired = node.identifier == trigger.node
         _move(run, node.identifier, NodeProgress(state="SUCCEEDED" if fired else "SKIPPED"))

@@ -34,12 +34,12 @@ from libs.store.mongo_collections import Collections, translated
 from libs.store.mongo_documents import Doc
 from libs.store.mongo_entries import MongoEntries
 from libs.store.mongo_queries import NODE_RUNS, RUNS, TIMERS, VERSIONS, WORKFLOWS
+from libs.store.version_publishing import VersionPublishing
 from libs.store.ports import Claim, ClaimOutcome, Completion, RunFilter, Timer
 
-_MAX_VERSION_RACES = 50
 
 
-class MongoStore(MongoEntries):
+class MongoStore(MongoEntries, VersionPublishing):
     """The `Store` port on one MongoDB database. Call `open()` before use."""
 
     def __init__(self, url: str, *, database: str = "stepline",
@@ -121,35 +121,19 @@ class MongoStore(MongoEntries):
         flt: Doc = {} if include_deleted else {"deleted": False}
         return [docs.workflow_from(doc) for doc in await self._db.find(WORKFLOWS, flt, sort=q.BY_ID)]
 
-    async def add_version(self, identifier: str, definition: dict[str, Any], *, now: float,
-                          by: str | None = None, title: str | None = None,
-                          description: str | None = None) -> tuple[WorkflowRecord, VersionRecord]:
-        await self.get_workflow(identifier)
-        return await self._publish(identifier, definition, now=now, by=by, title=title,
-                                   description=description)
-
-    async def _publish(self, identifier: str, definition: dict[str, Any], *, now: float,
-                       by: str | None, title: str | None,
-                       description: str | None) -> tuple[WorkflowRecord, VersionRecord]:
-        """Insert the next version (retrying on a lost race), then move `$LIVE` forward to it."""
-        for _ in range(_MAX_VERSION_RACES):
-            number = await self._last_version(identifier) + 1
-            version = VersionRecord(workflow=identifier, version=number, definition=definition,
-                                    created_at=now, created_by=by)
-            if await self._db.insert(VERSIONS, docs.version_document(version)):
-                break
-        else:
-            raise ConcurrentUpdateError(f"too many concurrent versions of workflow {identifier!r}")
-        doc = await self._db.modify(WORKFLOWS, {"_id": identifier, "latest_version": {"$lt": number}},
-                                    q.point_live(number, title=title, description=description, by=by, now=now))
-        if doc is None:  # a concurrent publisher already moved it past this version
-            return await self.get_workflow(identifier, include_deleted=True), version
-        return docs.workflow_from(doc), version
-
     async def _last_version(self, identifier: str) -> int:
         doc = await self._db.find_one(VERSIONS, {"workflow": identifier}, projection={"version": 1},
                                       sort=q.LAST_VERSION)
         return 0 if doc is None else int(doc["version"])
+
+    async def _insert_version(self, version: VersionRecord) -> bool:
+        return await self._db.insert(VERSIONS, docs.version_document(version))
+
+    async def _point_live(self, identifier: str, number: int, *, title: str | None, description: str | None,
+                          by: str | None, now: float) -> WorkflowRecord | None:
+        doc = await self._db.modify(WORKFLOWS, {"_id": identifier, "latest_version": {"$lt": number}},
+                                    q.point_live(number, title=title, description=description, by=by, now=now))
+        return None if doc is None else docs.workflow_from(doc)
 
     async def get_version(self, identifier: str, version: int) -> VersionRecord:
         doc = await self._db.find_one(VERSIONS, {"_id": docs.version_id(identifier, version)})

@@ -31,12 +31,12 @@ from libs.core.versioning import VersionRecord, WorkflowRecord, is_valid_tag
 from libs.store import sqlite_sql as sql
 from libs.store.ports import Claim, ClaimOutcome, Completion, RunFilter, Timer
 from libs.store.sqlite_entries import SqliteEntries
+from libs.store.version_publishing import VersionPublishing
 from libs.store.sqlite_schema import PRAGMAS, SCHEMA
 
 Params = Sequence[Any] | Mapping[str, Any]
 
 _TIMER = TypeAdapter(Timer)
-_MAX_VERSION_RACES = 50
 _RETRYABLE_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR,
                               sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_FULL, sqlite3.SQLITE_NOMEM,
                               sqlite3.SQLITE_PROTOCOL})
@@ -64,7 +64,7 @@ def _log_params(logs: Sequence[LogEntry]) -> dict[str, str]:
     return {f"log{i}": log.model_dump_json() for i, log in enumerate(logs)}
 
 
-class SqliteStore(SqliteEntries):
+class SqliteStore(SqliteEntries, VersionPublishing):
     """The `Store` port on one SQLite file (or ":memory:"). Call `open()` before use."""
 
     def __init__(self, path: str, *, busy_timeout_ms: int = 1000) -> None:
@@ -151,31 +151,18 @@ class SqliteStore(SqliteEntries):
         return [WorkflowRecord.model_validate_json(doc)
                 for doc in await self._docs(sql.LIST_WORKFLOWS, (include_deleted,))]
 
-    async def add_version(self, identifier: str, definition: dict[str, Any], *, now: float,
-                          by: str | None = None, title: str | None = None,
-                          description: str | None = None) -> tuple[WorkflowRecord, VersionRecord]:
-        await self.get_workflow(identifier)
-        return await self._publish(identifier, definition, now=now, by=by, title=title,
-                                   description=description)
+    async def _last_version(self, identifier: str) -> int:
+        return int(await self._scalar(sql.LAST_VERSION, (identifier,)))
 
-    async def _publish(self, identifier: str, definition: dict[str, Any], *, now: float,
-                       by: str | None, title: str | None,
-                       description: str | None) -> tuple[WorkflowRecord, VersionRecord]:
-        """Insert the next version (retrying on a lost race), then move `$LIVE` forward to it."""
-        for _ in range(_MAX_VERSION_RACES):
-            number = int(await self._scalar(sql.LAST_VERSION, (identifier,))) + 1
-            version = VersionRecord(workflow=identifier, version=number, definition=definition,
-                                    created_at=now, created_by=by)
-            if await self._rows(sql.INSERT_VERSION, (identifier, number, version.model_dump_json())):
-                break
-        else:
-            raise ConcurrentUpdateError(f"too many concurrent versions of workflow {identifier!r}")
+    async def _insert_version(self, version: VersionRecord) -> bool:
+        return bool(await self._rows(sql.INSERT_VERSION, (version.workflow, version.version, version.model_dump_json())))
+
+    async def _point_live(self, identifier: str, number: int, *, title: str | None, description: str | None,
+                          by: str | None, now: float) -> WorkflowRecord | None:
         doc = await self._scalar(sql.POINT_LIVE, {
             "identifier": identifier, "version": number, "title": title,
             "description": description, "by": by, "now_j": _json(now)})
-        if doc is None:  # a concurrent publisher already moved it past this version
-            return await self.get_workflow(identifier, include_deleted=True), version
-        return WorkflowRecord.model_validate_json(doc), version
+        return None if doc is None else WorkflowRecord.model_validate_json(doc)
 
     async def get_version(self, identifier: str, version: int) -> VersionRecord:
         doc = await self._scalar(sql.GET_VERSION, (identifier, version))

@@ -82,30 +82,29 @@ class Scheduler:
             admitted = await self.admission.request(workflow.identifier, msg.run_id, limit)
             await control.admit_others(self, admitted, but=msg.run_id)
             if msg.run_id not in admitted:
-                await self._insert_queued(workflow, pending, limit)
+                stored, _ = await self._insert(workflow, pending, limit)
+                if stored.id == msg.run_id and not stored.queued:  # a redelivery: admitted meanwhile
+                    await self.ensure_dispatched(workflow, stored)
                 return
         decision = await control.start_decision(self, workflow, pending)
-        decision.run.check_at = now + self.stale_seconds
-        stored, inserted = await self.store.insert_run(decision.run)
-        self.runs.put(stored)
-        if stored.id != msg.run_id and limit is not None:  # an earlier run holds the idempotency key
-            await control.admit_others(self, await self.admission.release(workflow.identifier, msg.run_id, limit))
-        if not inserted:
-            if not stored.queued:
-                await self.store.insert_node_run(records.trigger_node_run(workflow, stored))
-                await self.ensure_dispatched(workflow, stored)
+        stored, inserted = await self._insert(workflow, decision.run, limit)
+        if stored.queued:
             return
         await self.store.insert_node_run(records.trigger_node_run(workflow, stored))
+        if not inserted:
+            await self.ensure_dispatched(workflow, stored)
+            return
         await self.publish_event(records.run_started_event(stored))
         await self.carry_out(workflow, stored, decision)
 
-    async def _insert_queued(self, workflow: Workflow, pending: Run, limit: int) -> None:
-        stored, _ = await self.store.insert_run(pending)
+    async def _insert(self, workflow: Workflow, run: Run, limit: int | None) -> tuple[Run, bool]:
+        """Insert-if-absent; when an earlier run holds the idempotency key, give back the slot (or
+        queue place) this run id took."""
+        stored, inserted = await self.store.insert_run(run)
         self.runs.put(stored)
-        if stored.id != pending.id:
-            await control.admit_others(self, await self.admission.release(workflow.identifier, pending.id, limit))
-        elif not stored.queued:
-            await self.ensure_dispatched(workflow, stored)
+        if stored.id != run.id and limit is not None:
+            await control.admit_others(self, await self.admission.release(workflow.identifier, run.id, limit))
+        return stored, inserted
 
     async def apply(self, run_id: str, outcome: planner.Outcome) -> None:
         """Apply one node outcome with an optimistic, seq-guarded update."""

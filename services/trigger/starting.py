@@ -109,7 +109,7 @@ class RunStarter:
     async def start(self, request: StartRequest) -> StartOutcome:
         record = await self._store.get_workflow(request.workflow)
         version = resolve_version(record, request.version, request.tag)
-        repeat = await self._repeat(request)
+        repeat = await self._repeat(request.workflow, request.idempotency_key)
         if repeat is not None:
             return repeat
         await refuse_if_paused(self._store, request.workflow)
@@ -117,36 +117,33 @@ class RunStarter:
         trigger = self_serve_trigger(definition, version)
         user_inputs = trigger.config.get("userInputs") or {}
         inputs = validate_inputs(user_inputs if isinstance(user_inputs, dict) else {}, request.inputs or {})
-        run_id = new_run_id()
-        message = start_message(request, run_id, version, trigger, inputs, self._clock())
-        await send_command(self._bus, message)
-        run = await wait_for_insert(self._store, run_id, request.workflow, request.idempotency_key,
-                                    self._accept_timeout)
-        return StartOutcome(run_id, request.workflow, version, run, repeated=run is not None and run.id != run_id)
+        return await self.send(start_message(request, new_run_id(), version, trigger, inputs, self._clock()))
 
     async def fire(self, start: TriggerStart) -> StartOutcome:
         """Start a run from a trigger node. The caller checks pausing (its answer differs by ingress)."""
-        if start.idempotency_key is not None:
-            existing = await self._store.find_run_by_idempotency_key(start.workflow, start.idempotency_key)
-            if existing is not None:
-                return StartOutcome(existing.id, existing.workflow, existing.version, existing, repeated=True)
-        run_id = new_run_id()
-        now = self._clock()
-        context = v1.TriggerContext(type=start.trigger_type, by=start.by, at=now, node=start.node)
-        await send_command(self._bus, v1.StartRun(run_id=run_id, workflow=start.workflow, version=start.version,
-                                                  trigger=context, inputs=start.output,
-                                                  idempotency_key=start.idempotency_key))
-        if not start.wait:
-            return StartOutcome(run_id, start.workflow, start.version, None, repeated=False)
-        run = await wait_for_insert(self._store, run_id, start.workflow, start.idempotency_key,
-                                    self._accept_timeout)
-        return StartOutcome(run_id, start.workflow, start.version, run,
-                            repeated=run is not None and run.id != run_id)
+        repeat = await self._repeat(start.workflow, start.idempotency_key)
+        if repeat is not None:
+            return repeat
+        context = v1.TriggerContext(type=start.trigger_type, by=start.by, at=self._clock(), node=start.node)
+        return await self.send(v1.StartRun(run_id=new_run_id(), workflow=start.workflow, version=start.version,
+                                           trigger=context, inputs=start.output,
+                                           idempotency_key=start.idempotency_key), wait=start.wait)
 
-    async def _repeat(self, request: StartRequest) -> StartOutcome | None:
-        if request.idempotency_key is None:
+    async def send(self, message: v1.StartRun, *, wait: bool = True) -> StartOutcome:
+        """Publish `message`; with `wait`, wait up to the accept timeout for the scheduler to insert
+        the run (or the earlier run holding its idempotency key)."""
+        await send_command(self._bus, message)
+        run = None
+        if wait:
+            run = await wait_for_insert(self._store, message.run_id, message.workflow, message.idempotency_key,
+                                        self._accept_timeout)
+        return StartOutcome(message.run_id, message.workflow, message.version, run,
+                            repeated=run is not None and run.id != message.run_id)
+
+    async def _repeat(self, workflow: str, idempotency_key: str | None) -> StartOutcome | None:
+        if idempotency_key is None:
             return None
-        run = await self._store.find_run_by_idempotency_key(request.workflow, request.idempotency_key)
+        run = await self._store.find_run_by_idempotency_key(workflow, idempotency_key)
         if run is None:
             return None
         return StartOutcome(run.id, run.workflow, run.version, run, repeated=True)

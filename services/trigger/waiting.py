@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from libs.core.errors import NotFoundError
 from libs.core.run import Run
@@ -40,14 +41,19 @@ async def wait_for_insert(store: RunStore, run_id: str, workflow: str, key: str 
         delay = min(delay * 2, MAX_DELAY)
 
 
-async def wait_for_completion(store: RunStore, run_id: str, timeout: float) -> Run:
-    """The run as soon as it is COMPLETED, or as it is when `timeout` seconds pass.
+async def wait_for_run(store: RunStore, run_id: str, done: Callable[[Run], bool], timeout: float) -> Run:
+    """The run as soon as `done(run)` holds, or as it is when `timeout` seconds pass.
     NotFoundError at once if it does not exist."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
         run = await store.get_run(run_id)
         remaining = deadline - loop.time()
-        if run.status == "COMPLETED" or remaining <= 0:
+        if done(run) or remaining <= 0:
             return run
         await asyncio.sleep(min(COMPLETION_POLL_SECONDS, remaining))
+
+
+async def wait_for_completion(store: RunStore, run_id: str, timeout: float) -> Run:
+    """The run as soon as it is COMPLETED, or as it is when `timeout` seconds pass."""
+    return await wait_for_run(store, run_id, lambda run: run.status == "COMPLETED", timeout)

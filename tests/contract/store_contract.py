@@ -89,6 +89,24 @@ class StoreContract(abc.ABC):
     async def test_ping(self, store: Store) -> None:
         assert await store.ping() is True
 
+    async def test_data_survives_close_and_reopen(self, open_store: StoreFactory) -> None:
+        store = await open_store()
+        await store.create_workflow(workflow(), DEFINITION)
+        await store.insert_run(run(1))
+        key = (await store.insert_node_run(node_run()))[0].key
+        await store.claim_node_run(key, owner="w1", now=NOW, lease_until=NOW + LEASE)
+        finished = await store.finish_node_run(key, Completion("SUCCESS", {"ok": True}), now=NOW + 1,
+                                               from_statuses=frozenset({"RUNNING"}), owner="w1")
+        await store.close()
+        assert await store.ping() is False
+        reopened = await open_store()
+        await reopened.open()  # open is idempotent on an existing database
+        assert (await reopened.get_workflow("wf")).latest_version == 1
+        assert await reopened.get_run(run(1).id) == run(1)
+        assert await reopened.get_node_run(key) == finished
+        claim = await reopened.claim_node_run(key, owner="w2", now=NOW + 2, lease_until=NOW + LEASE)
+        assert claim.outcome is ClaimOutcome.COMPLETED
+
     async def test_create_workflow_stores_version_1_as_live(self, store: Store) -> None:
         record, version = await store.create_workflow(workflow(), DEFINITION)
         assert (record.identifier, record.latest_version, record.tags) == ("wf", 1, {LIVE_TAG: 1})

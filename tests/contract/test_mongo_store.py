@@ -16,7 +16,7 @@ from pymongo.errors import ServerSelectionTimeoutError
 from libs.core.errors import StoreError, StoreUnavailableError
 from libs.store.mongo import MongoStore
 from libs.store.mongo_documents import decode, encode
-from libs.store.ports import ClaimOutcome, Completion, Store
+from libs.store.ports import Completion, Store
 from tests.conftest import free_port
 from .store_contract import DEFINITION, LEASE, NOW, StoreContract, log, node_run, run, workflow
 
@@ -113,24 +113,6 @@ async def test_awkward_payloads_round_trip(mongo_url: str, database: str) -> Non
                                            from_statuses=frozenset({"RUNNING"}), owner="w1")
         assert done is not None and (done.output, done.logs) == (AWKWARD, [tagged])
         assert await store.get_node_run(key) == done
-
-
-async def test_data_survives_close_and_reopen(mongo_url: str, database: str) -> None:
-    async with MongoStore(mongo_url, database=database) as store:
-        await store.create_workflow(workflow(), DEFINITION)
-        await store.insert_run(run(1))
-        key = (await store.insert_node_run(node_run()))[0].key
-        await store.claim_node_run(key, owner="w1", now=NOW, lease_until=NOW + LEASE)
-        finished = await store.finish_node_run(key, Completion("SUCCESS", {"ok": True}), now=NOW + 1,
-                                               from_statuses=frozenset({"RUNNING"}), owner="w1")
-    assert await store.ping() is False
-    async with MongoStore(mongo_url, database=database) as reopened:  # indexes exist: open is idempotent
-        await reopened.open()
-        assert (await reopened.get_workflow("wf")).latest_version == 1
-        assert await reopened.get_run(run(1).id) == run(1)
-        assert await reopened.get_node_run(key) == finished
-        claim = await reopened.claim_node_run(key, owner="w2", now=NOW + 2, lease_until=NOW + LEASE)
-        assert claim.outcome is ClaimOutcome.COMPLETED
 
 
 async def test_indexes_are_created(mongo_url: str, database: str) -> None:

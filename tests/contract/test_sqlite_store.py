@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from libs.core.errors import StoreUnavailableError
-from libs.store.ports import ClaimOutcome, Completion, Store
+from libs.store.ports import Store
 from libs.store.sqlite import SqliteStore
-from .store_contract import DEFINITION, LEASE, NOW, StoreContract, node_run, run, workflow
+from .store_contract import StoreContract, run
 
 
 class TestSqliteStore(StoreContract):
@@ -22,24 +22,6 @@ class TestSqliteStore(StoreContract):
         store = SqliteStore(self.path)
         await store.open()
         return store
-
-
-async def test_data_survives_close_and_reopen(tmp_path: Path) -> None:
-    path = str(tmp_path / "stepline.db")
-    async with SqliteStore(path) as store:
-        await store.create_workflow(workflow(), DEFINITION)
-        await store.insert_run(run(1))
-        key = (await store.insert_node_run(node_run()))[0].key
-        await store.claim_node_run(key, owner="w1", now=NOW, lease_until=NOW + LEASE)
-        finished = await store.finish_node_run(key, Completion("SUCCESS", {"ok": True}), now=NOW + 1,
-                                               from_statuses=frozenset({"RUNNING"}), owner="w1")
-    assert await store.ping() is False
-    async with SqliteStore(path) as reopened:
-        assert (await reopened.get_workflow("wf")).latest_version == 1
-        assert await reopened.get_run(run(1).id) == run(1)
-        assert await reopened.get_node_run(key) == finished
-        claim = await reopened.claim_node_run(key, owner="w2", now=NOW + 2, lease_until=NOW + LEASE)
-        assert claim.outcome is ClaimOutcome.COMPLETED
 
 
 async def test_open_is_idempotent_and_uses_wal(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import asyncio
 import json
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from tests.conftest import Target, free_port
 from tests.e2e.test_distributed import cluster, wait_api
 from tests.infra_fixtures import KafkaBroker
 from tests.service.test_embedded_runs import chain, create, node_runs, webhook
-from tests.service.test_run_control import complete, waiting_hook
+from tests.service.test_run_control import complete, get_run, until, waiting, waiting_hook
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.mongo]
 DEADLINE = 30.0
@@ -97,13 +97,6 @@ async def start(api: httpx.AsyncClient, workflow: str, inputs: dict[str, Any] | 
     return run
 
 
-async def get_run(api: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
-    response = await api.get(f"/v1/workflows/runs/{run_id}")
-    assert response.status_code == 200, response.text
-    run: dict[str, Any] = response.json()["workflowRun"]
-    return run
-
-
 async def finished(api: httpx.AsyncClient, run_id: str, within: float = DEADLINE) -> dict[str, Any]:
     """Long-poll (`?wait=5`) until the run is COMPLETED, within `within` seconds (a run answered
     202 is 404 until the scheduler has stored it)."""
@@ -119,21 +112,6 @@ async def finished(api: httpx.AsyncClient, run_id: str, within: float = DEADLINE
         if run["status"] == "COMPLETED":
             return run
         assert time.monotonic() < deadline, f"run {run_id} did not complete: {run}"
-
-
-async def until(api: httpx.AsyncClient, run_id: str, check: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    """Poll the run until `check(run)` holds, within DEADLINE."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        run = await get_run(api, run_id)
-        if check(run):
-            return run
-        assert time.monotonic() < deadline, f"condition not reached: {run}"
-        await asyncio.sleep(0.05)
-
-
-def waiting(node_id: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda run: run["nodes"].get(node_id, {}).get("state") == "WAITING"
 
 
 async def runs_of(api: httpx.AsyncClient, workflow: str, count: int = 1) -> list[dict[str, Any]]:
@@ -154,7 +132,7 @@ async def runs_of(api: httpx.AsyncClient, workflow: str, count: int = 1) -> list
 async def test_cancel_rerun_pause_resume(api: httpx.AsyncClient, target: Target) -> None:
     await create(api, chain("dx-cancel", waiting_hook(target, "hook"), webhook("after", f"{target.base_url}/after")))
     run = await start(api, "dx-cancel")
-    await until(api, run["identifier"], waiting("hook"))
+    await until(api, run["identifier"], waiting("hook"), DEADLINE)
     cancelled = await api.post(f"/v1/workflows/runs/{run['identifier']}/cancel", headers={"X-Stepline-User": "ops"})
     assert cancelled.status_code == 200, cancelled.text
     done = await finished(api, run["identifier"])
@@ -188,13 +166,13 @@ async def test_cancel_rerun_pause_resume(api: httpx.AsyncClient, target: Target)
 async def test_concurrency_limit_queues_the_second_run(api: httpx.AsyncClient, target: Target) -> None:
     await create(api, {**chain("dx-limited", waiting_hook(target, "hook")), "concurrencyLimit": 1})
     first = await start(api, "dx-limited")
-    first = await until(api, first["identifier"], waiting("hook"))
+    first = await until(api, first["identifier"], waiting("hook"), DEADLINE)
     second = await start(api, "dx-limited")
     assert second["status"] == "QUEUED"
     assert (await get_run(api, second["identifier"]))["nodes"] == {}
     await complete(api, first, "hook")
     assert (await finished(api, first["identifier"]))["result"] == "SUCCESS"
-    second = await until(api, second["identifier"], waiting("hook"))
+    second = await until(api, second["identifier"], waiting("hook"), DEADLINE)
     await complete(api, second, "hook")
     assert (await finished(api, second["identifier"]))["result"] == "SUCCESS"
     assert target.hits["/async/hook"] == 2
@@ -218,7 +196,7 @@ async def test_approval_sub_workflow_and_foreach(api: httpx.AsyncClient, target:
 
     approval = await start(api, "dx-approval")
     parent, each = await start(api, "dx-parent"), await start(api, "dx-foreach")
-    await until(api, approval["identifier"], waiting("gate"))
+    await until(api, approval["identifier"], waiting("gate"), DEADLINE)
     decided = await api.post(f"/v1/workflows/runs/{approval['identifier']}/nodes/gate/approval",
                              json={"decision": "approve", "by": "alice@example.com", "comment": "go"})
     assert decided.status_code == 200, decided.text
@@ -323,7 +301,7 @@ async def test_signed_webhook_starts_a_run_that_uses_a_secret(api: httpx.AsyncCl
 async def test_delay_of_one_second_completes(api: httpx.AsyncClient) -> None:
     await create(api, chain("dx-delay", node("pause", {"type": "DELAY", "seconds": 1})))
     run_id = (await start(api, "dx-delay"))["identifier"]
-    waited = await until(api, run_id, waiting("pause"))
+    waited = await until(api, run_id, waiting("pause"), DEADLINE)
     resume_at = node_runs(waited, "pause")[0]["output"]["resumeAt"]
     run = await finished(api, run_id)
     assert run["result"] == "SUCCESS", run

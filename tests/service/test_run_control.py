@@ -20,7 +20,9 @@ async def start(api: httpx.AsyncClient, workflow: str, **body: Any) -> dict[str,
 
 
 async def get_run(api: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
-    run: dict[str, Any] = (await api.get(f"/v1/workflows/runs/{run_id}")).json()["workflowRun"]
+    response = await api.get(f"/v1/workflows/runs/{run_id}")
+    assert response.status_code == 200, response.text
+    run: dict[str, Any] = response.json()["workflowRun"]
     return run
 
 

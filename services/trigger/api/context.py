@@ -13,6 +13,7 @@ from libs.secrets.vault import SecretVault
 from libs.store.definitions import DefinitionCache
 from libs.store.ports import Store
 from services.trigger.settings import TriggerSettings
+from services.trigger.starting import RunStarter
 
 USER_HEADER = "X-Stepline-User"
 
@@ -26,6 +27,9 @@ class ApiContext:
     definitions: DefinitionCache
     secrets: SecretVault | None = None
     """None when the service has no secrets key."""
+
+    def starter(self) -> RunStarter:
+        return RunStarter(self.store, self.bus, self.definitions, self.clock, self.settings.accept_timeout_seconds)
 
 
 def _context(request: Request) -> ApiContext:

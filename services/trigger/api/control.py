@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path
@@ -15,17 +14,15 @@ from libs.store import pausing
 from services.trigger import presenters
 from services.trigger.api.context import ApiContext, Context, User
 from services.trigger.api.models import RerunBody
+from services.trigger.api.runs import start_answer
 from services.trigger.publishing import send_command
 from services.trigger.responses import ApiJSONResponse
 from services.trigger.starting import refuse_if_paused
 from services.trigger.strict_json import StrictJsonRoute
-from services.trigger.waiting import wait_for_insert
+from services.trigger.waiting import wait_for_run
 
 runs_router = APIRouter(prefix="/v1/workflows/runs", tags=["run control"], route_class=StrictJsonRoute)
 workflows_router = APIRouter(prefix="/v1/workflows", tags=["run control"], route_class=StrictJsonRoute)
-
-CANCEL_POLL_SECONDS = 0.01
-
 
 async def _shown(ctx: ApiContext, run: Run) -> dict[str, Any]:
     return presenters.run(run, await ctx.store.list_node_runs(run.id))
@@ -40,11 +37,7 @@ async def cancel_run(ctx: Context, user: User, run_id: Annotated[str, Path()]) -
     if run.status == "COMPLETED":
         raise ConflictError(f"run {run_id} has already completed with result {run.result}; nothing to cancel")
     await send_command(ctx.bus, v1.CancelRun(run_id=run_id, by=user))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + ctx.settings.accept_timeout_seconds
-    while not _cancel_recorded(run) and loop.time() < deadline:
-        await asyncio.sleep(CANCEL_POLL_SECONDS)
-        run = await ctx.store.get_run(run_id)
+    run = await wait_for_run(ctx.store, run_id, _cancel_recorded, ctx.settings.accept_timeout_seconds)
     status = 200 if _cancel_recorded(run) else 202
     return ApiJSONResponse({"ok": True, "workflowRun": await _shown(ctx, run)}, status_code=status)
 
@@ -65,16 +58,10 @@ async def rerun(ctx: Context, user: User, run_id: Annotated[str, Path()],
         state = "has not completed" if old.status != "COMPLETED" else "succeeded"
         raise ConflictError(f"run {run_id} {state}; a rerun from `failed` needs a completed run that did not succeed")
     await refuse_if_paused(ctx.store, old.workflow)
-    new_id = new_run_id()
     trigger = v1.TriggerContext(type="RERUN", by=user, at=ctx.clock(), node=old.trigger.node)
-    await send_command(ctx.bus, v1.StartRun(run_id=new_id, workflow=old.workflow, version=old.version,
-                                            trigger=trigger, inputs=old.inputs, rerun_of=old.id,
-                                            rerun_from=body.from_))
-    run = await wait_for_insert(ctx.store, new_id, old.workflow, None, ctx.settings.accept_timeout_seconds)
-    if run is None:
-        shown = presenters.accepted_run(new_id, old.workflow, old.version)
-        return ApiJSONResponse({"ok": True, "workflowRun": shown}, status_code=202)
-    return ApiJSONResponse({"ok": True, "workflowRun": await _shown(ctx, run)}, status_code=201)
+    message = v1.StartRun(run_id=new_run_id(), workflow=old.workflow, version=old.version, trigger=trigger,
+                          inputs=old.inputs, rerun_of=old.id, rerun_from=body.from_)
+    return await start_answer(ctx, await ctx.starter().send(message))
 
 
 @workflows_router.post("/{workflow_id}/pause")

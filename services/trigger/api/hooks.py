@@ -23,7 +23,7 @@ from services.trigger.api.secrets import vault_of
 from services.trigger.errors import error_response
 from services.trigger.responses import ApiJSONResponse
 from services.trigger.signatures import signature_matches
-from services.trigger.starting import RunStarter, StartOutcome, TriggerStart, refuse_if_paused
+from services.trigger.starting import StartOutcome, TriggerStart, refuse_if_paused
 from services.trigger.strict_json import strict_loads
 
 router = APIRouter(prefix="/v1/hooks", tags=["webhooks"])
@@ -86,10 +86,6 @@ def _shown(outcome: StartOutcome) -> dict[str, Any]:
     return presenters.run(outcome.run)
 
 
-def _starter(ctx: ApiContext) -> RunStarter:
-    return RunStarter(ctx.store, ctx.bus, ctx.definitions, ctx.clock, ctx.settings.accept_timeout_seconds)
-
-
 @router.post("/{workflow_id}", status_code=202, response_model=None)
 async def receive_webhook(ctx: Context, request: Request, workflow_id: Annotated[str, Path()],
                           node: NodeQuery = None, signature: Signature = None,
@@ -106,7 +102,7 @@ async def receive_webhook(ctx: Context, request: Request, workflow_id: Annotated
     if isinstance(body, Response):
         return body
     await refuse_if_paused(ctx.store, record.identifier)
-    outcome = await _starter(ctx).fire(TriggerStart(
+    outcome = await ctx.starter().fire(TriggerStart(
         workflow=record.identifier, version=record.live_version, node=trigger.identifier,
         trigger_type="WEBHOOK", output=body,
         idempotency_key=f"delivery:{delivery}" if delivery is not None else None))

@@ -14,7 +14,7 @@ from services.trigger.api.context import ApiContext, Context, User
 from services.trigger.api.models import RunResultName, RunStatusName, StartRunBody, VersionNumber
 from services.trigger.errors import invalid
 from services.trigger.responses import ApiJSONResponse
-from services.trigger.starting import RunStarter, StartOutcome, StartRequest
+from services.trigger.starting import StartOutcome, StartRequest
 from services.trigger.strict_json import StrictJsonRoute
 from services.trigger.waiting import wait_for_completion
 
@@ -51,11 +51,8 @@ def _idempotency_key(header: str | None, body: StartRunBody) -> str | None:
     return header if header is not None else body.idempotencyKey
 
 
-def _starter(ctx: ApiContext) -> RunStarter:
-    return RunStarter(ctx.store, ctx.bus, ctx.definitions, ctx.clock, ctx.settings.accept_timeout_seconds)
-
-
-async def _answer(ctx: ApiContext, outcome: StartOutcome) -> Response:
+async def start_answer(ctx: ApiContext, outcome: StartOutcome) -> Response:
+    """201 with the run once stored, 200 with the earlier run for a repeat, 202 if not stored in time."""
     if outcome.run is None:
         shown = presenters.accepted_run(outcome.run_id, outcome.workflow, outcome.version)
         return ApiJSONResponse({"ok": True, "workflowRun": shown}, status_code=202)
@@ -74,7 +71,7 @@ async def start_run(ctx: Context, user: User, workflow_id: Annotated[str, Path()
     body = body or StartRunBody()
     request = StartRequest(workflow=workflow_id, inputs=body.inputs, version=body.version, tag=body.tag,
                            idempotency_key=_idempotency_key(idempotency_key, body), by=user)
-    return await _answer(ctx, await _starter(ctx).start(request))
+    return await start_answer(ctx, await ctx.starter().start(request))
 
 
 @router.get("/runs")

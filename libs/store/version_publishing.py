@@ -1,0 +1,59 @@
+"""Publishing a version, the same sequence on every store: insert the next version number with an
+insert-if-absent (retried when a concurrent publisher took the number), then move `$LIVE` forward to
+it with a conditional update. Adapters supply the three single-statement primitives."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from libs.core.errors import ConcurrentUpdateError
+from libs.core.versioning import VersionRecord, WorkflowRecord
+
+MAX_VERSION_RACES = 50
+
+
+class VersionPublishing(abc.ABC):
+    """Mixed into a store: `add_version` and `_publish` (used by `create_workflow`) over the
+    primitives below."""
+
+    @abc.abstractmethod
+    async def get_workflow(self, identifier: str, *, include_deleted: bool = False) -> WorkflowRecord: ...
+
+    @abc.abstractmethod
+    async def _last_version(self, identifier: str) -> int:
+        """The highest stored version number of `identifier`, 0 if none."""
+
+    @abc.abstractmethod
+    async def _insert_version(self, version: VersionRecord) -> bool:
+        """Insert-if-absent on (workflow, version); False if the number is taken."""
+
+    @abc.abstractmethod
+    async def _point_live(self, identifier: str, number: int, *, title: str | None, description: str | None,
+                          by: str | None, now: float) -> WorkflowRecord | None:
+        """Move `$LIVE` and `latest_version` to `number` if `latest_version` is below it; the updated
+        workflow, or None if a concurrent publisher already moved it further."""
+
+    async def add_version(self, identifier: str, definition: dict[str, Any], *, now: float,
+                          by: str | None = None, title: str | None = None,
+                          description: str | None = None) -> tuple[WorkflowRecord, VersionRecord]:
+        await self.get_workflow(identifier)
+        return await self._publish(identifier, definition, now=now, by=by, title=title,
+                                   description=description)
+
+    async def _publish(self, identifier: str, definition: dict[str, Any], *, now: float,
+                       by: str | None, title: str | None,
+                       description: str | None) -> tuple[WorkflowRecord, VersionRecord]:
+        """Insert the next version (retrying on a lost race), then move `$LIVE` forward to it."""
+        for _ in range(MAX_VERSION_RACES):
+            number = await self._last_version(identifier) + 1
+            version = VersionRecord(workflow=identifier, version=number, definition=definition,
+                                    created_at=now, created_by=by)
+            if await self._insert_version(version):
+                break
+        else:
+            raise ConcurrentUpdateError(f"too many concurrent versions of workflow {identifier!r}")
+        record = await self._point_live(identifier, number, title=title, description=description, by=by, now=now)
+        if record is None:  # a concurrent publisher already moved it past this version
+            return await self.get_workflow(identifier, include_deleted=True), version
+        return record, version
