@@ -5,6 +5,13 @@
     stepline run WORKFLOW [--input k=v ...] [--inputs-json JSON|@file] [--version N | --tag T] [--wait] [--timeout S]
     stepline runs [--workflow W] [--status S] [--result R] [--limit N] | show RUN [--json] | logs RUN
     stepline cancel RUN | rerun RUN [--from start|failed] | pause WORKFLOW | resume WORKFLOW
+    stepline keys create --workspace W --role R --user U [--name N] [--expires-at T] [--store-url URL]
+    stepline keys list | keys revoke ID
+    stepline audit [--action A] [--actor U] [--target T] [--since T] [--until T] [--limit N] [--json]
+    stepline audit verify [--store-url URL] [--json]   (exit 1 when the chain is broken)
+
+Every command that talks to the API sends an API key: --api-key, else $STEPLINE_API_KEY, else the
+key `stepline up` wrote to ./.stepline/admin.key.
 
 Exit codes: 0 success; 1 the run FAILED or was CANCELLED (or the server failed); 2 a user error (bad
 file, flag or definition, a request the API refused, no API to talk to); 3 `run --wait --timeout` elapsed.
@@ -18,7 +25,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
 
-from stepline.cli_client import API_ENV, default_api
+from stepline.cli_client import API_ENV, API_KEY_ENV, LOCAL_KEY_FILE, default_api
 from stepline.cli_commands import (
     cmd_apply,
     cmd_graph,
@@ -31,10 +38,13 @@ from stepline.cli_commands import (
     cmd_validate,
 )
 from stepline.cli_control import add_control_commands
+from stepline.cli_audit import add_audit_commands
+from stepline.cli_keys import add_key_commands
 from stepline.cli_errors import EXIT_FAILED, CliError
 from stepline.cli_graph import FORMATS
 
 PROG = "stepline"
+KEY_HELP = f"API key (default: ${API_KEY_ENV}, else ./{LOCAL_KEY_FILE})"
 INTERRUPTED = 130
 
 Command = Callable[[argparse.Namespace], int]
@@ -58,6 +68,7 @@ def _api_parent() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--api", type=_api_url, default=argparse.SUPPRESS, metavar="URL",
                         help=f"API base URL (default: ${API_ENV} or http://127.0.0.1:8080)")
+    parent.add_argument("--api-key", dest="api_key", default=argparse.SUPPRESS, metavar="KEY", help=KEY_HELP)
     return parent
 
 
@@ -65,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Run Port-format workflows with Stepline.")
     parser.add_argument("--api", type=_api_url, default=default_api(), metavar="URL",
                         help=f"API base URL (default: ${API_ENV} or http://127.0.0.1:8080)")
+    parser.add_argument("--api-key", dest="api_key", default=None, metavar="KEY", help=KEY_HELP)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     api = [_api_parent()]
@@ -72,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_definition_commands(commands, api)
     _add_run_commands(commands, api)
     add_control_commands(commands, api)
+    add_key_commands(commands, api)
+    add_audit_commands(commands, api)
     return parser
 
 

@@ -8,6 +8,7 @@ a `CliError` telling the user to start one with `stepline up`.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -18,6 +19,9 @@ from stepline.cli_errors import EXIT_FAILED, EXIT_USAGE, CliError
 
 DEFAULT_API = "http://127.0.0.1:8080"
 API_ENV = "STEPLINE_API"
+API_KEY_ENV = "STEPLINE_API_KEY"
+LOCAL_KEY_FILE = Path(".stepline") / "admin.key"
+"""Where `stepline up` (and `make run`) leaves the bootstrap owner key, relative to the working directory."""
 REQUEST_TIMEOUT = 30.0
 """Seconds to wait for an answer beyond any server-side `wait` the request asks for."""
 
@@ -26,6 +30,18 @@ Params = Mapping[str, str | int | Sequence[str]]
 
 def default_api() -> str:
     return os.environ.get(API_ENV) or DEFAULT_API
+
+
+def resolve_api_key(given: str | None) -> str | None:
+    """`--api-key`, else `$STEPLINE_API_KEY`, else `./.stepline/admin.key`, else None."""
+    if given:
+        return given.strip()
+    if os.environ.get(API_KEY_ENV):
+        return os.environ[API_KEY_ENV].strip()
+    try:
+        return LOCAL_KEY_FILE.read_text().strip() or None
+    except OSError:
+        return None
 
 
 class ApiError(CliError):
@@ -45,11 +61,15 @@ def segment(value: str) -> str:
 
 
 class ApiClient:
-    def __init__(self, base_url: str, *, timeout: float = REQUEST_TIMEOUT) -> None:
+    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = REQUEST_TIMEOUT) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        headers = {"User-Agent": "stepline-cli"} | ({"Authorization": f"Bearer {api_key}"} if api_key else {})
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, trust_env=not _is_loopback(base_url),
-                                  headers={"User-Agent": "stepline-cli"})
+                                  headers=headers)
+
+    def delete(self, path: str) -> dict[str, Any]:
+        return self.request("DELETE", path)
 
     def close(self) -> None:
         self._http.close()
@@ -96,6 +116,8 @@ class ApiClient:
                            exit_code=EXIT_USAGE if response.status_code < 500 else EXIT_FAILED) from None
         if not isinstance(body, dict):
             raise CliError(f"{self.base_url} answered HTTP {response.status_code} with unexpected JSON")
+        if response.status_code == 401:
+            raise _unauthenticated(body)
         if response.is_error or body.get("ok") is False:
             raise _api_error(response.status_code, body)
         return body
@@ -106,6 +128,13 @@ def _api_error(status: int, body: Mapping[str, Any]) -> ApiError:
     details = body.get("details")
     listed = [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
     return ApiError(status, str(body.get("error") or "error"), message, listed)
+
+
+def _unauthenticated(body: Mapping[str, Any]) -> ApiError:
+    error = _api_error(401, body)
+    error.lines.append(f"  pass --api-key, set ${API_KEY_ENV}, or run from the directory whose "
+                       f"{LOCAL_KEY_FILE} `stepline up` wrote")
+    return error
 
 
 def _reason(exc: httpx.HTTPError) -> str:

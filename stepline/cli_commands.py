@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from libs.core.definition import Workflow
-from stepline.cli_client import ApiClient, ApiError, segment
+from stepline.cli_client import ApiClient, ApiError, resolve_api_key, segment
 from stepline.cli_errors import EXIT_OK, CliError
 from stepline.cli_files import definition_error, load_workflow, validate
 from stepline.cli_graph import render
@@ -28,7 +28,7 @@ def out(line: str = "") -> None:
 
 
 def client_of(args: argparse.Namespace) -> ApiClient:
-    return ApiClient(str(args.api))
+    return ApiClient(str(args.api), api_key=resolve_api_key(getattr(args, "api_key", None)))
 
 
 # ---- local --------------------------------------------------------------------------------------

@@ -4,10 +4,15 @@ Starts the dev Kafka broker and FerretDB (or uses the ones named by `--kafka` / 
 four services as child processes (`python -m services.<name>`, two executors), serves the same API
 as embedded mode on `--host:--port`, and on SIGINT/SIGTERM stops the services gracefully before the
 servers it started. Logs go to `<data-dir>/logs/<service>.log`.
+
+Each process's label (`scheduler`, `executor-1`, `executor-2`, ...) is its `STEPLINE_INSTANCE_ID`:
+stable across restarts and unique per replica, as Kafka static group membership needs
+(libs/bus/kafka_membership.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -19,6 +24,9 @@ from pathlib import Path
 
 import httpx
 
+from libs.access.bootstrap import KEY_FILE, bootstrap, read_key_file
+from libs.runtime.adapters import build_store
+from libs.runtime.settings import CommonSettings
 from libs.secrets.keyfile import configured_or_stored_key
 from stepline.devinfra import DevInfra, Server, default_cache_dir, free_port
 from stepline.settings import EmbeddedSettings
@@ -80,10 +88,26 @@ def wait_ready(cluster: Cluster) -> None:
     raise RuntimeError(f"the API at {cluster.api_url} did not become ready in {READY_TIMEOUT:g}s")
 
 
-def load_examples(api_url: str, directory: Path) -> list[str]:
+def bootstrap_keys(store_url: str, data_dir: Path) -> str | None:
+    """Create the first owner key in the store when it has none (written to `<data_dir>/admin.key`,
+    as in embedded mode); the owner key this data directory holds, if any."""
+    async def first_start() -> None:
+        store = build_store(CommonSettings(store_url=store_url))
+        await store.open()
+        try:
+            await bootstrap(store, data_dir, now=time.time())
+        finally:
+            await store.close()
+    asyncio.run(first_start())
+    return read_key_file(data_dir / KEY_FILE)
+
+
+def load_examples(api_url: str, directory: Path, key: str | None) -> list[str]:
     loaded = []
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     for path in sorted(directory.glob("*.json")):
-        response = httpx.post(f"{api_url}/v1/workflows", json=json.loads(path.read_text()), timeout=30)
+        response = httpx.post(f"{api_url}/v1/workflows", json=json.loads(path.read_text()), timeout=30,
+                              headers=headers)
         if response.status_code == 201:
             loaded.append(path.stem)
     return loaded
@@ -111,12 +135,13 @@ def run(settings: EmbeddedSettings, *, kafka: str | None, mongo: str | None, exa
         signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     try:
         kafka_url, mongo_url = start_infra(cluster, settings.data_dir, kafka, mongo)
+        key = bootstrap_keys(mongo_url, settings.data_dir)
         start_services(cluster, service_env(settings, kafka_url, mongo_url), settings.data_dir / "logs")
         wait_ready(cluster)
         if examples is not None:
-            load_examples(cluster.api_url, examples)
+            load_examples(cluster.api_url, examples, key)
         print(f"Stepline (distributed) is up at {cluster.api_url}: Kafka {kafka_url}, store {mongo_url}, "
-              f"logs in {settings.data_dir / 'logs'}", flush=True)
+              f"logs in {settings.data_dir / 'logs'}; owner API key in {settings.data_dir / KEY_FILE}", flush=True)
         return supervise(cluster, stopping)
     finally:
         stop(cluster)

@@ -11,15 +11,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from libs.access.bootstrap import KEY_FILE, bootstrap, read_key_file
 from libs.bus.memory import MemoryBus
 from libs.core.errors import ConflictError, DefinitionError
 from libs.core.validation import parse_workflow
+from libs.expressions import evaluate as expressions
 from libs.core.versioning import WorkflowRecord
 from libs.runtime.service import Service
+from libs.runtime.egress import guarded_client
 from libs.secrets.keyfile import configured_or_stored_key
 from libs.store.sqlite import SqliteStore
 from services.executor.app import build_executor
@@ -35,20 +37,32 @@ log = logging.getLogger("stepline")
 
 class Engine:
     def __init__(self, settings: EmbeddedSettings, *, clock: Callable[[], float] = time.time) -> None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        settings.data_dir.chmod(0o700)  # it holds the database and the keys: the owner's alone
         if not settings.secrets_key:  # generated once into <data_dir>/secrets.key, then reused
             settings = settings.model_copy(update={"secrets_key": configured_or_stored_key("", settings.data_dir)})
         self.settings = settings
+        expressions.configure(settings.expression_limits())
         self.clock = clock
         self.store = SqliteStore(settings.sqlite_path())
         self.bus = MemoryBus(partitions=settings.partitions)
-        self.client = httpx.AsyncClient()
+        self.client = guarded_client(settings.egress_policy())
         self.services: list[Service] = []
         self.notifier: Notifier | None = None
         self.app: FastAPI = build_app(settings, self.store, self.bus, clock=clock)
 
+    @property
+    def admin_key_path(self) -> Path:
+        return self.settings.data_dir / KEY_FILE
+
+    @property
+    def admin_key(self) -> str | None:
+        """The bootstrap owner key, when this data directory holds it."""
+        return read_key_file(self.admin_key_path)
+
     async def start(self) -> None:
         await self.store.open()
+        await bootstrap(self.store, self.settings.data_dir, now=self.clock())
         s = self.settings
         notifier_service, self.notifier = build_notifier(s, self.store, self.bus, self.client)
         self.services = [
@@ -70,6 +84,7 @@ class Engine:
             await service.finish()
             await service.stop_loops()
         await self.client.aclose()
+        expressions.shutdown()
         await self.store.close()
 
     async def load_examples(self, directory: Path) -> list[str]:
@@ -105,7 +120,8 @@ async def serve(settings: EmbeddedSettings, *, examples: Path | None = None) -> 
                                 access_log=False, lifespan="off")
         server = uvicorn.Server(config)
         _exit_on_signals(server)
-        print(f"Stepline is up at http://{settings.host}:{settings.port} (data in {settings.data_dir})", flush=True)
+        print(f"Stepline is up at http://{settings.host}:{settings.port} (data in {settings.data_dir}; "
+              f"owner API key in {engine.admin_key_path})", flush=True)
         await server.serve()
     finally:
         await engine.stop()

@@ -122,6 +122,9 @@ async def engine(tmp_path: Path) -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def api(engine: Any) -> AsyncIterator[httpx.AsyncClient]:
+    from tests.auth_helpers import auth_headers
+
     transport = httpx.ASGITransport(app=engine.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://stepline.test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1",
+                                 headers=auth_headers(engine)) as client:
         yield client

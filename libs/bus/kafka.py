@@ -30,9 +30,18 @@ Consuming
     Subscriptions made with `external=True`, and every one to the catalog-events topic, read JSON
     records that are not envelopes as `v1.ExternalMessage` envelopes (libs/bus/kafka_codec.py).
 
+Group membership
+    With `instance_id` (the replica's stable id) every consumer is a static group member with its
+    own instance id (libs/bus/kafka_membership.py): a replica restarted after a crash takes its
+    partitions back at once, without a rebalance; one that does not come back loses them after
+    `session_timeout`. Without it membership is dynamic (a new member id on every start).
+    `heartbeat_interval` (default a third of the session) and `rebalance_timeout` (default the
+    session) are passed to aiokafka as they are.
+
 Stopping
     `stop()` stops fetching, lets every handler in progress finish (its record is committed),
-    commits, leaves the groups, then closes the producer. A stopped bus cannot be started again.
+    commits, leaves the groups (static members by instance id, so a scale-down hands partitions
+    over at once), then closes the producer. A stopped bus cannot be started again.
 
 Reconnecting
     aiokafka reconnects by itself when the broker comes back; consumers keep their loop running and
@@ -40,6 +49,9 @@ Reconnecting
     delivered again (at least once), never skipped. The producer is replaced after any failed send
     (libs/bus/kafka_producer.py: aiokafka's idempotent producer can wedge after an outage).
     `start()` that raises (broker unreachable) leaves a bus to be stopped, not started again.
+    While the broker is away the process logs at most one Kafka warning per second and one line
+    when it is back (libs/bus/kafka_outage_log.py); replacement producers and failed fetches back
+    off exponentially with jitter (libs/bus/kafka_backoff.py).
 """
 
 from __future__ import annotations
@@ -51,6 +63,8 @@ from typing import Final
 from libs.bus.kafka_codec import encode
 from libs.bus.kafka_consumer import ConsumerSettings, SubscriptionConsumer
 from libs.bus.kafka_delivery import Delivery, Policy
+from libs.bus.kafka_membership import leave
+from libs.bus.kafka_outage_log import install as quiet_outages
 from libs.bus.kafka_producer import Publisher
 from libs.bus.kafka_topics import TopicCreator
 from libs.bus.kafka_tracing import producing
@@ -63,6 +77,7 @@ from libs.telemetry.propagation import outgoing_traceparent
 
 SOURCE: Final = "stepline.bus.kafka"
 MAX_BACKOFF: Final = 5.0
+LEAVE_TIMEOUT: Final = 5.0
 
 _log = logging.getLogger(__name__)
 
@@ -81,12 +96,18 @@ class KafkaBus:
         replication: int = 1,
         publish_timeout: float = 10.0,
         session_timeout: float = 10.0,
+        heartbeat_interval: float | None = None,
+        rebalance_timeout: float | None = None,
+        instance_id: str | None = None,
     ) -> None:
         if partitions < 1 or max_deliveries < 1 or redelivery_backoff < 0 or publish_timeout <= 0:
             raise ValueError("need partitions, max_deliveries >= 1, redelivery_backoff >= 0, publish_timeout > 0")
+        quiet_outages()
+        self._bootstrap, self._client_id = bootstrap, client_id
         self._partitions = partitions
         self._policy = Policy(max_deliveries, redelivery_backoff, max(MAX_BACKOFF, redelivery_backoff), SOURCE)
-        self._consumer_settings = ConsumerSettings(bootstrap, client_id, session_timeout, publish_timeout)
+        self._consumer_settings = ConsumerSettings(bootstrap, client_id, session_timeout, publish_timeout,
+                                                   heartbeat_interval, rebalance_timeout, instance_id)
         self._subscriptions: dict[tuple[str, str], SubscriptionConsumer] = {}
         self._late_starts: set[asyncio.Task[None]] = set()
         self._publisher = Publisher(bootstrap, client_id=client_id, timeout=publish_timeout)
@@ -118,6 +139,8 @@ class KafkaBus:
         for result in results:
             if isinstance(result, BaseException):
                 _log.error("bus consumer failed while stopping", exc_info=result)
+        await leave(self._bootstrap, self._client_id, self._static_members(),
+                    timeout=min(self._consumer_settings.commit_timeout, LEAVE_TIMEOUT))
         self._closed = True
         await self._publisher.close()
         await self._topics.close()
@@ -199,6 +222,14 @@ class KafkaBus:
         self._late_starts.discard(task)
         if not task.cancelled() and task.exception() is not None:
             _log.error("starting a consumer failed", exc_info=task.exception())
+
+    def _static_members(self) -> dict[str, list[str]]:
+        """{group: instance ids} of the static members this bus joined."""
+        members: dict[str, list[str]] = {}
+        for (_topic, group), consumer in self._subscriptions.items():
+            if consumer.joined and consumer.static_id is not None:
+                members.setdefault(group, []).append(consumer.static_id)
+        return members
 
     def _check_not_stopping(self, what: str) -> None:
         if self._stopping:

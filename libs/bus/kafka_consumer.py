@@ -13,6 +13,12 @@ Offsets
     handler has not finished is never committed. A group that has no committed offset starts at the
     earliest retained record, so messages published before the group first subscribed reach it.
 
+Membership
+    With a replica id the consumer is a static member of its group (libs/bus/kafka_membership.py:
+    instance id `{replica}--{topic}`), so a restarted replica takes its partitions back without a
+    rebalance; `KafkaBus.stop()` then removes it from the group explicitly. Session timeout,
+    heartbeat interval and rebalance timeout come from the settings (STEPLINE_KAFKA_*).
+
 Rebalances
     On partitions revoked (the listener runs before the group re-forms) the workers of those
     partitions finish the record in hand, then their offsets are committed, then the partitions
@@ -20,7 +26,11 @@ Rebalances
     partitions assigned a worker starts for each, reading from the group's committed offset.
 
 Stopping
-    Stop fetching, let each worker finish the record in hand, commit, leave the group.
+    Stop fetching, let each worker finish the record in hand, commit, leave the group (a static
+    member is left by `KafkaBus.stop()`, after every consumer closed).
+
+Each assignment and revocation is logged at INFO with `extra={"kafka_partitions": (topic, group,
+"assigned"|"revoked", partitions)}`, which recovery tests and measurements read.
 """
 
 from __future__ import annotations
@@ -34,9 +44,11 @@ from typing import Any, Final
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.errors import ConsumerStoppedError, IllegalStateError, KafkaError
 
+from libs.bus.kafka_backoff import Backoff
 from libs.bus.kafka_codec import Record
 from libs.bus.kafka_commit import Committer
 from libs.bus.kafka_delivery import Delivery
+from libs.bus.kafka_membership import static_id
 from libs.bus.kafka_worker import PartitionWorker, report_crash
 from libs.core.errors import BusError
 
@@ -45,6 +57,7 @@ MAX_RECORDS: Final = 2000
 HIGH_WATER: Final = 2000
 LOW_WATER: Final = 200
 FETCH_ERROR_PAUSE: Final = 1.0
+"""The longest pause after failed fetches (they back off exponentially up to it)."""
 
 _log = logging.getLogger(__name__)
 
@@ -55,6 +68,12 @@ class ConsumerSettings:
     client_id: str
     session_timeout: float
     commit_timeout: float
+    heartbeat_interval: float | None = None
+    """None: a third of the session timeout."""
+    rebalance_timeout: float | None = None
+    """None: the session timeout."""
+    replica: str | None = None
+    """The replica's stable id: static membership with one instance id per consumer; None: dynamic."""
 
 
 class SubscriptionConsumer:
@@ -67,14 +86,22 @@ class SubscriptionConsumer:
         self._paused: set[Any] = set()
         self._fetch_task: asyncio.Task[None] | None = None
         self._stopping = False
+        self.joined = False
+        """Started (joined its group) at least once: only then is there a membership to end."""
 
     @property
     def name(self) -> str:
         return f"{self.delivery.topic}:{self.delivery.group}"
 
+    @property
+    def static_id(self) -> str | None:
+        """The group instance id, for static membership; None for a dynamic member."""
+        replica = self._settings.replica
+        return None if replica is None else static_id(replica, self.delivery.topic)
+
     async def start(self) -> None:
         """Join the group and start fetching; BusError if the broker cannot be reached."""
-        consumer = new_consumer(self.delivery.group, self._settings)
+        consumer = new_consumer(self.delivery.group, self._settings, self.static_id)
         consumer.subscribe([self.delivery.topic], listener=_Listener(self))
         self._consumer = consumer
         self._committer = Committer(consumer, timeout=self._settings.commit_timeout)
@@ -84,6 +111,7 @@ class SubscriptionConsumer:
             await _quietly_stop(consumer, self.name)
             self._consumer = None
             raise BusError(f"could not start consuming {self.name}: {exc!r}") from exc
+        self.joined = True
         self._committer.start(f"bus-commit:{self.name}")
         self._fetch_task = asyncio.get_running_loop().create_task(self._fetch(), name=f"bus-fetch:{self.name}")
         self._fetch_task.add_done_callback(report_crash)
@@ -100,6 +128,7 @@ class SubscriptionConsumer:
             await _quietly_stop(self._consumer, self.name)
 
     async def _fetch(self) -> None:
+        backoff = Backoff(ceiling=FETCH_ERROR_PAUSE)
         while True:
             try:
                 batches = await self._consumer.getmany(timeout_ms=FETCH_WAIT_MS, max_records=MAX_RECORDS)
@@ -107,8 +136,9 @@ class SubscriptionConsumer:
                 return
             except Exception as exc:  # KafkaError mostly; never let the fetch loop die
                 _log.warning("fetching %s failed (%r); retrying", self.name, exc)
-                await asyncio.sleep(FETCH_ERROR_PAUSE)
+                await asyncio.sleep(backoff.failed())
                 continue
+            backoff.succeeded()
             for tp, records in batches.items():
                 self._dispatch(tp, records)
 
@@ -139,7 +169,7 @@ class SubscriptionConsumer:
             worker = PartitionWorker(tp, self.delivery.process, self._committer.mark, self._taken)
             self._workers[tp] = worker
             worker.start(f"bus:{tp.topic}:{self.delivery.group}:{tp.partition}")
-        _log.info("%s: assigned %s", self.name, sorted(tp.partition for tp in tps))
+        self._log_partitions("assigned", tps)
 
     async def revoked(self, tps: Iterable[Any]) -> None:
         workers = [self._workers.pop(tp) for tp in list(tps) if tp in self._workers]
@@ -147,6 +177,13 @@ class SubscriptionConsumer:
         await asyncio.gather(*(worker.close() for worker in workers))
         if self._committer is not None and workers:
             await self._committer.flush([w.tp for w in workers])
+        if workers:
+            self._log_partitions("revoked", [w.tp for w in workers])
+
+    def _log_partitions(self, change: str, tps: Iterable[Any]) -> None:
+        partitions = sorted(tp.partition for tp in tps)
+        event = (self.delivery.topic, self.delivery.group, change, partitions)
+        _log.info("%s: %s %s", self.name, change, partitions, extra={"kafka_partitions": event})
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
@@ -160,16 +197,20 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
         self._owner.assigned(assigned)
 
 
-def new_consumer(group: str, settings: ConsumerSettings) -> Any:
+def new_consumer(group: str, settings: ConsumerSettings, instance_id: str | None) -> Any:
     session_ms = int(settings.session_timeout * 1000)
+    heartbeat = settings.heartbeat_interval
+    rebalance = settings.rebalance_timeout
     return AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap,
         client_id=settings.client_id,
         group_id=group,
+        group_instance_id=instance_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         session_timeout_ms=session_ms,
-        heartbeat_interval_ms=max(session_ms // 3, 100),
+        heartbeat_interval_ms=max(session_ms // 3 if heartbeat is None else int(heartbeat * 1000), 100),
+        rebalance_timeout_ms=session_ms if rebalance is None else int(rebalance * 1000),
     )
 
 

@@ -14,6 +14,11 @@ sender task dies and sends nothing more. So after any failed send the producer i
 send starts a new one, which gets a new producer id and numbers from zero. The old one is closed in
 the background, within `timeout`; records it still delivers meanwhile arrive once more than their
 publishers know, which at-least-once delivery allows.
+
+While the broker is away, sends keep failing and each would open a new producer at once: a client
+spinning on connection attempts (and log lines) per failed publish. So after a failure the next
+producer is opened only after a backoff, exponential with jitter up to `REOPEN_CEILING` (1 s;
+libs/bus/kafka_backoff.py), reset by the first acknowledged send.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any, Final
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
+from libs.bus.kafka_backoff import Backoff
 from libs.bus.kafka_codec import Header
 from libs.bus.kafka_partitioner import crc32_partitioner
 from libs.core.errors import BusError
@@ -35,6 +41,7 @@ BATCH_BYTES: Final = 256 * 1024
 """Per-partition batch buffer (aiokafka's default is 16 KiB). An idempotent producer has one batch
 in flight per partition; a larger buffer lets concurrent publishes pile into the next one instead of
 waiting for room, roughly doubling throughput. Records are not held back for it (`linger_ms=0`)."""
+REOPEN_CEILING: Final = 1.0
 
 
 class Publisher:
@@ -46,6 +53,8 @@ class Publisher:
         self._lock = asyncio.Lock()
         self._enqueue = asyncio.Lock()
         self._closing: set[asyncio.Task[None]] = set()
+        self._backoff = Backoff(ceiling=REOPEN_CEILING)
+        self._reopen_at = 0.0
 
     async def send(self, topic: str, key: bytes, value: bytes, headers: list[Header], what: str) -> None:
         """Send one record and await its acknowledgement; BusError if it fails."""
@@ -62,6 +71,7 @@ class Publisher:
             if producer is not None:
                 self._discard(producer)
             raise BusError(f"could not publish {what} to {topic}: {exc!r}") from exc
+        self._backoff.succeeded()
 
     async def close(self) -> None:
         """Close the producer (flushing what it holds, within the timeout) and any being replaced."""
@@ -76,8 +86,12 @@ class Publisher:
             return self._producer
         async with self._lock:
             if self._producer is None:
+                await asyncio.sleep(max(0.0, self._reopen_at - asyncio.get_running_loop().time()))
                 self._producer = await self._open()
             return self._producer
+
+    def _failed(self) -> None:
+        self._reopen_at = asyncio.get_running_loop().time() + self._backoff.failed()
 
     async def _open(self) -> Any:
         producer = AIOKafkaProducer(
@@ -88,6 +102,7 @@ class Publisher:
         try:
             await producer.start()
         except (KafkaError, OSError) as exc:
+            self._failed()
             await close_producer(producer, self._timeout)
             raise BusError(f"could not connect to Kafka at {self._bootstrap}: {exc!r}") from exc
         return producer
@@ -96,6 +111,7 @@ class Publisher:
         if self._producer is not producer:
             return  # already replaced after another failed send
         self._producer = None
+        self._failed()
         task = asyncio.get_running_loop().create_task(close_producer(producer, self._timeout))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from libs.access.principal import DEFAULT_WORKSPACE
 from libs.bus.ports import Bus
 from libs.contracts import topics, v1, wrap
 from libs.contracts.envelope import Envelope
@@ -56,15 +57,16 @@ def parse_event(raw: Any, *, timestamp: str, strict: bool = True) -> v1.CatalogE
         diff=v1.CatalogDiff(before=diff.get("before"), after=diff.get("after")),
         context=v1.CatalogContext(blueprintIdentifier=context["blueprintIdentifier"],
                                   entityIdentifier=context["entityIdentifier"]),
-        timestamp=raw.get("timestamp") or timestamp)
+        timestamp=raw.get("timestamp") or timestamp, workspace=raw.get("workspace") or DEFAULT_WORKSPACE)
 
 
 def change_event(event_id: str, action: Action, before: dict[str, Any] | None, after: dict[str, Any] | None,
-                 *, blueprint: str, identifier: str, timestamp: str) -> v1.CatalogEvent:
+                 *, blueprint: str, identifier: str, timestamp: str,
+                 workspace: str = DEFAULT_WORKSPACE) -> v1.CatalogEvent:
     return v1.CatalogEvent(run_id=entity_key(blueprint, identifier), id=event_id, action=action,
                            diff=v1.CatalogDiff(before=before, after=after),
                            context=v1.CatalogContext(blueprintIdentifier=blueprint, entityIdentifier=identifier),
-                           timestamp=timestamp)
+                           timestamp=timestamp, workspace=workspace)
 
 
 async def publish_event(bus: Bus, event: v1.CatalogEvent, *, source: str) -> None:

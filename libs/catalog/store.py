@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from libs.catalog.entities import EntityPatch, iso_time, merged, same_content
+from libs.access.principal import DEFAULT_WORKSPACE
+from libs.access.workspaces import scoped
 from libs.core.catalog import entity_key
 from libs.core.errors import ConcurrentUpdateError
 from libs.store.ports import EntryStore
@@ -32,23 +34,28 @@ class Change:
 
 
 class Catalog:
-    def __init__(self, store: EntryStore, clock: Callable[[], float]) -> None:
+    def __init__(self, store: EntryStore, clock: Callable[[], float], *, workspace: str = DEFAULT_WORKSPACE) -> None:
         self._store = store
         self._clock = clock
+        self._workspace = workspace
+
+    def _key(self, blueprint: str, identifier: str) -> str:
+        """Entities of another workspace live under `<workspace>~<blueprint>/…` (libs/access/workspaces.py)."""
+        return entity_key(scoped(self._workspace, blueprint), identifier)
 
     async def get(self, blueprint: str, identifier: str) -> dict[str, Any] | None:
-        entry = await self._store.get_entry(KIND, entity_key(blueprint, identifier))
+        entry = await self._store.get_entry(KIND, self._key(blueprint, identifier))
         return entry.data if entry is not None else None
 
     async def list(self, blueprint: str, *, limit: int, offset: int) -> list[dict[str, Any]]:
         """The blueprint's entities in identifier order."""
-        entries = await self._store.list_entries(KIND, prefix=f"{blueprint}/", limit=limit, offset=offset)
+        entries = await self._store.list_entries(KIND, prefix=self._key(blueprint, ""), limit=limit, offset=offset)
         return [e.data for e in entries]
 
     async def upsert(self, blueprint: str, patch: EntityPatch) -> Change:
         """Create the entity or apply `patch` to it; ConcurrentUpdateError (retryable) if it kept
         losing the compare-and-set."""
-        key = entity_key(blueprint, patch.identifier)
+        key = self._key(blueprint, patch.identifier)
         for _ in range(MAX_WRITE_ATTEMPTS):
             now = self._clock()
             current = await self._store.get_entry(KIND, key)

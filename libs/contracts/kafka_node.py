@@ -25,7 +25,7 @@ TOPIC_PATTERN: Final = r"^[A-Za-z0-9._-]{1,249}$"
 
 RESERVED_TOPICS: Final = frozenset({
     topics.RUN_COMMANDS, topics.NODE_DISPATCH, topics.NODE_RESULTS, topics.RUN_EVENTS,
-    topics.CATALOG_EVENTS, topics.DEAD_LETTERS,
+    topics.CATALOG_EVENTS, topics.DEAD_LETTERS, topics.AUDIT,
 })
 """Stepline's own topics: a KAFKA node may not publish to them."""
 RESERVED_PREFIX: Final = "stepline."

@@ -6,5 +6,7 @@ NODE_RESULTS = "stepline.node-results.v1"
 RUN_EVENTS = "stepline.run-events.v1"
 CATALOG_EVENTS = "stepline.catalog-events.v1"
 DEAD_LETTERS = "stepline.dead-letters.v1"
+AUDIT = "stepline.audit.v1"
+"""The audit log's records (libs/audit), keyed by one constant: all in one partition (order them by `seq`)."""
 
-ALL = (RUN_COMMANDS, NODE_DISPATCH, NODE_RESULTS, RUN_EVENTS, CATALOG_EVENTS, DEAD_LETTERS)
+ALL = (RUN_COMMANDS, NODE_DISPATCH, NODE_RESULTS, RUN_EVENTS, CATALOG_EVENTS, DEAD_LETTERS, AUDIT)

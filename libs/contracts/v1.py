@@ -203,10 +203,12 @@ class CatalogEvent(Message):
     diff: CatalogDiff
     context: CatalogContext
     timestamp: str
+    workspace: str = "default"
+    """Only workflows of this workspace see the event."""
 
     def port_event(self) -> dict[str, Any]:
         """The event as Port shows it (what an EVENT_TRIGGER's output and condition see)."""
-        return self.model_dump(mode="json", exclude={"run_id"})
+        return self.model_dump(mode="json", exclude={"run_id", "workspace"})
 
 
 # ---- messages from outside Stepline (queue topics, catalog-events) ------------------------------
@@ -228,10 +230,27 @@ class ExternalMessage(Message):
         return f"{self.topic}/{self.partition}/{self.offset}"
 
 
+# ---- audit log (topic audit) ----------------------------------------------------------------------
+
+AUDIT_KEY = "audit"
+"""The partition key of every audit record: they all share one partition."""
+
+
+class AuditRecorded(Message):
+    """A record appended to the audit log (libs/audit), as stored: `{seq, id, at, actor, role,
+    workspace, action, target, details, prevHash, hash}`. `run_id` is `AUDIT_KEY`. Published after
+    the record is stored, at least once; the store holds the chain of record (a consumer that sees a
+    gap in `seq` reads the missing records from `GET /v1/audit`)."""
+
+    TYPE: ClassVar[str] = "dev.stepline.audit.recorded.v1"
+    record: dict[str, Any]
+
+
 MESSAGE_TYPES: dict[str, type[Message]] = {
     m.TYPE: m
     for m in (StartRun, CancelRun, AdmitRun, CompleteNode, FireTimer, ReconcileRun, ExecuteNode, NodeResult,
-              RunStarted, NodeRunStarted, NodeRunCompleted, RunCompleted, CatalogEvent, ExternalMessage)
+              RunStarted, NodeRunStarted, NodeRunCompleted, RunCompleted, CatalogEvent, ExternalMessage,
+              AuditRecorded)
 }
 
 

@@ -93,6 +93,8 @@ CATALOG_EVENT_SCHEMA: Final[dict[str, Any]] = {
             "properties": {"blueprintIdentifier": BLUEPRINT_IDENTIFIER, "entityIdentifier": ENTITY_IDENTIFIER},
         },
         "timestamp": {"type": "string", "minLength": 1, "maxLength": 64},
+        "workspace": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,39}$",
+                      "description": "The Stepline workspace the event belongs to (default `default`)."},
     },
     "additionalProperties": False,
     "allOf": [_entity_required("after", "CREATE"), _entity_required("before", "UPDATE"),

@@ -25,7 +25,9 @@ def is_valid_identifier(value: str) -> bool:
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    """Strict: `"timeoutSeconds": "5"` or `"fallback": "true"` is refused, not coerced."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, strict=True)
 
 
 class RetryPolicy(_Frozen):
@@ -85,7 +87,7 @@ class Connection(_Frozen):
 
 
 class Workflow(_Frozen):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True, strict=True)
 
     identifier: str
     title: str | None = None

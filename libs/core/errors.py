@@ -82,6 +82,12 @@ class ForbiddenError(SteplineError):
     code = "forbidden"
 
 
+class UnauthorizedError(SteplineError):
+    """No valid credential (API key or callback token) for a request that needs one."""
+
+    code = "unauthorized"
+
+
 class StoreError(SteplineError):
     code = "store_error"
 

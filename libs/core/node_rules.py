@@ -7,11 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 from libs.core import pointer as jp
+from libs.core.egress import url_problem
 from libs.core.errors import Issue
 from libs.core.inputs import user_inputs_issues
 from libs.core.node_types import config_issues
 from libs.core.raw_view import NodeView
 from libs.core.schedule import schedule_issues
+from libs.core.secret_refs import secret_issues
 from libs.core.templates import find_templates, syntax_error, unwrap
 from libs.core.waiting_nodes import delay_issues, foreach_issues
 
@@ -25,6 +27,7 @@ def node_issues(node: NodeView) -> list[Issue]:
     found += template_issues(_templated_part(node), config_pointer)
     if isinstance(node.variables, dict):
         found += template_issues(node.variables, jp.join(node.pointer, "variables"))
+    found += secret_issues(node.type or "", node.config, node.variables, node.pointer)
     check = _TYPE_CHECKS.get(node.type or "")
     if check is not None:
         reported = {i.pointer for i in found}
@@ -108,6 +111,14 @@ def _inline_node(config: dict[str, Any], pointer: str) -> list[Issue]:
     return found
 
 
+def _url(config: dict[str, Any], pointer: str) -> list[Issue]:
+    """WEBHOOK and NOTIFY send to `url`: http(s) only (libs/core/egress.py)."""
+    if "url" not in config:
+        return []
+    problem = url_problem(config["url"])
+    return [Issue(jp.join(pointer, "url"), f"url {problem}")] if problem else []
+
+
 def _foreach(config: dict[str, Any], pointer: str) -> list[Issue]:
     return foreach_issues(config, pointer, _inline_node)
 
@@ -120,4 +131,6 @@ _TYPE_CHECKS: dict[str, Callable[[dict[str, Any], str], list[Issue]]] = {
     "FOREACH": _foreach,
     "EVENT_TRIGGER": _event_trigger,
     "SCHEDULE_TRIGGER": schedule_issues,
+    "WEBHOOK": _url,
+    "NOTIFY": _url,
 }

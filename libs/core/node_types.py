@@ -18,6 +18,12 @@ from libs.core.definition import IDENTIFIER_PATTERN, MAX_IDENTIFIER_LENGTH
 from libs.core.errors import Issue
 from libs.core.secrets import MAX_SECRET_NAME_LENGTH, SECRET_NAME_PATTERN
 from libs.core.schema_dialect import issues, make_validator
+from libs.core.webhook_signatures import (
+    DEFAULT_TOLERANCE_SECONDS,
+    MAX_TOLERANCE_SECONDS,
+    SCHEMES,
+    TIMESTAMPED_SCHEMES,
+)
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -112,6 +118,17 @@ SELF_SERVE_TRIGGER = _config(
         "userInputs": USER_INPUTS,
         "actionCardButtonText": _BUTTON_TEXT,
         "executeActionButtonText": _BUTTON_TEXT,
+        "permissions": {
+            "type": "object",
+            "description": "Who may start it (Port's shape): API keys whose `user` is in `users` or whose "
+                           "role is in `roles`; owners and admins always may. Absent: every role that may start runs.",
+            "properties": {"users": {"type": "array", "items": {"type": "string"}},
+                           "roles": {"type": "array", "items": {"type": "string"}}},
+        },
+        "allowAnyoneToViewRuns": {
+            "type": "boolean", "default": True,
+            "description": "false: a run is readable only by whoever started it, editors, admins and owners.",
+        },
     },
 )
 
@@ -169,18 +186,48 @@ TRANSFORM = _config(
 
 NOOP = _config("NOOP", "Does nothing. Useful to join branches.", {}, additionalProperties=False)
 
+_SECRET_NAME: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": MAX_SECRET_NAME_LENGTH,
+                                "pattern": SECRET_NAME_PATTERN}
+_SIGNATURE: dict[str, Any] = {
+    "type": "object",
+    "description": "How deliveries are signed (docs/api.md, Webhooks). `stepline`: `X-Stepline-Signature: "
+    "t=<unix>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\">`; `github`: `X-Hub-Signature-256`, de-duplicated "
+    "by `X-GitHub-Delivery`; `slack`: `X-Slack-Signature` over `v0:<ts>:<raw body>`; `hmac-sha256`: "
+    "`X-Stepline-Signature: sha256=<hex HMAC-SHA256 of the raw body>`.",
+    "required": ["scheme", "secretName"],
+    "properties": {
+        "scheme": {"enum": list(SCHEMES)},
+        "secretName": {**_SECRET_NAME, "description": "The secret (PUT /v1/secrets/{name}) whose value keys the HMAC."},
+        "toleranceSeconds": {"type": "integer", "minimum": 1, "maximum": MAX_TOLERANCE_SECONDS,
+                             "default": DEFAULT_TOLERANCE_SECONDS,
+                             "description": "Timestamped schemes: deliveries signed further from now are refused."},
+    },
+    "additionalProperties": False,
+    "allOf": [{
+        "if": {"required": ["scheme"],
+               "properties": {"scheme": {"enum": [n for n in SCHEMES if n not in TIMESTAMPED_SCHEMES]}}},
+        "then": {"properties": {"toleranceSeconds": {
+            "not": {}, "errorMessage": "applies only to the schemes " + " and ".join(TIMESTAMPED_SCHEMES)}}},
+    }],
+}
+
 WEBHOOK_TRIGGER = _config(
     "WEBHOOK_TRIGGER",
-    "Starts a run for every signed `POST /v1/hooks/{workflow}`; the JSON object body is its output. "
-    "The sender signs the raw body: `X-Stepline-Signature: sha256=<hex HMAC-SHA256>` keyed by the value "
-    "of the secret `secretName`.",
+    "Starts a run for every signed `POST /v1/hooks/{workflow}`; the body (a JSON object, or form fields) "
+    "is its output. `signature` says how deliveries are signed; the older top-level `secretName` alone "
+    "means scheme `hmac-sha256`.",
     {
-        "secretName": {"type": "string", "minLength": 1, "maxLength": MAX_SECRET_NAME_LENGTH,
-                       "pattern": SECRET_NAME_PATTERN,
-                       "description": "The secret (PUT /v1/secrets/{name}) whose value keys the signature."},
+        "signature": _SIGNATURE,
+        "secretName": {**_SECRET_NAME, "description": "Older form of `signature: {scheme: \"hmac-sha256\", "
+                       "secretName}`."},
     },
-    required=["secretName"],
     additionalProperties=False,
+    allOf=[{
+        "if": {"required": ["secretName"]},
+        "then": {"properties": {"signature": {
+            "not": {}, "errorMessage": "cannot be given with the older top-level `secretName`; keep only `signature`"}}},
+        "else": {"required": ["signature"]},
+    }],
 )
 
 SCHEDULE_TRIGGER = _config(
@@ -261,6 +308,8 @@ APPROVAL = _config(
         "message": {"type": "string", "minLength": 1, "maxLength": 10_000},
         "slaSeconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 31_536_000},
         "onTimeout": {"enum": ["fail", "continue"], "default": "fail"},
+        "allowSelfApproval": {"type": "boolean", "default": False,
+                              "description": "true: whoever started the run may decide it too (if an assignee)."},
     },
     required=["assignees", "message"],
     additionalProperties=False,

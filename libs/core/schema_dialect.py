@@ -3,6 +3,8 @@
 Draft 2020-12, with one difference: `pattern` is ECMA-262 (as the spec says) while Python's `re` is
 not, so the identifier pattern `^[\\p{L}0-9@_:-]+$`, which `re` cannot compile, is checked with
 `is_valid_identifier`'s rule, and any other pattern `re` cannot compile is skipped rather than crashing.
+`pattern` is matched with the `regex` engine (re-compatible) under a deadline, against strings of at
+most `MAX_PATTERN_INPUT` characters: a definition's pattern cannot stall the API that checks inputs.
 Schemas may carry an `errorMessage` string (as in ajv-errors) that replaces the generated message for
 errors of that subschema.
 """
@@ -14,6 +16,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, cast
 
+import regex
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
 from jsonschema.protocols import Validator
 
@@ -22,6 +25,12 @@ from libs.core.definition import IDENTIFIER_PATTERN
 from libs.core.errors import Issue
 
 _IDENTIFIER_CHARS = frozenset("0123456789@_:-")
+MAX_PATTERN_INPUT = 65_536
+"""Characters of a string a schema `pattern` is matched against (longer is invalid)."""
+PATTERN_SECONDS = 0.05
+"""How long one `pattern` match may backtrack."""
+_BOUNDED = ("must be at most", "could not be matched against the pattern")
+"""How the messages of a `pattern` error that hit a bound start (they are kept as they are)."""
 _TYPE_NAMES = {
     "string": "a string",
     "number": "a number",
@@ -34,19 +43,42 @@ _TYPE_NAMES = {
 
 
 def _matches(pattern: str, value: str) -> bool:
+    """Whether `value` matches (a match that runs out of time does not)."""
+    return _search(pattern, value) is True
+
+
+def _search(pattern: str, value: str) -> bool | None:
+    """Whether `value` matches, or None when backtracking took longer than `PATTERN_SECONDS`."""
     if pattern == IDENTIFIER_PATTERN:
         return bool(value) and all(c.isalpha() or c in _IDENTIFIER_CHARS for c in value)
     try:
-        return re.search(pattern, value) is not None
-    except re.error:
+        return regex.search(pattern, value, timeout=PATTERN_SECONDS) is not None
+    except TimeoutError:
+        return None
+    except (regex.error, re.error):
         return True  # an ECMA-only construct Python cannot evaluate: do not guess
 
 
 def _pattern(
     validator: Validator, pattern: str, instance: Any, schema: Mapping[str, Any]
 ) -> Iterator[ValidationError]:
-    if isinstance(instance, str) and not _matches(pattern, instance):
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+    """`pattern` is written by whoever saves the definition and matched in the API against run
+    inputs: the input's length is capped and the match has a deadline (the `regex` engine's), so a
+    catastrophic pattern fails that one value instead of stalling the API."""
+    if not isinstance(instance, str):
+        return
+    if len(instance) > MAX_PATTERN_INPUT:
+        yield ValidationError(f"{_BOUNDED[0]} {MAX_PATTERN_INPUT} characters long to be matched against a pattern")
+        return
+    matched = _search(pattern, instance)
+    if matched is None:
+        yield ValidationError(f"{_BOUNDED[1]} {pattern} within {PATTERN_SECONDS * 1000:g} ms")
+    elif not matched:
+        yield ValidationError(f"{_shown(instance)} does not match {pattern!r}")
+
+
+def _shown(value: str) -> str:
+    return repr(value) if len(value) <= 80 else repr(value[:77] + "...")
 
 
 SteplineValidator: type[Validator] = validators.extend(  # type: ignore[no-untyped-call]
@@ -125,7 +157,7 @@ def describe(error: ValidationError) -> str:
         "maxItems": lambda: f"must have at most {value} item{'s' if value != 1 else ''}",
         "uniqueItems": lambda: "must not contain duplicate items",
         "format": lambda: f"must be a valid {value}",
-        "pattern": lambda: _pattern_message(str(value)),
+        "pattern": lambda: error.message if error.message.startswith(_BOUNDED) else _pattern_message(str(value)),
         "oneOf": lambda: "must match exactly one of the allowed shapes",
         "anyOf": lambda: "must match one of the allowed shapes",
     }

@@ -73,15 +73,29 @@ class _Expr:
 
 @lru_cache(maxsize=_CACHE_SIZE)
 def compile_expression(expr: str) -> Program:
-    """Compile a jq expression, sandboxed (cached). `TemplateError` with jq's reason if it is invalid."""
+    """Compile a jq expression, sandboxed (cached). `TemplateError` with jq's reason if it is invalid.
+    The program is for evaluating, so only a bounded place may compile it (a worker, or the
+    calling process for `jq_bounds` expressions): jq folds constants while compiling, so
+    `"a" * 1e10` allocates 10 GB right here. Checking syntax uses `check_syntax`."""
+    check_syntax(expr)
+    return cast(Program, jq.compile(_SANDBOX + expr))
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def check_syntax(expr: str) -> None:
+    """`TemplateError` with jq's reason unless `expr` compiles, sandboxed. Every `*` is compiled
+    as `+` (a binary operator of the same syntax, and `*=` as `+=`), so that constant folding
+    cannot build a huge string in the checking process (`"a" * 1e10`)."""
     if not expr.strip():
         raise _SyntaxError(expr, "the expression is empty")
+    inert = expr.replace("*", "+")
     try:
-        return cast(Program, jq.compile(_SANDBOX + expr))
+        jq.compile(_SANDBOX + inert)
+        return
     except ValueError:
         pass
     try:  # for jq's own message, with the expression's line and column
-        jq.compile(expr)
+        jq.compile(inert)
     except ValueError as exc:
         raise _SyntaxError(expr, _compile_reason(exc)) from None
     raise _SyntaxError(expr, "module directives (import, include) are not allowed")
@@ -101,7 +115,7 @@ def _compile_reason(exc: ValueError) -> str:
 def syntax_error(expr: str) -> str | None:
     """Why `expr` (a bare jq expression) does not compile, or None if it does."""
     try:
-        compile_expression(expr)
+        check_syntax(expr)
     except _SyntaxError as exc:
         return exc.reason
     return None
@@ -115,7 +129,7 @@ def unwrap(expression: str) -> str:
 
 def check_expression(expression: str) -> None:
     """Raise `TemplateError` unless `expression` (bare or as one `{{ }}` template) compiles."""
-    compile_expression(unwrap(expression))
+    check_syntax(unwrap(expression))
 
 
 # ----------------------------------------------------------------------------------------- scanning
@@ -187,12 +201,17 @@ def _find(value: Any, pointer: str, found: list[tuple[str, str]]) -> None:
 
 
 def render(value: Any, context: Any) -> Any:
-    """Render every template in the strings of a JSON value against `context` (see the module doc).
-    Dict keys are not rendered. Containers are always rebuilt, so the result shares no dict or list
-    with `value`."""
-    expressions = list(dict.fromkeys(_expressions_in(value)))
+    """Render every template in the strings of a JSON value against `context` (see the module doc),
+    in this process, unbounded (services render through `libs.expressions`). Dict keys are not
+    rendered. Containers are always rebuilt, so the result shares no dict or list with `value`."""
+    expressions = expressions_in(value)
     results = dict(zip(expressions, _evaluate_all(expressions, context))) if expressions else {}
-    return _substitute(value, results)
+    return substitute(value, results)
+
+
+def expressions_in(value: Any) -> list[str]:
+    """The distinct template expressions in the strings of a JSON value, in order."""
+    return list(dict.fromkeys(_expressions_in(value)))
 
 
 def _expressions_in(value: Any) -> Iterator[str]:
@@ -207,13 +226,14 @@ def _expressions_in(value: Any) -> Iterator[str]:
             yield from _expressions_in(item)
 
 
-def _substitute(value: Any, results: dict[str, Any]) -> Any:
+def substitute(value: Any, results: dict[str, Any]) -> Any:
+    """`value` with each template replaced by its expression's result in `results`."""
     if isinstance(value, str):
         return _render_string(value, results) if _OPEN in value else value
     if isinstance(value, dict):
-        return {key: _substitute(item, results) for key, item in value.items()}
+        return {key: substitute(item, results) for key, item in value.items()}
     if isinstance(value, list):
-        return [_substitute(item, results) for item in value]
+        return [substitute(item, results) for item in value]
     return value
 
 
@@ -237,7 +257,8 @@ def as_text(value: Any) -> str:
 
 
 def evaluate(expression: str, context: Any) -> Any:
-    """The first output of a bare jq expression (e.g. a condition option), or None if it has none."""
+    """The first output of a bare jq expression (e.g. a condition option), or None if it has none
+    (in this process, unbounded: services evaluate through `libs.expressions`)."""
     return _evaluate_all([unwrap(expression)], context)[0]
 
 
@@ -270,47 +291,75 @@ def _evaluate_all(expressions: Sequence[str], context: Any) -> list[Any]:
 
 def _run_batch(expressions: Sequence[str], context: Any) -> list[Any]:
     """One value or `TemplateError` per expression."""
-    text = _context_json(context)
-    program = _batch_program(tuple(expressions))
+    outcomes = run_text(expressions, context_json(context))
+    return [as_outcome(e, o, context) for e, o in zip(expressions, outcomes)]
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """An expression that failed to evaluate, with jq's reason (not yet redacted)."""
+
+    reason: str
+
+
+def as_outcome(expression: str, outcome: Any, context: Any) -> Any:
+    """A value, or the `TemplateError` (secrets of `context` redacted) for a `Failure`."""
+    return evaluation_error(expression, outcome.reason, context) if isinstance(outcome, Failure) else outcome
+
+
+def run_text(expressions: Sequence[str], text: str, prelude: str = "") -> list[Any]:
+    """The first output (or None, or a `Failure`) of each expression over the JSON `text`, in this
+    process, unbounded: services evaluate through `libs.expressions`, whose workers call this.
+    `prelude` is jq definitions placed after the sandbox (e.g. `regex_guard`)."""
+    batch = tuple(expressions)
+    program = _batch_program(batch, prelude) if prelude else _batch_program(batch)
     try:
         [wrapped] = list(program.input_text(text)) if program is not None else [None]
     except ValueError:  # an error `try` cannot catch: find out which expression it was
         wrapped = None
     if not isinstance(wrapped, list) or len(wrapped) != len(expressions):
-        return [_run_one(e, text, context) for e in expressions]
-    return [_unwrap_outcome(e, w, context) for e, w in zip(expressions, wrapped)]
+        return [_run_one(e, text, prelude) for e in expressions]
+    return [_unwrap_outcome(w) for w in wrapped]
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
-def _batch_program(expressions: tuple[str, ...]) -> Program | None:
+def _batch_program(expressions: tuple[str, ...], prelude: str = "") -> Program | None:
     """All expressions as one jq program yielding `[[first output] | [] | {"error": msg}, ...]`, or
     None when they cannot be combined (e.g. an `include`) and must run one by one."""
     for expr in expressions:
-        compile_expression(expr)  # a bad one raises here, named; each must stand alone
+        check_syntax(expr)  # a bad one raises here, named; each must stand alone
     items = ",\n".join(
         f'(try ([limit(1; (\n{e}\n))]) catch {{"{_ERROR_KEY}": .}})' for e in expressions
     )
     try:
-        return cast(Program, jq.compile(f"{_SANDBOX}[\n{items}\n]"))
+        return cast(Program, jq.compile(f"{_SANDBOX}{prelude}[\n{items}\n]"))
     except ValueError:
         return None
 
 
-def _unwrap_outcome(expression: str, wrapped: Any, context: Any) -> Any:
+@lru_cache(maxsize=_CACHE_SIZE)
+def _single_program(expression: str, prelude: str) -> Program:
+    if not prelude:
+        return compile_expression(expression)
+    compile_expression(expression)  # named errors
+    return cast(Program, jq.compile(_SANDBOX + prelude + expression))
+
+
+def _unwrap_outcome(wrapped: Any) -> Any:
     if isinstance(wrapped, list):
         return wrapped[0] if wrapped else None
     reason = wrapped.get(_ERROR_KEY) if isinstance(wrapped, dict) else wrapped
-    return _evaluation_error(expression, as_text(reason) or "error(null)", context)
+    return Failure(as_text(reason) or "error(null)")
 
 
-def _run_one(expression: str, text: str, context: Any) -> Any:
+def _run_one(expression: str, text: str, prelude: str) -> Any:
     try:
-        return next(iter(compile_expression(expression).input_text(text)), None)
+        return next(iter(_single_program(expression, prelude).input_text(text)), None)
     except ValueError as exc:
-        return _evaluation_error(expression, str(exc), context)
+        return Failure(str(exc))
 
 
-def _evaluation_error(expression: str, reason: str, context: Any) -> TemplateError:
+def evaluation_error(expression: str, reason: str, context: Any) -> TemplateError:
     return TemplateError(f"jq expression {expression!r} failed: {_redact(reason, context)}")
 
 
@@ -322,11 +371,30 @@ def _redact(message: str, context: Any) -> str:
     return redact_text(message, secret_values(secrets))
 
 
-def _context_json(context: Any) -> str:
+def context_json(context: Any) -> str:
     try:
         return json.dumps(context, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise TemplateError(f"the template context is not JSON: {exc}") from None
+
+
+_REGEX_BUILTINS = (("test", 1), ("test", 2), ("match", 1), ("match", 2), ("capture", 1), ("capture", 2),
+                   ("scan", 1), ("scan", 2), ("splits", 1), ("splits", 2), ("split", 2), ("sub", 2),
+                   ("sub", 3), ("gsub", 2), ("gsub", 3), ("_match_impl", 3))
+
+
+def regex_guard(limit: int) -> str:
+    """jq definitions that make every regex builtin fail on an input string longer than `limit`
+    characters (a clear error instead of minutes of backtracking over a huge text)."""
+    guard = (f'def _sl_rx_guard: if type == "string" and length > {limit} then error("regex input is '
+             f'longer than {limit} characters (STEPLINE_EXPRESSION_REGEX_INPUT_LIMIT)") else . end; ')
+    return guard + "".join(_guarded(name, arity) for name, arity in _REGEX_BUILTINS)
+
+
+def _guarded(name: str, arity: int) -> str:
+    params = "(" + "; ".join(f"a{i}" for i in range(arity)) + ")"
+    alias = f"_sl_rx_{name.strip('_')}{arity}"
+    return f"def {alias}{params}: {name}{params}; def {name}{params}: _sl_rx_guard | {alias}{params}; "
 
 
 # ------------------------------------------------------------------------------------ the context

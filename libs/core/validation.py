@@ -14,6 +14,7 @@ from pydantic_core import ErrorDetails
 
 from libs.core import pointer as jp
 from libs.core.definition import Workflow, normalize
+from libs.core.egress import url_problem
 from libs.core.errors import DefinitionError, Issue
 from libs.core.graph_rules import GRAPH_RULES, identifier_problem
 from libs.core.node_rules import node_issues
@@ -30,6 +31,8 @@ _TYPE_MESSAGES = {
     "string_type": "must be a string",
     "bool_type": "must be a boolean",
     "bool_parsing": "must be a boolean",
+    "float_type": "must be a number",
+    "int_type": "must be an integer",
 }
 
 
@@ -60,6 +63,7 @@ def _check(raw: Any) -> tuple[list[Issue], Workflow | None]:
             found += rule(nodes, edges)
         for node in nodes:
             found += node_issues(node)
+    found += _notification_url(doc)
     found = [Issue(original_pointer(i.pointer, raw), i.message) for i in found]
     found += legacy_condition_issues(raw, doc)
     return list(dict.fromkeys(found)), workflow
@@ -77,6 +81,12 @@ def _pydantic_issue(error: ErrorDetails) -> Issue:
     path = [p for p in error["loc"] if isinstance(p, (str, int))]
     message = _TYPE_MESSAGES.get(error["type"]) or error["msg"].replace("Input should be", "must be")
     return Issue(jp.from_path(path), f"{label('', path) or 'definition'} {message}")
+
+
+def _notification_url(doc: dict[str, Any]) -> list[Issue]:
+    url = doc.get("notificationUrl")
+    problem = url_problem(url) if isinstance(url, str) else None
+    return [Issue("/notificationUrl", f"notificationUrl {problem}")] if problem else []
 
 
 def _workflow_identifier(doc: dict[str, Any]) -> list[Issue]:

@@ -12,6 +12,7 @@ from libs.core.definition import TRIGGER_TYPES
 from libs.core.errors import Issue
 from libs.core.instants import parse_instant
 from libs.core.templates import render
+from libs.core.url_templates import with_encoded_paths
 
 ENGINE_COMPLETED_TYPES = frozenset({"DELAY", "APPROVAL", "SUB_WORKFLOW", "FOREACH"})
 """A WAITING node run of these types is completed by the engine (timer, approval decision, child
@@ -22,13 +23,21 @@ DEFERRED_KEYS: dict[str, tuple[str, ...]] = {"FOREACH": ("node",)}
 
 
 def render_config(config: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The node config with its templates rendered, except the fields its action renders itself."""
+    """The node config with its templates rendered, except the fields its action renders itself
+    (in this process, unbounded: services use `libs.expressions.evaluate.render_config`)."""
+    now, later = split_config(config)
+    rendered: dict[str, Any] = render(now, context)
+    return {**rendered, **later}
+
+
+def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the fields to render now, the fields the action renders itself). Templates in the path of
+    a URL are URL-encoded (url_templates.py)."""
+    config = with_encoded_paths(config)
     deferred = DEFERRED_KEYS.get(str(config.get("type")), ())
     if not deferred:
-        rendered: dict[str, Any] = render(config, context)
-        return rendered
-    rendered = render({k: v for k, v in config.items() if k not in deferred}, context)
-    return {**rendered, **{k: config[k] for k in deferred if k in config}}
+        return config, {}
+    return {k: v for k, v in config.items() if k not in deferred}, {k: config[k] for k in deferred if k in config}
 
 
 def inline_wait_reason(config: dict[str, Any]) -> tuple[str, str] | None:

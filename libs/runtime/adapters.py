@@ -33,5 +33,9 @@ def build_bus(settings: CommonSettings, *, client_id: str) -> Bus:
     if url == "memory://":
         return MemoryBus(partitions=settings.partitions)
     if url.startswith("kafka://"):
-        return KafkaBus(url.removeprefix("kafka://"), partitions=settings.partitions, client_id=client_id)
+        return KafkaBus(url.removeprefix("kafka://"), partitions=settings.partitions, client_id=client_id,
+                        session_timeout=settings.kafka_session_timeout,
+                        heartbeat_interval=settings.kafka_heartbeat_interval,
+                        rebalance_timeout=settings.kafka_rebalance_timeout,
+                        instance_id=settings.instance_id if settings.kafka_static_membership else None)
     raise SettingsError(f"STEPLINE_BUS_URL must be memory:// or kafka://host:port, got {url.split('://')[0]!r}")

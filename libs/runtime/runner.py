@@ -13,8 +13,10 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from libs.bus.kafka_backoff import Backoff
 from libs.bus.ports import Bus
 from libs.core.errors import BusError, StoreUnavailableError
+from libs.expressions import evaluate as expressions
 from libs.runtime.adapters import build_bus, build_store
 from libs.runtime.service import Service
 from libs.telemetry.export import configure_tracing
@@ -43,7 +45,9 @@ async def start_bus(name: str, settings: CommonSettings, store: Store, build: Bu
                     attempts: int = 60) -> tuple[Bus, list[Service]]:
     """Build the bus and the services and start consuming, waiting for the broker to come up (or
     back: a broker restarting while a service starts must not end the service). A bus whose start
-    failed cannot be started again, so each attempt stops it and builds a new bus and services."""
+    failed cannot be started again, so each attempt stops it and builds a new bus and services.
+    Attempts back off exponentially with jitter (0.25 s up to 2 s)."""
+    backoff = Backoff(first=0.25, ceiling=2.0)
     for attempt in range(attempts):
         bus = build_bus(settings, client_id=f"stepline-{name}-{settings.instance_id}")
         services = build(store, bus)
@@ -57,7 +61,7 @@ async def start_bus(name: str, settings: CommonSettings, store: Store, build: Bu
             if attempt == attempts - 1:
                 raise
             log.warning("bus not reachable yet; retrying")
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(backoff.failed())
     raise AssertionError("unreachable")
 
 
@@ -82,6 +86,7 @@ async def run_service(name: str, settings: CommonSettings, build: Build, *, api:
     otherwise a health app listens on the settings' health port when one is set. Spans go to an
     OpenTelemetry collector when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (libs/telemetry/export.py)."""
     tracing = configure_tracing(name, os.environ)
+    expressions.configure(settings.expression_limits())
     store = build_store(settings)
     await open_store(store)
     bus, services = await start_bus(name, settings, store, build)

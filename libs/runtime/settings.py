@@ -10,6 +10,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from libs.runtime.expression_settings import ExpressionSettings
+from libs.runtime.limits import LimitSettings
 from libs.secrets.cipher import parse_key
 
 
@@ -17,7 +19,7 @@ def default_instance_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class CommonSettings(BaseSettings):
+class CommonSettings(BaseSettings, LimitSettings, ExpressionSettings):
     model_config = SettingsConfigDict(env_prefix="STEPLINE_", env_nested_delimiter="__", extra="ignore",
                                       hide_input_in_errors=True)
 
@@ -33,6 +35,19 @@ class CommonSettings(BaseSettings):
     """Services without an API serve `/healthz` and `/readyz` here; 0 turns that off."""
     partitions: int = Field(default=8, ge=1, le=1024)
     instance_id: str = Field(default_factory=default_instance_id)
+    """This replica's id: keep it stable across restarts of one replica and unique between replicas
+    (Kafka static membership keys each consumer by it, libs/bus/kafka_membership.py)."""
+    kafka_session_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a Kafka consumer that stopped heartbeating (crashed) keeps its partitions; the broker
+    accepts 6–1800 unless its group.min/max.session.timeout.ms say otherwise."""
+    kafka_heartbeat_interval: float = Field(default=1.0, gt=0)
+    """Seconds between consumer heartbeats (below the session timeout): members learn of a
+    rebalance at their next heartbeat."""
+    kafka_rebalance_timeout: float | None = Field(default=None, gt=0)
+    """Seconds a rebalance waits for every member to rejoin; unset: the session timeout."""
+    kafka_static_membership: bool = True
+    """Join consumer groups as static members keyed by `instance_id` (a restarted replica gets its
+    partitions back without a rebalance); false: a new dynamic member on every start."""
     lease_seconds: float = Field(default=30.0, gt=0)
     """How long an executor's claim on a node run lasts without renewal."""
     stale_seconds: float = Field(default=10.0, gt=0)

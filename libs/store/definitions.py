@@ -24,6 +24,8 @@ class DefinitionCache:
             return hit
         record = await self._store.get_version(workflow, version)
         parsed = parse_workflow(record.definition)
+        if parsed.identifier != workflow:  # stored under a workspace's key (libs/access/workspaces.py)
+            parsed = parsed.model_copy(update={"identifier": workflow})
         self._entries[key] = parsed
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)

@@ -8,6 +8,8 @@ updates (no update pipelines, no partial, sparse or TTL indexes).
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Sequence
 from typing import Any
 
@@ -72,8 +74,12 @@ _RUN_FILTER_FIELDS = (("workflows", "workflow"), ("statuses", "status"), ("resul
 
 
 def run_filter(flt: RunFilter) -> Doc:
-    return {field: {"$in": list(getattr(flt, name))}
-            for name, field in _RUN_FILTER_FIELDS if getattr(flt, name)}
+    match: Doc = {field: {"$in": list(getattr(flt, name))}
+                  for name, field in _RUN_FILTER_FIELDS if getattr(flt, name)}
+    if flt.workflow_prefix is not None:
+        pattern = f"^{re.escape(flt.workflow_prefix)}" if flt.workflow_prefix else "^[^~]*$"
+        match["workflow"] = {**match.get("workflow", {}), "$regex": pattern}
+    return match
 
 
 def due_runs(now: float) -> Doc:

@@ -23,6 +23,9 @@ class RunFilter:
     results: tuple[str, ...] = ()
     versions: tuple[int, ...] = ()
     run_ids: tuple[str, ...] = ()
+    workflow_prefix: str | None = None
+    """Only runs of workflows whose store key, up to and including its first `~`, is exactly this
+    (`""`: keys without `~`): the runs of one workspace (libs/access/workspaces.py)."""
 
 
 class ClaimOutcome(Enum):

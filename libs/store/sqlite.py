@@ -16,6 +16,7 @@ such statements that tolerate races and crashes between them, exactly as they wi
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -60,8 +61,21 @@ def _claim_outcome(node_run: NodeRun) -> ClaimOutcome:
     return ClaimOutcome.COMPLETED if node_run.status == "COMPLETED" else ClaimOutcome.BUSY
 
 
-def _log_params(logs: Sequence[LogEntry]) -> dict[str, str]:
-    return {f"log{i}": log.model_dump_json() for i, log in enumerate(logs)}
+def _logs_param(logs: Sequence[LogEntry]) -> dict[str, str]:
+    """The `:logs_j` parameter: the entries as one JSON array."""
+    return {"logs_j": "[" + ",".join(log.model_dump_json() for log in logs) + "]"}
+
+
+def _private_file(path: str) -> None:
+    """Create the database file 0600 (or make it so): SQLite gives its -wal and -shm files the
+    database file's permissions, so the owner alone can read runs, outputs and sealed secrets."""
+    if path == ":memory:" or path.startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        raise StoreUnavailableError(f"SQLite store unavailable: cannot open {path}: {exc.strerror}") from exc
 
 
 class SqliteStore(SqliteEntries, VersionPublishing):
@@ -77,6 +91,7 @@ class SqliteStore(SqliteEntries, VersionPublishing):
     async def open(self) -> None:
         if self._db is not None:
             return
+        _private_file(self._path)
         try:
             db = sqlite3.connect(self._path, isolation_level=None, cached_statements=256)
         except sqlite3.Error as exc:
@@ -225,7 +240,9 @@ class SqliteStore(SqliteEntries, VersionPublishing):
 
     async def list_runs(self, flt: RunFilter, *, limit: int, offset: int) -> tuple[list[Run], int]:
         present = tuple(name for name in sql.RUN_FILTER_FIELDS if getattr(flt, name))
-        values = [_json(list(getattr(flt, name))) for name in present]
+        values: list[Any] = [_json(list(getattr(flt, name))) for name in present]
+        if flt.workflow_prefix is not None:
+            present, values = (*present, "workflow_prefix"), [*values, flt.workflow_prefix]
         page_sql, count_sql = sql.run_filter_sql(present)
         docs = await self._docs(page_sql, (*values, limit, offset))
         total = int(await self._scalar(count_sql, values))
@@ -288,16 +305,16 @@ class SqliteStore(SqliteEntries, VersionPublishing):
 
     async def finish_node_run(self, key: str, completion: Completion, *, now: float,
                               from_statuses: frozenset[str], owner: str | None = None) -> NodeRun | None:
-        doc = await self._scalar(sql.finish_node_run_sql(len(completion.logs)), {
+        doc = await self._scalar(sql.FINISH_NODE_RUN_WITH_LOGS if completion.logs else sql.FINISH_NODE_RUN, {
             "key": key, "from_statuses": _json(sorted(from_statuses)), "owner": owner,
             "result": completion.result, "output_j": _json(completion.output),
             "error": completion.error, "retryable_j": _json(completion.retryable), "branch": completion.branch,
-            "now_j": _json(now), **_log_params(completion.logs)})
+            "now_j": _json(now), **_logs_param(completion.logs)})
         return None if doc is None else NodeRun.model_validate_json(doc)
 
     async def append_logs(self, key: str, logs: list[LogEntry], *, now: float) -> bool:
-        return bool(await self._rows(sql.append_logs_sql(len(logs)), {
-            "key": key, "now_j": _json(now), **_log_params(logs)}))
+        return bool(await self._rows(sql.APPEND_LOGS, {
+            "key": key, "now_j": _json(now), **_logs_param(logs)}))
 
     # -- timers -----------------------------------------------------------------------------------
 

@@ -91,6 +91,8 @@ def run_filter_sql(present: tuple[str, ...]) -> tuple[str, str]:
     """(page query, count query) for the `RunFilter` fields named in `present` (in field order)."""
     clauses = [f"{column} IN (SELECT value FROM json_each(?))"
                for field, column in _RUN_FILTER_COLUMNS if field in present]
+    if "workflow_prefix" in present:
+        clauses.append("substr(workflow, 1, instr(workflow, '~')) = ?")
     where = " WHERE " + " AND ".join(clauses) if clauses else ""
     page = f"SELECT doc FROM runs{where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
     return page, f"SELECT count(*) FROM runs{where}"
@@ -130,25 +132,19 @@ UPDATE node_runs SET status = 'WAITING', lease_owner = NULL, lease_expires_at = 
                    '$.output', json(:output_j), '$.updated_at', json(:now_j))
 WHERE key = :key AND status = 'RUNNING' AND lease_owner = :owner RETURNING 1"""
 
-_LOGS_PER_CALL = 32
-"""json_insert takes 1 + 2n arguments and SQLite allows 127 per function call: nest beyond that."""
+def _with_logs(doc_expr: str) -> str:
+    """`doc_expr` with the log entries of parameter :logs_j (a JSON array) appended to `$.logs`, in one
+    expression whatever their number (nesting one json_insert per entry overflowed SQLite's parser
+    stack near 900 entries, and the statement failed)."""
+    return f"""json_set({doc_expr}, '$.logs', (SELECT json_group_array(json(value)) FROM (
+        SELECT value FROM json_each(doc, '$.logs') UNION ALL SELECT value FROM json_each(:logs_j))))"""
 
 
-def _with_logs(doc_expr: str, count: int) -> str:
-    """`doc_expr` with `count` log entries (parameters :log0 … :logN, JSON text) appended to `$.logs`."""
-    for start in range(0, count, _LOGS_PER_CALL):
-        pairs = ", ".join(f"'$.logs[#]', json(:log{i})"
-                          for i in range(start, min(count, start + _LOGS_PER_CALL)))
-        doc_expr = f"json_insert({doc_expr}, {pairs})"
-    return doc_expr
+_FINISHED_DOC = """json_set(doc, '$.status', 'COMPLETED', '$.result', :result, '$.output', json(:output_j),
+                   '$.error', :error, '$.retryable', json(:retryable_j), '$.branch', :branch,
+                   '$.completed_at', json(:now_j), '$.updated_at', json(:now_j))"""
 
-
-@lru_cache(maxsize=64)
-def finish_node_run_sql(log_count: int) -> str:
-    doc = _with_logs("""json_set(doc, '$.status', 'COMPLETED', '$.result', :result,
-                   '$.output', json(:output_j), '$.error', :error,
-                   '$.retryable', json(:retryable_j), '$.branch', :branch,
-                   '$.completed_at', json(:now_j), '$.updated_at', json(:now_j))""", log_count)
+def _finish(doc: str) -> str:
     return f"""
 UPDATE node_runs SET status = 'COMPLETED', doc = {doc}
 WHERE key = :key AND status IN (SELECT value FROM json_each(:from_statuses))
@@ -156,11 +152,13 @@ WHERE key = :key AND status IN (SELECT value FROM json_each(:from_statuses))
 RETURNING doc"""
 
 
-@lru_cache(maxsize=64)
-def append_logs_sql(log_count: int) -> str:
-    doc = _with_logs("json_set(doc, '$.updated_at', json(:now_j))", log_count)
-    return f"""
-UPDATE node_runs SET doc = {doc} WHERE key = :key AND status <> 'COMPLETED' RETURNING 1"""
+FINISH_NODE_RUN = _finish(_FINISHED_DOC)
+FINISH_NODE_RUN_WITH_LOGS = _finish(_with_logs(_FINISHED_DOC))
+"""The same completion, also appending the entries of :logs_j (most completions carry none)."""
+
+APPEND_LOGS = f"""
+UPDATE node_runs SET doc = {_with_logs("json_set(doc, '$.updated_at', json(:now_j))")}
+WHERE key = :key AND status <> 'COMPLETED' RETURNING 1"""
 
 # -- timers -------------------------------------------------------------------------------------
 

@@ -4,15 +4,14 @@ import asyncio
 import logging
 import time
 
-import httpx
-
+from libs.runtime.egress import guarded_client
 from libs.runtime.runner import run_service
 from services.executor.app import build_executor
 from services.executor.settings import ExecutorSettings
 
 
 async def serve(settings: ExecutorSettings) -> None:
-    async with httpx.AsyncClient() as client:
+    async with guarded_client(settings.egress_policy()) as client:
         await run_service("executor", settings,
                           lambda store, bus: [build_executor(settings, store, bus, client, clock=time.time)])
 

@@ -10,6 +10,7 @@ from libs.bus.ports import Bus
 from libs.contracts import topics
 from libs.runtime.service import Service, Subscription
 from libs.store.ports import Store
+from libs.access.secret_scope import WorkspaceSecrets
 from libs.secrets.vault import KeylessSecrets, open_vault
 from services.executor.actions.registry import ActionDeps, build_registry
 from services.executor.handlers import Executor
@@ -22,12 +23,12 @@ GROUP = "stepline-executor"
 def build_executor(settings: ExecutorSettings, store: Store, bus: Bus, client: httpx.AsyncClient, *,
                    clock: Callable[[], float]) -> Service:
     vault = open_vault(store, settings.secrets_key)
-    reader = vault if vault is not None else KeylessSecrets()
-    secrets = TrackedSecrets(reader, names=reader.names)
+    reader = WorkspaceSecrets(vault if vault is not None else KeylessSecrets())
+    secrets = TrackedSecrets(reader)
     deps = ActionDeps(client=client, bus=bus, store=store, secrets=secrets, settings=settings, clock=clock)
     executor = Executor(store, bus, build_registry(deps),
                         owner=f"executor-{settings.instance_id}", clock=clock,
                         lease_seconds=settings.lease_seconds, default_timeout=settings.default_timeout_seconds,
-                        concurrency=settings.concurrency, secrets=secrets)
+                        concurrency=settings.concurrency, secrets=secrets, limits=settings.limits())
     return Service(name="executor", subscriptions=[Subscription(topics.NODE_DISPATCH, GROUP, executor.handle)],
                    on_stop=[executor.drain])

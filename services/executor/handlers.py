@@ -16,13 +16,17 @@ from libs.bus.ports import Bus
 from libs.contracts import topics, v1, wrap
 from libs.contracts.envelope import Envelope
 from libs.core.errors import ActionError, SecretError, StoreError, TemplateError
+from libs.core.limits import Limits
 from libs.core.run import NodeRun
+from libs.access.secret_scope import in_workspace
+from libs.access.workspaces import public, workspace_of
 from libs.core.secrets import NoSecrets
-from libs.core.templates import apply_variables, build_context
-from libs.core.waiting_nodes import render_config
+from libs.core.templates import build_context
+from libs.expressions import evaluate as expressions
 from libs.store.definitions import DefinitionCache
 from libs.store.ports import ClaimOutcome, Completion, Store
 from services.executor.actions.base import Action, ActionInput, ActionResult
+from services.executor.output_limits import within_limits
 from services.executor.secret_use import TrackedSecrets, redact_completion, redacted_failure, tracking
 
 log = logging.getLogger("stepline.executor")
@@ -33,8 +37,9 @@ FINISHABLE = frozenset({"RUNNING"})
 class Executor:
     def __init__(self, store: Store, bus: Bus, actions: dict[str, Action], *, owner: str,
                  clock: Callable[[], float], lease_seconds: float, default_timeout: float,
-                 concurrency: int = 64, secrets: TrackedSecrets | None = None) -> None:
+                 concurrency: int = 64, secrets: TrackedSecrets | None = None, limits: Limits = Limits()) -> None:
         self.store = store
+        self.limits = limits
         self.secrets = secrets if secrets is not None else TrackedSecrets(NoSecrets())
         self.bus = bus
         self.actions = actions
@@ -80,7 +85,8 @@ class Executor:
 
     async def _attempt(self, msg: v1.ExecuteNode, record: NodeRun) -> None:
         context = msg.context or await self._load_context(msg.run_id)
-        result, completion = await self.perform(msg, context, record)
+        with in_workspace(workspace_of(msg.workflow)):  # secrets, entities and child runs of the run's workspace
+            result, completion = await self.perform(msg, context, record)
         await self.record(msg.node_run_key, result, completion)
 
     async def _load_context(self, run_id: str) -> v1.RunContext:
@@ -98,6 +104,7 @@ class Executor:
         with tracking() as revealed:
             try:
                 result, completion = await self._perform(msg, run, record)
+                result, completion = within_limits(result, completion, run, self.limits)
             except Exception as exc:
                 if not revealed:
                     raise
@@ -115,14 +122,16 @@ class Executor:
             refs = self.secrets.refs(msg.workflow, msg.version, node.identifier, node.config)
             secrets = await self.secrets.for_templates(refs) if not refs.none else {}
             context = build_context(outputs=run.outputs, inputs=run.inputs, secrets=secrets,
-                                    trigger=run.trigger, run={"id": msg.run_id, "workflow": msg.workflow, "version": msg.version})
-            data = ActionInput(node=node, config=render_config(node.config, context), context=context, run_id=msg.run_id,
-                               node_run_id=record.id, node_run_key=record.key, attempt=record.attempt, timeout=timeout)
+                                    trigger=run.trigger, run={"id": msg.run_id, "workflow": public(msg.workflow), "version": msg.version})
+            at = expressions.node_at(workflow, node.identifier)
+            config = await expressions.render_config(node.config, context, at=f"{at}/config")
+            data = ActionInput(node=node, config=config, context=context, run_id=msg.run_id, node_run_id=record.id,
+                               node_run_key=record.key, attempt=record.attempt, timeout=timeout, at=at)
             async with self.leased(record.key):
                 result = await asyncio.wait_for(action.execute(data), timeout=timeout)
             if result.waiting:
                 return result, Completion(result="SUCCESS", output=result.output)
-            output = apply_variables(node.variables, result.output)
+            output = await expressions.apply_variables(node.variables, result.output, at=f"{at}/variables")
             return result, Completion(result="SUCCESS", output=output, branch=result.branch)
         except (TemplateError, SecretError) as exc:
             return None, Completion(result="FAILED", error=exc.message)

@@ -2,12 +2,14 @@
 
 - A node whose config never mentions `secrets` costs nothing: nothing is read or decrypted (the scan
   of its config is cached per workflow version and node).
-- `.secrets["NAME"]`, `.secrets."NAME"` and `.secrets.NAME` reveal just the secrets they name; a
-  named secret that does not exist fails the node with a message naming it. Any other use of
-  `.secrets` (e.g. `.secrets | keys`) reveals every secret.
+- A node's template context holds only the secrets its config names where secrets may be read
+  (`libs/core/secret_refs.py`: the config of WEBHOOK, NOTIFY, INTEGRATION_ACTION, a KAFKA node's
+  headers); a named secret that does not exist fails the node with a message naming it. An
+  unnamed use (`.secrets | keys`) reveals nothing.
 - Every value revealed during an attempt — for its templates, or by its action through
   `ActionDeps.secrets` — is recorded (a context variable scoped to the attempt) and masked as `***`
-  in the completion the executor stores: output, error and logs.
+  in the completion the executor stores (output, error and logs), in its common encodings too
+  (`libs/core/redaction.py`).
 """
 
 from __future__ import annotations
@@ -16,115 +18,18 @@ import contextlib
 import contextvars
 import dataclasses
 import json
-import re
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 from libs.core.errors import SecretError
 from libs.core.redaction import redact_text, redact_value, secret_values
 from libs.core.secrets import SecretReader
-from libs.core.templates import find_templates
+from libs.core.secret_refs import SecretRefs, readable_refs
 from libs.store.ports import Completion
 
-_OPEN = "{{"
-_JQ_STRING = r'"((?:[^"\\]|\\.)*)"'
-_NAMED = re.compile(
-    r"\.\s*secrets\s*\??\s*(?:\[\s*" + _JQ_STRING + r"\s*\]|\.\s*" + _JQ_STRING + r"|\.\s*([A-Za-z_][A-Za-z0-9_]*))"
-)
-_IN_TEMPLATE = re.compile(r"\bsecrets\b")
-"""Inside `{{ }}` any mention of `secrets` counts."""
-_IN_TEXT = re.compile(r"\.\s*secrets\b|\"secrets\"")
-"""In a string without templates (a bare jq expression such as a CONDITION option) only `.secrets`
-and `"secrets"` count, so a plain URL path `/secrets/` reveals nothing."""
 _CACHE_LIMIT = 4096
-
 _revealed: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("stepline_revealed_secrets",
                                                                              default=None)
-
-
-@dataclass(frozen=True)
-class SecretRefs:
-    names: frozenset[str] = frozenset()
-    every: bool = False
-    """The config uses `.secrets` in a way that does not name the secrets."""
-
-    @property
-    def none(self) -> bool:
-        return not self.names and not self.every
-
-
-NO_REFS = SecretRefs()
-
-
-def secret_refs(config: Any) -> SecretRefs:
-    """The secrets a node config's templates and jq expressions use."""
-    names: set[str] = set()
-    every = False
-    for text, mention in _texts(config):
-        if "secrets" not in text:
-            continue
-        spans = []
-        for match in _NAMED.finditer(text):
-            if _follows_value(text, match.start()):
-                continue  # `.outputs.secrets.x`: a field of something else
-            name = _name(match)
-            if name is None:
-                every = True
-            else:
-                names.add(name)
-            spans.append(match.span())
-        for found in mention.finditer(text):
-            at = found.start() + found.group().find("secrets")
-            if any(start <= at < end for start, end in spans) or _nested_field(text, at):
-                continue
-            every = True
-    return SecretRefs(frozenset(names), every)
-
-
-def _follows_value(text: str, dot: int) -> bool:
-    """Whether the `.` at `dot` accesses a field of a preceding value rather than of the context."""
-    before = text[:dot].rstrip()
-    return bool(before) and (before[-1].isalnum() or before[-1] in '_])?"$')
-
-
-def _nested_field(text: str, start: int) -> bool:
-    """Whether `secrets` at `start` is a field of another value (`.outputs.secrets`), not of the
-    context or of a variable that may hold it (`$ctx.secrets`)."""
-    before = text[:start].rstrip()
-    if not before.endswith("."):
-        return False
-    dot = len(before) - 1
-    if not _follows_value(text, dot):
-        return False
-    variable = re.search(r"\$[A-Za-z_][A-Za-z0-9_]*$", before[:dot].rstrip())
-    return variable is None
-
-
-def _texts(config: Any) -> Iterator[tuple[str, re.Pattern[str]]]:
-    stack = [config]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if _OPEN in item:
-                yield from ((expr, _IN_TEMPLATE) for _, expr in find_templates(item))
-            else:
-                yield item, _IN_TEXT
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-
-
-def _name(match: re.Match[str]) -> str | None:
-    quoted = match.group(1) if match.group(1) is not None else match.group(2)
-    if quoted is None:
-        return match.group(3)
-    try:
-        name = json.loads(f'"{quoted}"')
-    except ValueError:
-        return None  # an escape jq accepts and JSON does not: treat it as unnamed use
-    return name if isinstance(name, str) else None
 
 
 @contextlib.contextmanager
@@ -138,15 +43,11 @@ def tracking() -> Iterator[set[str]]:
         _revealed.reset(token)
 
 
-Lister = Callable[[], Awaitable[list[str]]]
-
-
 class TrackedSecrets:
     """The executor's `SecretReader`: reveals through the vault and records what it revealed."""
 
-    def __init__(self, reader: SecretReader, names: Lister | None = None) -> None:
+    def __init__(self, reader: SecretReader) -> None:
         self._reader = reader
-        self._names = names
         self._refs: dict[tuple[str, int, str], SecretRefs] = {}
 
     async def reveal(self, name: str) -> str | None:
@@ -162,24 +63,18 @@ class TrackedSecrets:
         if found is None:
             if len(self._refs) >= _CACHE_LIMIT:
                 self._refs.clear()
-            found = self._refs[key] = secret_refs(config)
+            node_type = str(config.get("type")) if isinstance(config, dict) else ""
+            found = self._refs[key] = readable_refs(node_type, config)
         return found
 
     async def for_templates(self, refs: SecretRefs) -> dict[str, str]:
         """The `.secrets` of a node's template context. `SecretError` if a named one does not exist."""
-        if refs.none:
-            return {}
-        names = set(refs.names)
-        if refs.every and self._names is not None:
-            names.update(await self._names())
         secrets: dict[str, str] = {}
-        for name in sorted(names):
+        for name in sorted(refs.names):
             value = await self.reveal(name)
             if value is None:
-                if name in refs.names:
-                    raise SecretError(f"secret {name!r} does not exist; the node's config uses "
-                                      f".secrets[{json.dumps(name)}] (create it with PUT /v1/secrets/{name})")
-                continue
+                raise SecretError(f"secret {name!r} does not exist; the node's config uses "
+                                  f".secrets[{json.dumps(name)}] (create it with PUT /v1/secrets/{name})")
             secrets[name] = value
         return secrets
 

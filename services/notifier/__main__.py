@@ -3,15 +3,14 @@
 import asyncio
 import logging
 
-import httpx
-
+from libs.runtime.egress import guarded_client
 from libs.runtime.runner import run_service
 from services.notifier.app import build_notifier
 from services.notifier.settings import NotifierSettings
 
 
 async def serve(settings: NotifierSettings) -> None:
-    async with httpx.AsyncClient() as client:
+    async with guarded_client(settings.egress_policy()) as client:
         await run_service("notifier", settings,
                           lambda store, bus: [build_notifier(settings, store, bus, client)[0]])
 

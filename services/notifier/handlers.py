@@ -1,7 +1,7 @@
 """Notifier: run events → the workflow's notification URL (the CloudEvent as JSON) and live stats.
 
-A notification that fails with a network error or a 5xx is retried by redelivery; a 4xx is logged
-and dropped (retrying cannot help).
+A notification that fails with a network error or a 5xx is retried by redelivery; a 4xx, a URL that
+is not http(s) and a destination the egress rules refuse are logged and dropped (retrying cannot help).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import httpx
 
 from libs.contracts import v1
 from libs.contracts.envelope import Envelope
+from libs.core.egress import EgressRefused, url_problem
 from libs.core.errors import ActionError
 from libs.store.definitions import DefinitionCache
 from libs.store.ports import Store
@@ -37,9 +38,18 @@ class Notifier:
                 await self.notify(workflow.notificationUrl, envelope)
 
     async def notify(self, url: str, envelope: Envelope) -> None:
+        """A URL that can never be delivered to (not http(s), refused by the egress rules) is logged
+        and dropped: redelivering it could not help."""
+        problem = url_problem(url)
+        if problem is not None:
+            log.warning("notification for run %s dropped: notificationUrl %s", envelope.subject, problem)
+            return
         try:
             response = await self.client.post(url, content=envelope.to_bytes(), timeout=self.timeout,
                                               headers={"Content-Type": "application/cloudevents+json"})
+        except (EgressRefused, httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            log.warning("notification for run %s dropped: %s", envelope.subject, exc)
+            return
         except httpx.HTTPError as exc:
             raise ActionError(f"notification to {httpx.URL(url).host} failed: {type(exc).__name__}",
                               retryable=True) from None

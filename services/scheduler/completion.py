@@ -12,7 +12,7 @@ from libs.contracts import v1
 from libs.core.errors import TemplateError
 from libs.core.planner import Outcome
 from libs.core.run import NodeRun
-from libs.core.templates import apply_variables
+from libs.expressions import evaluate as expressions
 from libs.store.ports import Completion
 from services.scheduler import records
 
@@ -44,7 +44,8 @@ async def _completion_of(scheduler: Scheduler, record: NodeRun, msg: v1.Complete
     if result != "SUCCESS":
         return Completion(result=result, output=msg.output, error=_error_text(msg.output), logs=tuple(msg.logs))
     try:
-        output = apply_variables(node.variables, msg.output)
+        at = expressions.node_at(workflow, record.node_id)
+        output = await expressions.apply_variables(node.variables, msg.output, at=f"{at}/variables")
     except TemplateError as exc:
         return Completion(result="FAILED", output=msg.output, error=exc.message, logs=tuple(msg.logs))
     return Completion(result="SUCCESS", output=output, logs=tuple(msg.logs))

@@ -16,7 +16,7 @@ from libs.contracts import v1
 from libs.core.errors import NotFoundError, TemplateError
 from libs.core.instants import parse_instant
 from libs.core.run import NodeRun
-from libs.core.templates import apply_variables
+from libs.expressions import evaluate as expressions
 from libs.store.ports import Completion, Timer
 from services.scheduler.completion import outcome_of_record
 
@@ -81,7 +81,9 @@ async def _success(scheduler: Scheduler, record: NodeRun, output: dict[str, Any]
     """SUCCESS with the node's `variables` applied to `output`, as for any completion."""
     run, _ = await scheduler.runs.get(record.run_id)
     workflow = await scheduler.definitions.get(run.workflow, run.version)
+    variables = workflow.node(record.node_id).variables
+    at = f"{expressions.node_at(workflow, record.node_id)}/variables"
     try:
-        return Completion(result="SUCCESS", output=apply_variables(workflow.node(record.node_id).variables, output))
+        return Completion(result="SUCCESS", output=await expressions.apply_variables(variables, output, at=at))
     except TemplateError as exc:
         return Completion(result="FAILED", output=output, error=exc.message)

@@ -33,8 +33,24 @@ class Decision:
         return asdict(self)
 
 
-def check(node_run: NodeRun, decision: Decision) -> None:
-    """ConflictError unless the node run waits for a decision; ForbiddenError unless `by` is an assignee."""
+@dataclass(frozen=True)
+class Decider:
+    """Who decides, from their API key, and whether they started the run."""
+
+    user: str
+    role: str
+    started_the_run: bool = False
+    may_self_approve: bool = False
+    """The node says `allowSelfApproval: true`."""
+
+    def is_assignee(self, assignees: list[Any]) -> bool:
+        return self.user in assignees or f"role:{self.role}" in assignees
+
+
+def check(node_run: NodeRun, decision: Decision, decider: Decider) -> None:
+    """ConflictError unless the node run waits for a decision; ForbiddenError unless the decider is an
+    assignee (by user, or by role written `role:<role>`) and, when approving a run they started, the
+    node allows self-approval."""
     if node_run.node_type != "APPROVAL":
         raise ConflictError(f"node {node_run.node_id!r} is a {node_run.node_type} node, not an APPROVAL")
     if node_run.status == "COMPLETED":
@@ -47,8 +63,11 @@ def check(node_run: NodeRun, decision: Decision) -> None:
                             f"(its node run is {node_run.status})")
     request = node_run.output if isinstance(node_run.output, dict) else {}
     assignees = request.get("assignees")
-    if not isinstance(assignees, list) or decision.by not in assignees:
-        raise ForbiddenError(f"{decision.by!r} is not an assignee of approval node {node_run.node_id!r}")
+    if not isinstance(assignees, list) or not decider.is_assignee(assignees):
+        raise ForbiddenError(f"{decider.user!r} is not an assignee of approval node {node_run.node_id!r}")
+    if decision.decision == "approve" and decider.started_the_run and not decider.may_self_approve:
+        raise ForbiddenError(f"{decider.user!r} started this run and may not approve it "
+                             f"(approval node {node_run.node_id!r} does not set allowSelfApproval)")
 
 
 def complete_message(node_run: NodeRun, decision: Decision) -> v1.CompleteNode:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from libs.contracts import v1
 from libs.core.errors import ConflictError, TemplateError
 from libs.core.run import LogEntry, NodeRun
-from libs.core.templates import apply_variables
+from libs.expressions import evaluate as expressions
 
 PatchStatus = Literal["IN_PROGRESS", "COMPLETED"]
 
@@ -35,13 +35,14 @@ class Patch:
     by: str | None = None
 
 
-def as_stored(variables: dict[str, Any], result: str | None, output: Any) -> Any:
-    """The output the scheduler stores for a completion: on SUCCESS the node's `variables` rendered
-    against it (they replace it), otherwise the output itself."""
+async def as_stored(variables: dict[str, Any], result: str | None, output: Any, *, at: str) -> Any:
+    """The output the scheduler stores for a completion: on SUCCESS the node's `variables` (at
+    pointer `at`) rendered against it (they replace it), otherwise the output itself. Bounded like
+    every evaluation (libs/expressions), since it runs in the API."""
     if result != "SUCCESS":
         return output
     try:
-        return apply_variables(variables, output)
+        return await expressions.apply_variables(variables, output, at=at)
     except TemplateError:
         return output
 

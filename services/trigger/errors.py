@@ -6,11 +6,13 @@
 | RequestInvalidError, RequestValidationError | 422 | validation_error                         |
 | TemplateError                            | 422    | template_error                           |
 | body is not JSON                         | 400    | bad_request                              |
-| body sent without a JSON content type    | 415    | unsupported_media_type                   |
+| body not sent as JSON (browser_guard.py) | 415    | unsupported_media_type                   |
+| Host not allowed (browser_guard.py)      | 421    | misdirected_request                      |
 | NotFoundError / unknown route            | 404    | not_found                                |
 | method not allowed on a route            | 405    | method_not_allowed                       |
 | ConflictError                            | 409    | conflict                                 |
 | ForbiddenError                           | 403    | forbidden                                |
+| UnauthorizedError, no/bad API key (authn.py) | 401 | unauthorized                             |
 | body over the limit (body_limit.py)      | 413    | payload_too_large                        |
 | retryable store / bus failure            | 503    | store_unavailable / bus_error / ...      |
 | anything else                            | 500    | internal_error (generic message, logged) |
@@ -38,6 +40,7 @@ from libs.core.errors import (
     NotFoundError,
     SteplineError,
     TemplateError,
+    UnauthorizedError,
 )
 from services.trigger.responses import ApiJSONResponse
 
@@ -90,7 +93,7 @@ def error_response(status: int, code: str, message: str, details: Sequence[dict[
 
 _CLIENT_STATUS: tuple[tuple[type[SteplineError], int], ...] = (
     (DefinitionError, 422), (InputError, 422), (RequestInvalidError, 422), (TemplateError, 422),
-    (NotFoundError, 404), (ConflictError, 409), (ForbiddenError, 403),
+    (NotFoundError, 404), (ConflictError, 409), (ForbiddenError, 403), (UnauthorizedError, 401),
 )
 
 

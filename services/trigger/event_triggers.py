@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from libs.access.workspaces import belongs_to
 from libs.bus.ports import Bus
 from libs.catalog.entities import iso_time
 from libs.catalog.events import InvalidCatalogEventError, event_of
@@ -20,7 +21,8 @@ from libs.contracts import topics, v1
 from libs.contracts.envelope import Envelope
 from libs.core.catalog import EVENT_TYPE_ACTIONS
 from libs.core.errors import TemplateError
-from libs.core.templates import evaluate, is_truthy
+from libs.core.templates import is_truthy
+from libs.expressions import evaluate as expressions
 from libs.runtime.service import Subscription
 from libs.store.definitions import DefinitionCache
 from libs.store.pausing import is_paused
@@ -41,14 +43,19 @@ def selects(config: dict[str, Any], event: v1.CatalogEvent) -> bool:
     return event.action in EVENT_TYPE_ACTIONS.get(str(wanted.get("type")), frozenset())
 
 
-def condition_holds(config: dict[str, Any], payload: dict[str, Any]) -> bool:
-    """The trigger's `condition` against the event (true without one). TemplateError if an
-    expression fails."""
+async def condition_holds(config: dict[str, Any], payload: dict[str, Any], *, at: str) -> bool:
+    """The trigger's `condition` (the node's config is at pointer `at`) against the event (true
+    without one), evaluated in order until the combinator is decided. TemplateError if an
+    expression fails or breaches its limits."""
     condition = config.get("condition")
     if not isinstance(condition, dict):
         return True
-    outcomes = (is_truthy(evaluate(str(e), payload)) for e in condition.get("expressions") or [])
-    return any(outcomes) if condition.get("combinator") == "or" else all(outcomes)
+    wanted = condition.get("combinator") != "or"
+    for index, expression in enumerate(condition.get("expressions") or []):
+        where = f"{at}/condition/expressions/{index}"
+        if is_truthy(await expressions.evaluate(str(expression), payload, at=where)) != wanted:
+            return not wanted
+    return wanted
 
 
 class EventTriggers:
@@ -74,7 +81,7 @@ class EventTriggers:
         payload = event.port_event()
         started = []
         for trigger in await live_triggers(self.store, self.definitions, NODE_TYPE):
-            if not self._matches(trigger, event, payload):
+            if not belongs_to(trigger.workflow.identifier, event.workspace) or not await self._matches(trigger, event, payload):
                 continue
             workflow = trigger.workflow.identifier
             if await is_paused(self.store, workflow):
@@ -85,12 +92,13 @@ class EventTriggers:
                 output=payload, idempotency_key=f"event:{event.id}:{trigger.node.identifier}", wait=False)))
         return started
 
-    def _matches(self, trigger: LiveTrigger, event: v1.CatalogEvent, payload: dict[str, Any]) -> bool:
+    async def _matches(self, trigger: LiveTrigger, event: v1.CatalogEvent, payload: dict[str, Any]) -> bool:
         config = trigger.node.config
         if not selects(config, event):
             return False
         try:
-            return condition_holds(config, payload)
+            at = f"{expressions.node_at(trigger.workflow, trigger.node.identifier)}/config"
+            return await condition_holds(config, payload, at=at)
         except TemplateError as exc:
             log.warning("workflow %s trigger %s: condition failed on catalog event %s, so it does not match: %s",
                         trigger.workflow.identifier, trigger.node.identifier, event.id, exc.message)

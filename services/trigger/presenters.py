@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from libs.access.workspaces import split
 from libs.core.run import LogEntry, NodeProgress, NodeRun, Run, node_run_id
 from libs.core.versioning import VersionRecord, WorkflowRecord
 
@@ -32,7 +33,8 @@ def workflow(record: WorkflowRecord, shown: VersionRecord) -> dict[str, Any]:
     stay as they are; the version tags are `versionTags`."""
     return {
         **shown.definition,
-        "identifier": record.identifier,
+        "identifier": split(record.identifier)[1],
+        "workspace": split(record.identifier)[0],
         "version": shown.version,
         "latestVersion": record.latest_version,
         "versionTags": dict(record.tags),
@@ -74,8 +76,9 @@ def run(record: Run, node_runs: Sequence[NodeRun] | None = None) -> dict[str, An
     """A `workflowRun`; `nodeRuns` only when `node_runs` is given (the list view leaves them out)."""
     shown: dict[str, Any] = {
         "identifier": record.id,
-        "workflowIdentifier": record.workflow,
-        "workflow": {"identifier": record.workflow, "version": record.version},
+        "workflowIdentifier": split(record.workflow)[1],
+        "workflow": {"identifier": split(record.workflow)[1], "version": record.version},
+        "workspace": split(record.workflow)[0],
         "workflowVersionId": record.version,
         "status": "QUEUED" if record.queued and record.status != "COMPLETED" else record.status,
         "result": record.result,
@@ -104,7 +107,7 @@ def run(record: Run, node_runs: Sequence[NodeRun] | None = None) -> dict[str, An
 
 def accepted_run(run_id: str, workflow_id: str, version: int) -> dict[str, Any]:
     """What `POST .../runs` answers when the scheduler has not inserted the run in time (202)."""
-    return {"identifier": run_id, "workflowIdentifier": workflow_id, "workflowVersionId": version,
+    return {"identifier": run_id, "workflowIdentifier": split(workflow_id)[1], "workflowVersionId": version,
             "status": "IN_PROGRESS", "result": None}
 
 

@@ -21,10 +21,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
+from libs.access.principal import DEFAULT_WORKSPACE
+from libs.access.workspaces import belongs_to
 from libs.bus.ports import Bus, Handler
 from libs.contracts import v1
 from libs.contracts.envelope import Envelope
 from libs.core.errors import BusError
+from libs.core.limits import topic_allowed
 from libs.store.definitions import DefinitionCache
 from libs.store.pausing import is_paused
 from libs.store.ports import Store
@@ -46,6 +49,12 @@ def message_output(envelope: Envelope) -> dict[str, Any]:
     return dict(envelope.data)
 
 
+def message_workspace(output: dict[str, Any]) -> str:
+    """The workspace whose QUEUE_TRIGGERs a message starts: its `workspace` field, else `default`."""
+    workspace = output.get("workspace")
+    return workspace if isinstance(workspace, str) and workspace else DEFAULT_WORKSPACE
+
+
 def trigger_topic(trigger: LiveTrigger) -> str | None:
     topic = trigger.node.config.get("topic")
     return topic if isinstance(topic, str) and topic else None
@@ -53,13 +62,15 @@ def trigger_topic(trigger: LiveTrigger) -> str | None:
 
 class QueueIngress:
     def __init__(self, store: Store, bus: Bus, starter: RunStarter, definitions: DefinitionCache,
-                 reconcile_seconds: float) -> None:
+                 reconcile_seconds: float, topics_allow: tuple[str, ...] = ("*",)) -> None:
         self._store = store
+        self._topics_allow = topics_allow
         self._bus = bus
         self._starter = starter
         self._definitions = definitions
         self._reconcile_seconds = reconcile_seconds
         self._subscribed: set[str] = set()
+        self._refused: set[str] = set()
 
     @property
     def topics(self) -> frozenset[str]:
@@ -83,7 +94,11 @@ class QueueIngress:
         """Subscribe to every topic of a live QUEUE_TRIGGER not consumed yet."""
         live = await live_triggers(self._store, self._definitions, NODE_TYPE)
         wanted = {topic for topic in map(trigger_topic, live) if topic is not None}
-        for topic in sorted(wanted - self._subscribed):
+        for topic in sorted(wanted - self._subscribed - self._refused):
+            if not topic_allowed(topic, self._topics_allow):
+                log.warning("not consuming queue topic %s: STEPLINE_KAFKA_TOPICS_ALLOW does not allow it", topic)
+                self._refused.add(topic)
+                continue
             try:
                 await self._bus.add_subscription(topic, GROUP, self._handler(topic), external=True)
             except ValueError:
@@ -99,9 +114,10 @@ class QueueIngress:
 
     async def handle(self, topic: str, envelope: Envelope) -> None:
         """Start a run of every live QUEUE_TRIGGER of `topic` for `envelope`; return once published."""
-        triggers = [t for t in await live_triggers(self._store, self._definitions, NODE_TYPE)
-                    if trigger_topic(t) == topic]
         output = message_output(envelope)
+        workspace = message_workspace(output)
+        triggers = [t for t in await live_triggers(self._store, self._definitions, NODE_TYPE)
+                    if trigger_topic(t) == topic and belongs_to(t.workflow.identifier, workspace)]
         for trigger in triggers:
             workflow, node = trigger.workflow.identifier, trigger.node.identifier
             if await is_paused(self._store, workflow):
@@ -118,4 +134,5 @@ def queue_loop(settings: TriggerSettings, store: Store, bus: Bus, *,
     """The trigger workers' queue-topic reconcile loop (a `Service` loop)."""
     definitions = DefinitionCache(store)
     starter = RunStarter(store, bus, definitions, clock, settings.accept_timeout_seconds)
-    return QueueIngress(store, bus, starter, definitions, settings.queue_reconcile_seconds).run
+    return QueueIngress(store, bus, starter, definitions, settings.queue_reconcile_seconds,
+                        settings.limits().kafka_topics_allow).run

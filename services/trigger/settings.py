@@ -12,6 +12,12 @@ class TriggerSettings(CommonSettings):
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
     """Requests with a larger body are refused with 413 before they reach a route."""
+    allowed_hosts: str = "127.0.0.1,localhost,::1"
+    """Comma-separated names the `Host` header may carry (any port; `*`: any); others get 421
+    (browser_guard.py). The bind address `host` is allowed too unless it is 0.0.0.0 or ::."""
+    api_docs: bool = False
+    """Serve the interactive API docs at `/docs` (its page loads Swagger UI from a CDN); the schema
+    is always at `/openapi.json`."""
     accept_timeout_seconds: float = Field(default=10.0, gt=0)
     """How long `POST /v1/workflows/{id}/runs` waits for the scheduler to insert the run."""
     schedule_poll_seconds: float = Field(default=0.5, gt=0)

@@ -7,10 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from libs.access.principal import Principal
+from libs.access.trigger_permissions import may_start
+from libs.access.workspaces import public
 from libs.bus.ports import Bus
 from libs.contracts import v1
 from libs.core.definition import Node, Workflow
-from libs.core.errors import ConflictError, NotFoundError
+from libs.core.errors import ConflictError, ForbiddenError, NotFoundError
 from libs.core.inputs import validate_inputs
 from libs.core.run import Run, new_run_id
 from libs.core.versioning import WorkflowRecord, is_valid_tag
@@ -32,7 +35,12 @@ class StartRequest:
     version: int | None = None
     tag: str | None = None
     idempotency_key: str | None = None
-    by: str | None = None
+    caller: Principal | None = None
+    """Who starts it: checked against the trigger's `permissions`; its `user` is the run's `createdBy`."""
+
+    @property
+    def by(self) -> str | None:
+        return self.caller.user if self.caller is not None else None
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,9 @@ class RunStarter:
         await refuse_if_paused(self._store, request.workflow)
         definition = await self._definitions.get(record.identifier, version)
         trigger = self_serve_trigger(definition, version)
+        if request.caller is not None and not may_start(trigger.config, request.caller):
+            raise ForbiddenError(f"{request.caller.user!r} may not start {public(request.workflow)!r}: its "
+                                 f"{SELF_SERVE} node {trigger.identifier!r} lists who may (config.permissions)")
         user_inputs = trigger.config.get("userInputs") or {}
         inputs = validate_inputs(user_inputs if isinstance(user_inputs, dict) else {}, request.inputs or {})
         return await self.send(start_message(request, new_run_id(), version, trigger, inputs, self._clock()))

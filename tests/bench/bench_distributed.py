@@ -46,7 +46,10 @@ import httpx
 
 from bench_embedded import chain, fan
 from cpu_usage import CpuMeter, tree_cpu, process_cpu
+from libs.access.keystore import ApiKeys, Workspaces
 from libs.bus.kafka import KafkaBus
+from libs.runtime.adapters import build_store
+from libs.runtime.settings import CommonSettings
 from libs.contracts import topics, v1
 from libs.contracts.envelope import Envelope
 from stepline.devinfra import DevInfra, InfraError, Server, free_port
@@ -317,7 +320,21 @@ class Plan:
     run_timeout: float
 
 
-async def bench(api_port: int, kafka: str, procs: Procs, meter: CpuMeter, plan: Plan) -> list[Row]:
+async def owner_key(env: dict[str, str]) -> dict[str, str]:
+    """A key created offline in the services' store (`stepline keys create --store-url`), as headers."""
+    store = build_store(CommonSettings(store_url=env["STEPLINE_STORE_URL"],
+                                       mongo_database=env["STEPLINE_MONGO_DATABASE"]))
+    await store.open()
+    try:
+        await Workspaces(store).ensure_default()
+        _, key = await ApiKeys(store).create(name="bench", workspace="default", role="owner", user="bench")
+    finally:
+        await store.close()
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def bench(api_port: int, kafka: str, procs: Procs, meter: CpuMeter, plan: Plan,
+                env: dict[str, str]) -> list[Row]:
     definitions = (chain(10), fan(20))
     rows: list[Row] = []
     completions = Completions()
@@ -325,6 +342,7 @@ async def bench(api_port: int, kafka: str, procs: Procs, meter: CpuMeter, plan: 
     events.subscribe(topics.RUN_EVENTS, f"stepline-bench-{os.getpid()}", completions.handle)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=30) as client:
         await wait_ready(client, procs)
+        client.headers.update(await owner_key(env))
         await events.start()
         try:
             for definition in definitions:
@@ -349,13 +367,14 @@ async def bench(api_port: int, kafka: str, procs: Procs, meter: CpuMeter, plan: 
 def measure(data: Path, plan: Plan) -> list[Row]:
     """Everything this starts is stopped on the way out, whatever happens."""
     api_port = free_port()
-    with infrastructure(data) as (kafka, mongo), \
-            services(service_env(kafka.url, mongo.url, api_port), data) as procs:
-        try:
-            return asyncio.run(bench(api_port, kafka.url, procs, cpu_meter(kafka, mongo, procs), plan))
-        except Exception:
-            print_log_tails(data)
-            raise
+    with infrastructure(data) as (kafka, mongo):
+        env = service_env(kafka.url, mongo.url, api_port)
+        with services(env, data) as procs:
+            try:
+                return asyncio.run(bench(api_port, kafka.url, procs, cpu_meter(kafka, mongo, procs), plan, env))
+            except Exception:
+                print_log_tails(data)
+                raise
 
 
 def main(plan: Plan) -> int:

@@ -508,6 +508,18 @@ class StoreContract(abc.ABC):
         assert (await store.get_node_run(key)).logs == [log("one", NOW + 1), *many, log("last")]
         assert not await store.append_logs("wfr_x/none/1", [log("x")], now=NOW)
 
+    async def test_thousands_of_log_entries_in_one_write(self, store: Store) -> None:
+        """About 900 entries in one statement once overflowed SQLite's parser stack and the completion
+        carrying them was lost; any number now goes in one write, in order, next to the stored ones."""
+        key = (await store.insert_node_run(node_run()))[0].key
+        first = [log(f"progress {i}", NOW + i) for i in range(2_000)]
+        assert await store.append_logs(key, first, now=NOW + 1)
+        last = [log(f"final {i}", NOW + i) for i in range(2_000)]
+        done = await store.finish_node_run(key, Completion("SUCCESS", {"ok": True}, logs=tuple(last)), now=NOW + 2,
+                                           from_statuses=ALL_OPEN)
+        assert done is not None and done.output == {"ok": True}
+        assert (await store.get_node_run(key)).logs == [*first, *last]
+
     async def test_concurrent_claims_have_one_winner(self, store: Store) -> None:
         key = (await store.insert_node_run(node_run()))[0].key
         claims = await asyncio.gather(*(store.claim_node_run(key, owner=f"w{i}", now=NOW, lease_until=NOW + LEASE)

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.auth_helpers import bearer, key_of
 from tests.conftest import Target, free_port
 
 pytestmark = pytest.mark.e2e
@@ -67,6 +68,7 @@ async def test_sigkill_in_the_middle_then_restart(tmp_path: Path, target: Target
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
         with engine_process(data, port, log) as first:
             await wait_ready(client, first)
+            client.headers.update(bearer(key_of(data)))  # the owner key the engine wrote on first start
             assert (await client.post("/v1/workflows", json=workflow(target.base_url))).status_code == 201
             started = await asyncio.gather(*(client.post("/v1/workflows/crashy/runs", json={}) for _ in range(RUNS)))
             assert all(r.status_code == 201 for r in started)
@@ -120,6 +122,7 @@ async def test_sigterm_finishes_in_flight_work(tmp_path: Path, target: Target) -
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
         with engine_process(data, port, log) as first:
             await wait_ready(client, first)
+            client.headers.update(bearer(key_of(data)))  # the owner key the engine wrote on first start
             assert (await client.post("/v1/workflows", json=slow)).status_code == 201
             run_id = (await client.post("/v1/workflows/graceful/runs", json={})).json()["workflowRun"]["identifier"]
             await target.wait_for("/slow/800/work")

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.auth_helpers import key_in_store
 from tests.conftest import Target, free_port
 from tests.e2e import example_runs
 from tests.e2e.test_crash_recovery import finished
@@ -44,9 +45,13 @@ def service(name: str, env: dict[str, str], log: Path) -> Iterator[subprocess.Po
                 proc.wait()
 
 
+def database_of(api_port: int) -> str:
+    return f"stepline_{os.getpid()}_{api_port}"
+
+
 @contextmanager
 def cluster(tmp_path: Path, kafka: str, mongo: str, api_port: int) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
-    database = f"stepline_{os.getpid()}_{api_port}"
+    database = database_of(api_port)
     common = {**os.environ, "STEPLINE_BUS_URL": f"kafka://{kafka}", "STEPLINE_STORE_URL": mongo,
               "STEPLINE_MONGO_DATABASE": database, "STEPLINE_PARTITIONS": "4",
               "STEPLINE_LEASE_SECONDS": "3", "STEPLINE_STALE_SECONDS": "2", "STEPLINE_SWEEP_INTERVAL_SECONDS": "0.5"}
@@ -81,6 +86,7 @@ async def test_separate_processes_run_the_examples_at_scale(
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
         with cluster(tmp_path, kafka_broker.bootstrap, mongo_url, port) as procs:
             await wait_api(client, procs)
+            client.headers.update(await key_in_store(mongo_url, database_of(port)))
             await example_runs.create_examples(client, target.base_url)
             began = time.monotonic()
             run_ids = await example_runs.start(client, planned)

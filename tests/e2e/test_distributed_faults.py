@@ -25,6 +25,7 @@ import pytest
 
 from libs.contracts import topics
 from libs.contracts.envelope import Envelope
+from tests.auth_helpers import key_in_store
 from tests.conftest import Target, free_port
 from tests.e2e.test_crash_recovery import crash_report
 from tests.e2e.test_distributed import service, wait_api
@@ -98,6 +99,7 @@ async def running(tmp_path: Path, kafka: str, mongo: str, executors: int = 2) ->
     with cluster(tmp_path, kafka, mongo, executors) as c:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{c.api_port}", timeout=30) as client:
             await wait_api(client, c.procs)
+            client.headers.update(await key_in_store(mongo, c.env["STEPLINE_MONGO_DATABASE"]))
             await c.all_ready()
             yield c, client
 

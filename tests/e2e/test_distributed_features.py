@@ -19,9 +19,10 @@ import httpx
 import pytest
 
 from libs.secrets.cipher import generate_key
-from services.trigger.signatures import sign
+from libs.core.webhook_signatures import sign
+from tests.auth_helpers import key_in_store
 from tests.conftest import Target, free_port
-from tests.e2e.test_distributed import cluster, wait_api
+from tests.e2e.test_distributed import cluster, database_of, wait_api
 from tests.infra_fixtures import KafkaBroker
 from tests.service.test_embedded_runs import chain, create, node_runs, webhook
 from tests.service.test_run_control import complete, get_run, until, waiting, waiting_hook
@@ -36,8 +37,9 @@ WARM_UP_DEADLINE = 120.0
 class Stepline:
     """The cluster's API address and its processes (checked alive after every test)."""
 
-    def __init__(self, url: str, procs: dict[str, subprocess.Popen[bytes]], logs: Path) -> None:
-        self.url, self.procs, self.logs = url, procs, logs
+    def __init__(self, url: str, procs: dict[str, subprocess.Popen[bytes]], logs: Path,
+                 headers: dict[str, str]) -> None:
+        self.url, self.procs, self.logs, self.headers = url, procs, logs, headers
 
     def dead(self) -> dict[str, int | None]:
         return {n: p.poll() for n, p in self.procs.items() if p.poll() is not None}
@@ -56,25 +58,27 @@ def stepline(tmp_path_factory: pytest.TempPathFactory, kafka_broker: KafkaBroker
             env.setenv("STEPLINE_QUEUE_RECONCILE_SECONDS", "0.5")
             procs = stack.enter_context(cluster(logs, kafka_broker.bootstrap, mongo_url, port))
 
-        async def ready() -> None:
+        async def ready() -> dict[str, str]:
             """The API answers, and a first run completes: scheduler and executors consume."""
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
                 await wait_api(client, procs)
+                client.headers.update(await key_in_store(mongo_url, database_of(port)))
                 await create(client, chain("dx-warm-up", node("noop", {"type": "NOOP"})))
                 started = await client.post("/v1/workflows/dx-warm-up/runs", json={})
                 assert started.status_code in (201, 202), started.text
                 assert (await finished(client, started.json()["workflowRun"]["identifier"],
                                       WARM_UP_DEADLINE))["result"] == "SUCCESS"
+                return dict(client.headers)
 
-        asyncio.run(ready())
+        headers = asyncio.run(ready())
         print(f"\ncluster ready in {time.monotonic() - began:.1f} s (logs in {logs})")
-        yield Stepline(f"http://127.0.0.1:{port}", procs, logs)
+        yield Stepline(f"http://127.0.0.1:{port}", procs, logs, {"Authorization": headers["authorization"]})
     print(f"\ndistributed features module: {time.monotonic() - began:.1f} s including start and stop")
 
 
 @pytest.fixture
 async def api(stepline: Stepline) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=stepline.url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=stepline.url, timeout=30, headers=stepline.headers) as client:
         yield client
     assert not stepline.dead(), f"services exited: {stepline.dead()} (logs in {stepline.logs})"
 
@@ -133,10 +137,10 @@ async def test_cancel_rerun_pause_resume(api: httpx.AsyncClient, target: Target)
     await create(api, chain("dx-cancel", waiting_hook(target, "hook"), webhook("after", f"{target.base_url}/after")))
     run = await start(api, "dx-cancel")
     await until(api, run["identifier"], waiting("hook"), DEADLINE)
-    cancelled = await api.post(f"/v1/workflows/runs/{run['identifier']}/cancel", headers={"X-Stepline-User": "ops"})
+    cancelled = await api.post(f"/v1/workflows/runs/{run['identifier']}/cancel")
     assert cancelled.status_code == 200, cancelled.text
     done = await finished(api, run["identifier"])
-    assert (done["status"], done["result"], done["cancelledBy"]) == ("COMPLETED", "CANCELLED", "ops")
+    assert (done["status"], done["result"], done["cancelledBy"]) == ("COMPLETED", "CANCELLED", "admin")
     assert node_runs(done, "hook")[0]["result"] == "CANCELLED"
     assert target.hits["/after"] == 0
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.auth_helpers import bearer, key_of
 from tests.conftest import Target, free_port
 from tests.e2e.test_crash_recovery import finished, wait_ready, workflow
 from tests.infra_fixtures import KafkaBroker
@@ -31,6 +32,7 @@ async def test_up_distributed_runs_a_workflow_and_stops_cleanly(
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             await wait_ready(client, proc)
+            client.headers.update(bearer(key_of(tmp_path / "data")))
             assert (await client.post("/v1/workflows", json=workflow(target.base_url))).status_code == 201
             started = await client.post("/v1/workflows/crashy/runs", json={})
             run = await finished(client, started.json()["workflowRun"]["identifier"])

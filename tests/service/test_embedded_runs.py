@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from tests.auth_helpers import engine_client
 from tests.conftest import Target
 
 EXAMPLE = Path(__file__).parents[1] / "data" / "deploy-service.json"
@@ -226,7 +227,7 @@ async def test_retry_backoff_fires_on_time_not_on_the_sweep(tmp_path: Path, targ
     engine = Engine(EmbeddedSettings(data_dir=tmp_path / "slow-sweep", sweep_interval_seconds=3600, stale_seconds=3600))
     await engine.start()
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=engine.app), base_url="http://t") as client:
+        async with engine_client(engine) as client:
             node = webhook("flaky", f"{target.base_url}/flaky/1/x", retry={"maxAttempts": 2, "initialIntervalSeconds": 0.05})
             await create(client, chain("on-time", node))
             run = await run_to_end(client, "on-time")

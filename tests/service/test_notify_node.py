@@ -17,6 +17,7 @@ import httpx
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from tests.auth_helpers import engine_client
 from tests.conftest import Target
 from tests.service.test_embedded_runs import chain, create, node_runs, run_to_end
 
@@ -178,8 +179,7 @@ async def test_a_refused_recipient_fails_with_the_server_message(api: httpx.Asyn
 
 async def test_email_without_an_smtp_server_fails_clearly(tmp_path: Path) -> None:
     async with running_engine(tmp_path) as eng:
-        transport = httpx.ASGITransport(app=eng.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://stepline.test") as api:
+        async with engine_client(eng) as api:
             node = notify(channel="email", to="ops@example.com", text="hi",
                           retry={"maxAttempts": 3, "initialIntervalSeconds": 0.01})
             await create(api, chain("notify-no-smtp", node))

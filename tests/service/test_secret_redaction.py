@@ -51,7 +51,7 @@ async def test_a_webhook_sends_the_secret_and_stores_only_stars(
             "headers": {"Authorization": 'Bearer {{ .secrets["token"] }}'},
             "body": {"auth": 'Bearer {{ .secrets["token"] }}', "plain": "{{ .run.id }}"}}},
         {"identifier": "copy", "config": {"type": "TRANSFORM", "output": {
-            "echoed": "{{ .outputs.call.response.data.body.auth }}", "direct": "{{ .secrets.token }}"}}},
+            "echoed": "{{ .outputs.call.response.data.body.auth }}"}}},
     ))
     run = await run_to_end(api, "uses-secret")
     assert (run["status"], run["result"]) == ("COMPLETED", "SUCCESS"), run
@@ -62,7 +62,7 @@ async def test_a_webhook_sends_the_secret_and_stores_only_stars(
 
     outputs = run["variables"]["outputs"]
     assert outputs["call"]["response"]["data"]["body"]["auth"] == "Bearer ***"
-    assert outputs["copy"] == {"echoed": "Bearer ***", "direct": "***"}
+    assert outputs["copy"] == {"echoed": "Bearer ***"}
 
     shown = [run, *[await api.get(f"/v1/workflows/nodes/runs/{nr['identifier']}") for nr in run["nodeRuns"]]]
     texts = [json.dumps(run)] + [r.text for r in shown[1:]]
@@ -76,7 +76,7 @@ async def test_a_webhook_sends_the_secret_and_stores_only_stars(
 async def test_a_secret_in_an_error_message_is_masked(engine: Any, api: httpx.AsyncClient) -> None:
     await api.put("/v1/secrets/token", json={"value": TOKEN})
     await create(api, chain("bad-url", {"identifier": "call", "config": {
-        "type": "WEBHOOK", "url": 'not-a-url/{{ .secrets["token"] }}'}}))
+        "type": "WEBHOOK", "url": '{{ "not-a-url/" + .secrets["token"] }}'}}))  # refused only at run time
     run = await run_to_end(api, "bad-url")
     [call] = node_runs(run, "call")
     assert call["result"] == "FAILED"
@@ -118,7 +118,8 @@ async def test_an_external_completion_is_stored_with_secrets_masked(
         engine: Any, api: httpx.AsyncClient, target: Target) -> None:
     await api.put("/v1/secrets/token", json={"value": TOKEN})
     await create(api, chain("async-call", {"identifier": "call", "config": {
-        "type": "WEBHOOK", "url": f"{target.base_url}/async/call", "synchronized": False}}))
+        "type": "WEBHOOK", "url": f"{target.base_url}/async/call", "synchronized": False,
+        "headers": {"Authorization": 'Bearer {{ .secrets["token"] }}'}}}))
     started = (await api.post("/v1/workflows/async-call/runs", json={"inputs": {}})).json()["workflowRun"]
     [request] = await target.wait_for("/async/call")
     node_run_id = request["headers"]["x-stepline-node-run-id"]
@@ -133,3 +134,54 @@ async def test_an_external_completion_is_stored_with_secrets_masked(
     assert TOKEN not in json.dumps(run)
     again = await api.patch(f"/v1/workflows/nodes/runs/{node_run_id}", json=body)
     assert again.status_code == 200, "the repeat is recognised as the same completion"
+
+
+@pytest.mark.parametrize("node, pointer", [
+    ({"type": "TRANSFORM", "expression": ".secrets.token | explode"}, "/nodes/1/config/expression"),
+    ({"type": "TRANSFORM", "output": {"x": '{{ .secrets.token | @base64 }}'}}, "/nodes/1/config/output/x"),
+    ({"type": "CONDITION", "options": [{"identifier": "a", "expression": '.secrets.token | startswith("t")'}]},
+     "/nodes/1/config/options/0/expression"),
+    ({"type": "WEBHOOK", "url": "http://127.0.0.1:9/x", "headers": {"A": "{{ .secrets | keys | join(\",\") }}"}},
+     "/nodes/1/config/headers/A"),
+])
+async def test_reading_a_secret_outside_a_request_is_refused_at_save(
+        api: httpx.AsyncClient, node: dict[str, Any], pointer: str) -> None:
+    response = await api.post("/v1/workflows", json=chain("leaky", {"identifier": "x", "config": node}))
+    assert response.status_code == 422, response.text
+    assert pointer in [d["pointer"] for d in response.json()["details"]], response.text
+
+
+async def test_encoded_forms_echoed_back_are_masked(api: httpx.AsyncClient, target: Target) -> None:
+    await api.put("/v1/secrets/token", json={"value": TOKEN})
+    await create(api, chain("encodings", {"identifier": "call", "config": {
+        "type": "WEBHOOK", "url": f"{target.base_url}/echo", "method": "POST", "body": {
+            "b64": "{{ .secrets.token | @base64 }}", "uri": "{{ .secrets.token | @uri }}",
+            "upper": "{{ .secrets.token | ascii_upcase }}", "codes": "{{ .secrets.token | explode }}",
+            "chars": '{{ .secrets.token | split("") }}', "basic": '{{ "ci:" + .secrets.token | @base64 }}'}}}))
+    run = await run_to_end(api, "encodings")
+    assert run["result"] == "SUCCESS", run
+    [received] = await target.wait_for("/echo")
+    assert received["body"]["upper"] == TOKEN.upper(), "the receiver gets the real value"
+    echoed = run["variables"]["outputs"]["call"]["response"]["data"]["body"]
+    assert echoed["b64"] == echoed["uri"] == echoed["upper"] == echoed["codes"] == echoed["chars"] == "***"
+    assert "***" in echoed["basic"]
+
+
+async def test_a_reported_guess_of_another_secret_is_not_confirmed(
+        engine: Any, api: httpx.AsyncClient, target: Target) -> None:
+    await api.put("/v1/secrets/token", json={"value": TOKEN})
+    await api.put("/v1/secrets/other", json={"value": "other-guessable-value"})
+    await create(api, chain("guess", {"identifier": "call", "config": {
+        "type": "WEBHOOK", "url": f"{target.base_url}/async/guess", "synchronized": False,
+        "headers": {"Authorization": 'Bearer {{ .secrets["token"] }}'}}}))
+    started = (await api.post("/v1/workflows/guess/runs", json={"inputs": {}})).json()["workflowRun"]
+    [request] = await target.wait_for("/async/guess")
+    node_run_id = request["headers"]["x-stepline-node-run-id"]
+    body = {"status": "COMPLETED", "result": "SUCCESS", "output": {"echo": TOKEN},
+            "logs": [{"log": "is it other-guessable-value?"}, {"log": f"was sent {TOKEN.lower()}"}]}
+    assert (await api.patch(f"/v1/workflows/nodes/runs/{node_run_id}", json=body)).status_code == 200
+    run = (await api.get(f"/v1/workflows/runs/{started['identifier']}", params={"wait": 10})).json()["workflowRun"]
+    [call] = node_runs(run, "call")
+    assert call["output"] == {"echo": "***"}, "the secret the node sent is masked"
+    assert [e["log"] for e in call["nodeRunLogs"]] == ["is it other-guessable-value?", "was sent ***"], \
+        "a guess of a secret the node never sent is stored as reported: masking it would confirm it"

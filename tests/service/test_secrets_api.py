@@ -13,6 +13,7 @@ from libs.bus.memory import MemoryBus
 from libs.store.sqlite import SqliteStore
 from services.trigger.app import build_app
 from services.trigger.settings import TriggerSettings
+from tests.auth_helpers import new_key
 
 VALUE = "plaintext-Zq8vJm2-do-not-store"
 
@@ -78,7 +79,9 @@ async def keyless_api(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     store = SqliteStore(str(tmp_path / "db.sqlite"))
     await store.open()
     app = build_app(TriggerSettings(data_dir=tmp_path, secrets_key=""), store, MemoryBus(partitions=1))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+    headers = await new_key(store)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1",
+                                 headers=headers) as client:
         yield client
     await store.close()
 

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.auth_helpers import new_key
 from libs.bus.memory import MemoryBus
 from libs.contracts import topics, v1
 from libs.contracts.envelope import Envelope
@@ -98,8 +99,9 @@ async def harness(store: SqliteStore, config: TriggerSettings) -> AsyncIterator[
     await bus.start()
     app = build_app(config, store, bus, clock=Clock())
     transport = httpx.ASGITransport(app=app)
+    headers = await new_key(store, user=USER)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://stepline.test") as api:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", headers=headers) as api:
             yield Harness(store, bus, scheduler, api)
     finally:
         await bus.stop()
@@ -145,7 +147,7 @@ def assert_error(response: httpx.Response, status: int, error: str, pointer: str
 
 
 async def create(h: Harness, raw: dict[str, Any] | None = None) -> dict[str, Any]:
-    response = await h.api.post("/v1/workflows", json=raw or definition(), headers={"X-Stepline-User": USER})
+    response = await h.api.post("/v1/workflows", json=raw or definition())
     assert response.status_code == 201, response.text
     workflow: dict[str, Any] = response.json()["workflow"]
     return workflow
@@ -344,7 +346,7 @@ async def test_invalid_new_version_leaves_the_workflow_unchanged(h: Harness) -> 
 
 async def test_start_run(h: Harness) -> None:
     await create(h)
-    response = await start(h, headers={"X-Stepline-User": USER})
+    response = await start(h)
     assert response.status_code == 201, response.text
     run = response.json()["workflowRun"]
     assert re.fullmatch(r"wfr_[A-Za-z0-9]{16}", run["identifier"])
@@ -590,7 +592,7 @@ async def test_patch_completes_a_waiting_node_run(h: Harness, run_id: str, scope
     record = await node_run(h, run_id, "WAITING")
     body = {"status": "COMPLETED", "result": "SUCCESS", "output": {"resourceId": "abc123"},
             "logs": [{"logLevel": "INFO", "log": "done", "tags": {"env": "prod"}}]}
-    response = await h.api.patch(patch_path(record, scoped), json=body, headers={"X-Stepline-User": USER})
+    response = await h.api.patch(patch_path(record, scoped), json=body)
     assert response.status_code == 200, response.text
     assert response.json() == {"ok": True}
     [message] = await commands(h)
@@ -782,7 +784,9 @@ async def test_unexpected_errors_are_500_without_internals(store: SqliteStore) -
 
     bus = MemoryBus(1)
     app = build_app(settings(), BrokenStore(), bus)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as api:
+    headers = await new_key(store)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1",
+                                 headers=headers) as api:
         response = await api.get("/v1/workflows")
     body = assert_error(response, 500, "internal_error")
     assert "secret" not in response.text and "RuntimeError" not in response.text
@@ -802,7 +806,9 @@ async def test_store_outage_is_503(store: SqliteStore) -> None:
 
     bus = MemoryBus(1)
     app = build_app(settings(), DownStore(), bus)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as api:
+    headers = await new_key(store)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1",
+                                 headers=headers) as api:
         response = await api.get("/v1/workflows/x")
     assert_error(response, 503, "store_unavailable")
     assert "10.0.0.7" not in response.text and response.headers["retry-after"] == "1"

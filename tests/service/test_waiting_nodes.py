@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from tests.auth_helpers import engine_client, user_headers
 from tests.conftest import Target
 from tests.service.test_embedded_runs import chain, create, node_runs, wait_run, webhook
 
@@ -93,7 +94,7 @@ async def test_delay_survives_an_engine_restart(tmp_path: Path) -> None:
     first = Engine(settings())
     await first.start()
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=first.app), base_url="http://t") as client:
+        async with engine_client(first) as client:
             await create(client, chain("durable-delay", node("pause", {"type": "DELAY", "seconds": 1.0})))
             run_id = await start(client, "durable-delay")
             await until_waiting(client, run_id, "pause")
@@ -102,7 +103,7 @@ async def test_delay_survives_an_engine_restart(tmp_path: Path) -> None:
     second = Engine(settings())
     await second.start()
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=second.app), base_url="http://t") as client:
+        async with engine_client(second) as client:
             run = await wait_run(client, run_id)
     finally:
         await second.stop()
@@ -119,6 +120,11 @@ def approval_workflow(identifier: str, **config: Any) -> dict[str, Any]:
     return with_inputs(chain(identifier, gate, after), {"owner": {"type": "string", "default": "bob@example.com"}})
 
 
+async def decide(api: httpx.AsyncClient, path: str, user: str, body: dict[str, Any]) -> httpx.Response:
+    """POST a decision as `user` (a viewer key of theirs: deciding needs only to be an assignee)."""
+    return await api.post(path, json=body, headers=await user_headers(api, user))
+
+
 def decision_path(run_id: str, node_id: str = "gate") -> str:
     return f"/v1/workflows/runs/{run_id}/nodes/{node_id}/approval"
 
@@ -133,15 +139,15 @@ async def test_approval_approved_by_an_assignee(api: httpx.AsyncClient) -> None:
     patched = await api.patch(f"/v1/workflows/nodes/runs/{waiting['identifier']}",
                               json={"status": "COMPLETED", "result": "SUCCESS"})
     assert patched.status_code == 409 and "/approval" in patched.json()["message"]
-    body = {"decision": "approve", "by": "bob@example.com", "comment": "ship it", "payload": {"ticket": 7}}
-    decided = await api.post(decision_path(run_id), json=body)
+    body = {"decision": "approve", "comment": "ship it", "payload": {"ticket": 7}}
+    decided = await decide(api, decision_path(run_id), "bob@example.com", body)
     assert decided.status_code == 200, decided.text
     run = await wait_run(api, run_id)
     assert run["result"] == "SUCCESS"
     assert run["variables"]["outputs"]["gate"] == {"decision": "approve", "by": "bob@example.com",
                                                    "comment": "ship it", "payload": {"ticket": 7}}
     assert run["variables"]["outputs"]["after"] == "approve"
-    again = await api.post(decision_path(run_id), json={"decision": "reject", "by": "alice@example.com"})
+    again = await decide(api, decision_path(run_id), "alice@example.com", {"decision": "reject"})
     assert again.status_code == 409 and again.json()["error"] == "conflict"
     assert "already decided" in again.json()["message"]
 
@@ -150,10 +156,9 @@ async def test_approval_rejected_fails_the_node(api: httpx.AsyncClient) -> None:
     await create(api, approval_workflow("reject-wf"))
     run_id = await start(api, "reject-wf")
     await until_waiting(api, run_id, "gate")
-    decided = await api.post(decision_path(run_id), json={"decision": "reject", "by": "alice@example.com",
-                                                          "comment": "not today"})
+    decided = await decide(api, decision_path(run_id), "alice@example.com", {"decision": "reject", "comment": "not today"})
     assert decided.status_code == 200, decided.text
-    twice = await api.post(decision_path(run_id), json={"decision": "approve", "by": "alice@example.com"})
+    twice = await decide(api, decision_path(run_id), "alice@example.com", {"decision": "approve"})
     assert twice.status_code == 409, "a second decision is refused even before the first is applied"
     run = await wait_run(api, run_id)
     assert run["result"] == "FAILED"
@@ -167,17 +172,17 @@ async def test_approval_refuses_strangers_and_unknown_nodes(api: httpx.AsyncClie
     await create(api, approval_workflow("stranger-wf"))
     run_id = await start(api, "stranger-wf")
     await until_waiting(api, run_id, "gate")
-    stranger = await api.post(decision_path(run_id), json={"decision": "approve", "by": "mallory@example.com"})
+    stranger = await decide(api, decision_path(run_id), "mallory@example.com", {"decision": "approve"})
     assert stranger.status_code == 403, stranger.text
     body = stranger.json()
     assert body["ok"] is False and body["error"] == "forbidden" and "mallory@example.com" in body["message"]
-    unknown = await api.post(decision_path(run_id, "nope"), json={"decision": "approve", "by": "alice@example.com"})
+    unknown = await decide(api, decision_path(run_id, "nope"), "alice@example.com", {"decision": "approve"})
     assert unknown.status_code == 404
-    not_started = await api.post(decision_path(run_id, "after"), json={"decision": "approve", "by": "alice@example.com"})
+    not_started = await decide(api, decision_path(run_id, "after"), "alice@example.com", {"decision": "approve"})
     assert not_started.status_code == 409
-    no_run = await api.post(decision_path("wfr_0000000000000000"), json={"decision": "approve", "by": "a"})
+    no_run = await decide(api, decision_path("wfr_0000000000000000"), "a", {"decision": "approve"})
     assert no_run.status_code == 404
-    bad = await api.post(decision_path(run_id), json={"decision": "maybe", "by": "alice@example.com"})
+    bad = await decide(api, decision_path(run_id), "alice@example.com", {"decision": "maybe"})
     assert bad.status_code == 422 and bad.json()["details"][0]["pointer"] == "/decision"
     assert (await run_of(api, run_id))["status"] == "IN_PROGRESS"
 
@@ -192,7 +197,7 @@ async def test_approval_sla_fails_or_continues(api: httpx.AsyncClient) -> None:
     assert continued["result"] == "SUCCESS"
     assert continued["variables"]["outputs"]["gate"]["decision"] == "timeout"
     assert continued["variables"]["outputs"]["after"] == "timeout"
-    late = await api.post(decision_path(continued["identifier"]), json={"decision": "approve", "by": "alice@example.com"})
+    late = await decide(api, decision_path(continued["identifier"]), "alice@example.com", {"decision": "approve"})
     assert late.status_code == 409
 
 
@@ -366,7 +371,7 @@ async def test_the_examples_run(engine: Any, api: httpx.AsyncClient) -> None:
     assert mapped["variables"]["outputs"]["shout"]["results"][1] == {"position": 1, "loud": "GRACE"}
     run_id = await start(api, "approval")
     await until_waiting(api, run_id, "approve")
-    decided = await api.post(decision_path(run_id, "approve"), json={"decision": "reject", "by": "oncall@example.com"})
+    decided = await decide(api, decision_path(run_id, "approve"), "oncall@example.com", {"decision": "reject"})
     assert decided.status_code == 200, decided.text
     refused = await wait_run(api, run_id)
     assert refused["result"] == "SUCCESS", "the error branch takes the rejection"

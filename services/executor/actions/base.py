@@ -26,6 +26,8 @@ class ActionInput:
     node_run_key: str
     attempt: int
     timeout: float
+    at: str = ""
+    """The node's JSON pointer in its definition (`/nodes/3`): expression errors name fields under it."""
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from libs.access.secret_scope import current_workspace
+from libs.access.workspaces import public, scoped
 from libs.core.child_runs import KIND, MAX_DEPTH, ChildBatch, resolve_version
 from libs.core.errors import ActionError, InputError, NotFoundError
 from libs.core.inputs import validate_inputs
+from libs.core.limits import Limits
 from libs.core.run import Run
 from libs.store.definitions import DefinitionCache
 from libs.store.ports import Store
 from services.executor.actions.base import ActionInput
+from services.executor.actions.child_quota import ChildQuota
 from services.executor.actions.values import describe
 
 SELF_SERVE = "SELF_SERVE_TRIGGER"
@@ -29,10 +33,11 @@ class ChildTarget:
 
 
 class ChildRuns:
-    def __init__(self, store: Store, clock: Callable[[], float]) -> None:
+    def __init__(self, store: Store, clock: Callable[[], float], limits: Limits = Limits()) -> None:
         self.store = store
         self.clock = clock
         self.definitions = DefinitionCache(store)
+        self.quota = ChildQuota(store, clock, limits)
 
     async def parent(self, data: ActionInput) -> Run:
         parent = await self.store.get_run(data.run_id)
@@ -50,6 +55,7 @@ class ChildRuns:
             raise ActionError(f"config.version must render to an integer, got {describe(version)}")
         if tag is not None and not isinstance(tag, str):
             raise ActionError(f"config.tag must render to a tag name, got {describe(tag)}")
+        identifier = scoped(current_workspace(), identifier)  # a child of the parent run's workspace
         try:
             record = await self.store.get_workflow(identifier)
             number = resolve_version(record, version, tag)
@@ -58,7 +64,7 @@ class ChildRuns:
             raise ActionError(f"cannot start a child run: {exc.message}") from None
         trigger = next((n for n in definition.nodes if n.type == SELF_SERVE), None)
         if trigger is None:
-            raise ActionError(f"workflow {identifier!r} version {number} has no {SELF_SERVE} node, so it cannot "
+            raise ActionError(f"workflow {public(identifier)!r} version {number} has no {SELF_SERVE} node, so it cannot "
                               "run as a child")
         user_inputs = trigger.config.get("userInputs")
         return ChildTarget(identifier, number, trigger.identifier, user_inputs if isinstance(user_inputs, dict) else {})
@@ -76,7 +82,12 @@ class ChildRuns:
 
     async def record(self, data: ActionInput, parent: Run, target: ChildTarget, inputs: list[dict[str, Any]], *,
                      mode: str, concurrency: int) -> ChildBatch:
-        """Insert the batch unless this attempt recorded it before (a re-claimed attempt)."""
+        """Insert the batch unless this attempt recorded it before (a re-claimed attempt); a new batch
+        is first counted against the child-run quotas (child_quota.py)."""
+        recorded = await self.store.get_entry(KIND, data.node_run_key)
+        if recorded is not None:
+            return ChildBatch.model_validate(recorded.data)
+        await self.quota.reserve(parent, len(inputs))
         batch = ChildBatch.new(parent_run_id=parent.id, parent_node_run_key=data.node_run_key, mode=mode,
                                workflow=target.workflow, version=target.version, trigger_node=target.trigger_node,
                                depth=parent.depth + 1, by=parent.trigger.by, inputs=inputs, concurrency=concurrency)

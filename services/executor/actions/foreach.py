@@ -17,9 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from libs.access.workspaces import public
 from libs.core.definition import Node
 from libs.core.errors import ActionError, TemplateError
-from libs.core.waiting_nodes import render_config
+from libs.core.limits import Limits, concurrency_problem, items_problem
+from libs.expressions import evaluate as expressions
 from services.executor.actions.base import Action, ActionInput, ActionResult
 from services.executor.actions.child_runs import ChildRuns
 from services.executor.actions.values import describe
@@ -32,9 +34,10 @@ class _Progress:
 
 
 class ForeachAction:
-    def __init__(self, actions: Mapping[str, Action], children: ChildRuns) -> None:
+    def __init__(self, actions: Mapping[str, Action], children: ChildRuns, limits: Limits = Limits()) -> None:
         self.actions = actions
         self.children = children
+        self.limits = limits
 
     async def execute(self, data: ActionInput) -> ActionResult:
         items = data.config.get("items")
@@ -43,6 +46,9 @@ class ForeachAction:
         concurrency = data.config.get("concurrency", 1)
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ActionError(f"config.concurrency must be an integer >= 1, got {describe(concurrency)}")
+        problem = items_problem(len(items), self.limits) or concurrency_problem(concurrency, self.limits)
+        if problem is not None:
+            raise ActionError(problem)
         if not items:
             return ActionResult(output={"results": []})
         if "workflowIdentifier" in data.config:
@@ -60,7 +66,7 @@ class ForeachAction:
             inputs.append(self.children.inputs(target, item, f"item {index}"))
         await self.children.record(data, parent, target, inputs, mode="each", concurrency=concurrency)
         return ActionResult(output={"total": len(items), "concurrency": concurrency,
-                                    "workflowIdentifier": target.workflow, "version": target.version}, waiting=True)
+                                    "workflowIdentifier": public(target.workflow), "version": target.version}, waiting=True)
 
     async def _inline(self, data: ActionInput, items: list[Any], concurrency: int) -> ActionResult:
         inline = data.config.get("node")
@@ -92,7 +98,7 @@ class ForeachAction:
     async def _item(self, action: Action, node: Node, data: ActionInput, index: int, item: Any) -> Any:
         context = {**data.context, "item": item, "index": index}
         try:
-            config = render_config(dict(node.config), context)
+            config = await expressions.render_config(dict(node.config), context, at=f"{data.at}/config/node")
         except TemplateError as exc:
             raise ActionError(exc.message) from None
         item_input = ActionInput(node=node, config=config, context=context, run_id=data.run_id,

@@ -53,9 +53,9 @@ class Dispatch:
             raise ActionError(f"{where} must be an object")
         repo, workflow_id, ref = props.get("repo"), props.get("workflowId"), props.get("ref") or "main"
         inputs = props.get("inputs") or {}
-        if not isinstance(repo, str) or not _REPO.fullmatch(repo):
+        if not isinstance(repo, str) or not _REPO.fullmatch(repo) or any(p in (".", "..") for p in repo.split("/")):
             raise ActionError(f"{where}.repo must be owner/name, got {str(repo)[:80]!r}")
-        if isinstance(workflow_id, bool) or not isinstance(workflow_id, (str, int)) or workflow_id == "":
+        if isinstance(workflow_id, bool) or not isinstance(workflow_id, (str, int)) or workflow_id in ("", ".", ".."):
             raise ActionError(f"{where}.workflowId must be a workflow file name or id")
         if not isinstance(ref, str):
             raise ActionError(f"{where}.ref must be a branch or tag name")
@@ -64,8 +64,14 @@ class Dispatch:
         return cls(repo, str(workflow_id), ref, inputs, props.get("reportStatus") is True)
 
     @property
+    def repo_path(self) -> str:
+        """`/repos/{owner}/{name}`, each segment URL-encoded (never `.` or `..`, see `of`)."""
+        owner, name = self.repo.split("/")
+        return f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
+
+    @property
     def workflow_path(self) -> str:
-        return f"/repos/{self.repo}/actions/workflows/{quote(self.workflow_id, safe='')}"
+        return f"{self.repo_path}/actions/workflows/{quote(self.workflow_id, safe='')}"
 
 
 @dataclass(frozen=True)
@@ -155,7 +161,7 @@ class GitHubWorkflows:
 
     async def watch(self, dispatch: Dispatch, run_id: int) -> dict[str, Any]:
         while True:
-            run = await self._transient_ok(self.api.get_json(f"/repos/{dispatch.repo}/actions/runs/{run_id}"))
+            run = await self._transient_ok(self.api.get_json(f"{dispatch.repo_path}/actions/runs/{int(run_id)}"))
             if run is not None and run.get("status") == "completed":
                 return run
             await self.sleep(self.config.poll_seconds)

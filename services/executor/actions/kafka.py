@@ -14,12 +14,14 @@ from libs.bus.ports import Bus
 from libs.contracts import kafka_node
 from libs.contracts.envelope import Envelope
 from libs.core.errors import ActionError, BusError
+from libs.core.limits import Limits, topic_problem
 from services.executor.actions.base import ActionInput, ActionResult
 
 
 class KafkaAction:
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, limits: Limits = Limits()) -> None:
         self.bus = bus
+        self.limits = limits
 
     async def execute(self, data: ActionInput) -> ActionResult:
         cfg = data.config
@@ -27,6 +29,9 @@ class KafkaAction:
         problem = kafka_node.topic_problem(topic)
         if problem is not None or not isinstance(topic, str):
             raise ActionError(f"config.topic {problem}; got {_short(topic)}")
+        not_allowed = topic_problem(topic, self.limits)
+        if not_allowed is not None:
+            raise ActionError(f"config.topic: {not_allowed}")
         key = _key(cfg.get("key")) or data.run_id
         envelope = Envelope(type=kafka_node.MESSAGE_TYPE, source=kafka_node.SOURCE, subject=key,
                             data={"payload": cfg.get("payload"), "context": _context(data)})

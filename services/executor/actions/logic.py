@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from libs.core.errors import ActionError, TemplateError
 from libs.core.planner import FALLBACK
-from libs.core.templates import evaluate, is_truthy
+from libs.core.templates import is_truthy
+from libs.expressions import evaluate as expressions
 from services.executor.actions.base import ActionInput, ActionResult
 
 
@@ -12,9 +13,10 @@ class ConditionAction:
     """Try the options in order; the first true one names the branch, else the fallback."""
 
     async def execute(self, data: ActionInput) -> ActionResult:
-        for option in data.node.config.get("options", []):
+        for index, option in enumerate(data.node.config.get("options", [])):
             try:
-                matched = is_truthy(evaluate(str(option["expression"]), data.context))
+                at = f"{data.at}/config/options/{index}/expression"
+                matched = is_truthy(await expressions.evaluate(str(option["expression"]), data.context, at=at))
             except TemplateError as exc:
                 raise ActionError(f"option {option['identifier']!r}: {exc.message}") from None
             if matched:
@@ -30,7 +32,8 @@ class TransformAction:
         if expression is None:
             return ActionResult(output=data.config.get("output"))
         try:
-            return ActionResult(output=evaluate(str(expression), data.context))
+            return ActionResult(output=await expressions.evaluate(str(expression), data.context,
+                                                                  at=f"{data.at}/config/expression"))
         except TemplateError as exc:
             raise ActionError(exc.message) from None
 

@@ -16,11 +16,14 @@ from typing import Any
 import httpx
 
 from libs.core.errors import ActionError
+from services.executor.actions import bounded_http
 from services.executor.actions.base import ActionInput, ActionResult
 from services.executor.actions.smtp_mail import Mail, SmtpMailer, recipients
 from services.executor.actions.webhook import RETRYABLE_STATUS
 
 _BODY_IN_ERROR = 200
+_BODY_READ = 4096
+"""How much of an answer is read: only its start appears in an error."""
 
 
 class NotifyAction:
@@ -55,18 +58,19 @@ class NotifyAction:
         headers = {"Idempotency-Key": data.node_run_key, "X-Stepline-Run-Id": data.run_id,
                    "X-Stepline-Node-Run-Id": data.node_run_id}
         try:
-            response = await self.client.post(url, json=body, headers=headers, timeout=data.timeout)
+            response = await bounded_http.request(self.client, "POST", url, limit=_BODY_READ, json=body,
+                                                  headers=headers, timeout=data.timeout)
         except httpx.TimeoutException:
             raise ActionError(f"{channel} notification to {where} timed out", retryable=True) from None
         except httpx.HTTPError as exc:
             raise ActionError(f"{channel} notification to {where} failed: {type(exc).__name__}", retryable=True) from None
-        if not 200 <= response.status_code < 300:
-            said = " ".join(response.text[:_BODY_IN_ERROR].split())
-            raise ActionError(f"{channel} notification to {where} answered HTTP {response.status_code}"
+        if not 200 <= response.status < 300:
+            said = " ".join(response.body.decode("utf-8", errors="replace")[:_BODY_IN_ERROR].split())
+            raise ActionError(f"{channel} notification to {where} answered HTTP {response.status}"
                               + (f": {said}" if said else ""),
-                              retryable=response.status_code in RETRYABLE_STATUS or response.status_code >= 500,
-                              output={"channel": channel, "delivered": False, "status": response.status_code})
-        return {"channel": channel, "delivered": True, "status": response.status_code}
+                              retryable=response.status in RETRYABLE_STATUS or response.status >= 500,
+                              output={"channel": channel, "delivered": False, "status": response.status})
+        return {"channel": channel, "delivered": True, "status": response.status}
 
 
 def _text(value: Any) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from libs.access.callback_tokens import CallbackTokens
 from libs.bus.ports import Bus
 from libs.core.secrets import SecretReader
 from libs.store.ports import Store
@@ -38,13 +39,15 @@ class ActionDeps:
 
 
 def build_registry(deps: ActionDeps) -> dict[str, Action]:
-    children = ChildRuns(deps.store, deps.clock)
+    limits = deps.settings.limits()
+    children = ChildRuns(deps.store, deps.clock, limits)
     actions: dict[str, Action] = {
-        "WEBHOOK": WebhookAction(deps.client, max_response_bytes=deps.settings.max_response_bytes),
+        "WEBHOOK": WebhookAction(deps.client, max_response_bytes=deps.settings.max_response_bytes,
+                                 callback_tokens=CallbackTokens.from_setting(deps.settings.secrets_key)),
         "CONDITION": ConditionAction(),
         "TRANSFORM": TransformAction(),
         "NOOP": NoopAction(),
-        "KAFKA": KafkaAction(deps.bus),
+        "KAFKA": KafkaAction(deps.bus, limits),
         "NOTIFY": NotifyAction(deps.client, SmtpMailer(deps.settings)),
         "INTEGRATION_ACTION": IntegrationAction(deps.client, deps.secrets, deps.settings),
         "UPSERT_ENTITY": UpsertEntityAction(deps.store, deps.bus),
@@ -52,5 +55,5 @@ def build_registry(deps: ActionDeps) -> dict[str, Action]:
         "APPROVAL": ApprovalAction(deps.clock),
         "SUB_WORKFLOW": SubWorkflowAction(children),
     }
-    actions["FOREACH"] = ForeachAction(actions, children)
+    actions["FOREACH"] = ForeachAction(actions, children, limits)
     return actions

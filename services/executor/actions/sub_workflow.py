@@ -7,6 +7,7 @@ completes: SUCCESS with `{runId, result, outputs}`, or FAILED.
 
 from __future__ import annotations
 
+from libs.access.workspaces import public
 from libs.core.errors import ActionError
 from services.executor.actions.base import ActionInput, ActionResult
 from services.executor.actions.child_runs import ChildRuns
@@ -24,5 +25,5 @@ class SubWorkflowAction:
             raise ActionError("config.inputs must render to an object")
         validated = self.children.inputs(target, inputs or {}, "config.inputs")
         batch = await self.children.record(data, parent, target, [validated], mode="single", concurrency=1)
-        return ActionResult(output={"runId": batch.child_id(0), "workflowIdentifier": target.workflow,
+        return ActionResult(output={"runId": batch.child_id(0), "workflowIdentifier": public(target.workflow),
                                     "version": target.version}, waiting=True)

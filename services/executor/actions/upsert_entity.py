@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from libs.access.secret_scope import current_workspace
 from libs.bus.ports import Bus
 from libs.catalog.entities import EntityPatch, iso_time
 from libs.catalog.events import change_event, node_run_event_id, publish_event
@@ -30,9 +31,14 @@ SOURCE = "stepline/executor"
 
 class UpsertEntityAction:
     def __init__(self, store: EntryStore, bus: Bus, *, clock: Callable[[], float] = time.time) -> None:
-        self.catalog = Catalog(store, clock)
+        self.store = store
         self.bus = bus
         self.clock = clock
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog of the workspace of the run this attempt belongs to."""
+        return Catalog(self.store, self.clock, workspace=current_workspace())
 
     async def execute(self, data: ActionInput) -> ActionResult:
         blueprint, patch = entity_patch(data.config, derived_id("e_", data.node_run_key))
@@ -54,7 +60,7 @@ class UpsertEntityAction:
         if change.action is not None:
             event = change_event(node_run_event_id(token), change.action, change.before, change.after,
                                  blueprint=blueprint, identifier=patch.identifier,
-                                 timestamp=iso_time(self.clock()))
+                                 timestamp=iso_time(self.clock()), workspace=current_workspace())
         return await self.catalog.record_change(token, {
             "entity": change.after, "event": event.model_dump(mode="json") if event is not None else None})
 

@@ -1,7 +1,9 @@
-"""WEBHOOK: one HTTP request with httpx. Output `{response: {status, data}}`.
+"""WEBHOOK: one HTTP request with httpx. Output `{response: {status, data}}`; a body longer than
+`max_response_bytes` is read only that far and shown as text with `truncated: true`.
 
 `synchronized: false` sends the request and leaves the node WAITING for a PATCH of its node run;
-the receiver learns which node run from the `X-Stepline-*` headers and the `context` it may read.
+the receiver learns which node run from the `X-Stepline-*` headers and the `context` it may read,
+and may complete it without an API key by sending back the `X-Stepline-Callback-Token` it got.
 """
 
 from __future__ import annotations
@@ -11,16 +13,21 @@ from typing import Any
 
 import httpx
 
+from libs.access.callback_tokens import HEADER as CALLBACK_HEADER
+from libs.access.callback_tokens import CallbackTokens
 from libs.core.errors import ActionError
+from services.executor.actions import bounded_http
 from services.executor.actions.base import ActionInput, ActionResult
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 class WebhookAction:
-    def __init__(self, client: httpx.AsyncClient, *, max_response_bytes: int) -> None:
+    def __init__(self, client: httpx.AsyncClient, *, max_response_bytes: int,
+                 callback_tokens: CallbackTokens | None = None) -> None:
         self.client = client
         self.max_response_bytes = max_response_bytes
+        self.callback_tokens = callback_tokens
 
     async def execute(self, data: ActionInput) -> ActionResult:
         cfg = data.config
@@ -31,28 +38,36 @@ class WebhookAction:
         headers.setdefault("Idempotency-Key", data.node_run_key)
         headers["X-Stepline-Run-Id"] = data.run_id
         headers["X-Stepline-Node-Run-Id"] = data.node_run_id
+        if cfg.get("synchronized") is False and self.callback_tokens is not None:
+            headers[CALLBACK_HEADER] = self.callback_tokens.token(data.node_run_key)
         method = str(cfg.get("method") or "POST").upper()
         body = cfg.get("body")
         try:
-            response = await self.client.request(
-                method, url, headers=headers, timeout=data.timeout,
+            response = await bounded_http.request(
+                self.client, method, url, limit=self.max_response_bytes, headers=headers, timeout=data.timeout,
                 json=body if body is not None and method != "GET" else None)
         except httpx.TimeoutException:
             raise ActionError(f"{method} {_origin(url)} timed out", retryable=True) from None
         except httpx.HTTPError as exc:
             raise ActionError(f"{method} {_origin(url)} failed: {type(exc).__name__}", retryable=True) from None
-        output = {"response": {"status": response.status_code, "data": self._data(response)}}
-        if response.status_code >= 400:
-            raise ActionError(f"{method} {_origin(url)} answered HTTP {response.status_code}",
-                              retryable=response.status_code in RETRYABLE_STATUS, output=output)
+        output = {"response": _response(response)}
+        if response.status >= 400:
+            raise ActionError(f"{method} {_origin(url)} answered HTTP {response.status}",
+                              retryable=response.status in RETRYABLE_STATUS, output=output)
         return ActionResult(output=output, waiting=cfg.get("synchronized") is False)
 
-    def _data(self, response: httpx.Response) -> Any:
-        raw = response.content[: self.max_response_bytes]
-        try:
-            return json.loads(raw) if raw else None
-        except ValueError:
-            return raw.decode("utf-8", errors="replace")
+
+def _response(received: bounded_http.Received) -> dict[str, Any]:
+    """`{status, data}`: the body as JSON, or as text when it is not JSON or was cut at the limit
+    (then with `truncated: true`)."""
+    raw = received.body
+    if received.truncated:
+        return {"status": received.status, "data": raw.decode("utf-8", errors="replace"), "truncated": True}
+    try:
+        data = json.loads(raw) if raw else None
+    except ValueError:
+        data = raw.decode("utf-8", errors="replace")
+    return {"status": received.status, "data": data}
 
 
 def _origin(url: str) -> str:

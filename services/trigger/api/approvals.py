@@ -7,10 +7,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from libs.core.errors import ConflictError, NotFoundError
+from libs.access.principal import Principal
+from libs.core.errors import ConflictError, ForbiddenError, NotFoundError
 from libs.core.run import NodeRun, Run, node_run_key
 from services.trigger import approval
-from services.trigger.api.context import ApiContext, Context
+from services.trigger.api import scope
+from services.trigger.api.context import ApiContext, Caller, Context
 from services.trigger.publishing import send_command
 from services.trigger.strict_json import StrictJsonRoute
 
@@ -24,7 +26,8 @@ class ApprovalBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: Literal["approve", "reject"]
-    by: str = Field(min_length=1, max_length=200, description="Who decides: one of the node's assignees.")
+    by: str | None = Field(default=None, min_length=1, max_length=200,
+                           description="Who decides; it is the API key's user, and a different value is refused.")
     comment: str | None = Field(default=None, max_length=10_000)
     payload: Any = None
     """Any JSON the decider adds; it becomes part of the node's output."""
@@ -48,14 +51,24 @@ async def waiting_node_run(ctx: ApiContext, run: Run, node: str) -> NodeRun:
     raise ConflictError(f"approval node {node!r} has not started yet, so it cannot be decided")
 
 
+async def decider(ctx: ApiContext, caller: Principal, run: Run, node_run: NodeRun) -> approval.Decider:
+    workflow = await ctx.definitions.get(run.workflow, run.version)
+    config = workflow.node(node_run.node_id).config if workflow.has_node(node_run.node_id) else {}
+    return approval.Decider(user=caller.user, role=caller.role, started_the_run=run.trigger.by == caller.user,
+                            may_self_approve=config.get("allowSelfApproval") is True)
+
+
 @router.post("/runs/{run_id}/nodes/{node}/approval")
-async def decide(ctx: Context, run_id: RunId, node: NodeRef, body: ApprovalBody) -> dict[str, Any]:
-    """Approve or reject a waiting APPROVAL node. 403 if `by` is not an assignee; 404 unknown run or
-    node; 409 if the node is not waiting for a decision (not started yet, or already decided)."""
-    run = await ctx.store.get_run(run_id)
+async def decide(ctx: Context, caller: Caller, run_id: RunId, node: NodeRef, body: ApprovalBody) -> dict[str, Any]:
+    """Approve or reject a waiting APPROVAL node as the API key's user. 403 if that user (or role) is
+    not an assignee, if `by` names someone else, or for an approval of one's own run without
+    `allowSelfApproval`; 404 unknown run or node; 409 if the node is not waiting for a decision."""
+    if body.by is not None and body.by != caller.user:
+        raise ForbiddenError(f"by {body.by!r} is not the caller: decisions are made as the API key's user {caller.user!r}")
+    run = await scope.run_of(ctx, caller, run_id)
     node_run = await waiting_node_run(ctx, run, node)
-    decision = approval.Decision(decision=body.decision, by=body.by, comment=body.comment, payload=body.payload)
-    approval.check(node_run, decision)
+    decision = approval.Decision(decision=body.decision, by=caller.user, comment=body.comment, payload=body.payload)
+    approval.check(node_run, decision, await decider(ctx, caller, run, node_run))
     entry, inserted = await ctx.store.insert_entry(approval.KIND, node_run.key, decision.as_data(), now=ctx.clock())
     if not inserted:
         earlier = approval.Decision(**entry.data)
@@ -63,5 +76,7 @@ async def decide(ctx: Context, run_id: RunId, node: NodeRef, body: ApprovalBody)
             await send_command(ctx.bus, approval.complete_message(node_run, earlier))
         raise approval.already_decided(node_run, entry.data)
     await send_command(ctx.bus, approval.complete_message(node_run, decision))
+    await ctx.audit(caller, "approval.decided", node_run.id, {"run": run.id, "node": node_run.node_id,
+                                                             "decision": body.decision})
     return {"ok": True, "approval": {"workflowRunIdentifier": run.id, "nodeIdentifier": node_run.node_id,
                                      "nodeRunIdentifier": node_run.id, **decision.as_data()}}

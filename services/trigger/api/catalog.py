@@ -13,7 +13,7 @@ from libs.catalog.events import InvalidCatalogEventError, parse_event, publish_e
 from libs.catalog.store import Catalog
 from libs.core.catalog import is_blueprint_identifier
 from libs.core.errors import NotFoundError
-from services.trigger.api.context import Context
+from services.trigger.api.context import Caller, Context
 from services.trigger.errors import RequestInvalidError, invalid
 from services.trigger.publishing import SOURCE
 from services.trigger.responses import ApiJSONResponse
@@ -32,31 +32,32 @@ def _blueprint(blueprint: str) -> str:
 
 
 @router.get("/blueprints/{blueprint}/entities")
-async def list_entities(ctx: Context, blueprint: Blueprint,
+async def list_entities(ctx: Context, caller: Caller, blueprint: Blueprint,
                         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
                         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
     """The blueprint's entities in identifier order."""
-    entities = await Catalog(ctx.store, ctx.clock).list(_blueprint(blueprint), limit=limit, offset=offset)
+    catalog = Catalog(ctx.store, ctx.clock, workspace=caller.workspace)
+    entities = await catalog.list(_blueprint(blueprint), limit=limit, offset=offset)
     return {"ok": True, "entities": entities, "limit": limit, "offset": offset}
 
 
 @router.get("/blueprints/{blueprint}/entities/{identifier:path}")
-async def get_entity(ctx: Context, blueprint: Blueprint,
+async def get_entity(ctx: Context, caller: Caller, blueprint: Blueprint,
                      identifier: Annotated[str, Path(max_length=1000)]) -> dict[str, Any]:
     """One entity; 404 if the blueprint has no such entity."""
-    entity = await Catalog(ctx.store, ctx.clock).get(_blueprint(blueprint), identifier)
+    entity = await Catalog(ctx.store, ctx.clock, workspace=caller.workspace).get(_blueprint(blueprint), identifier)
     if entity is None:
         raise NotFoundError(f"blueprint {blueprint!r} has no entity {identifier!r}")
     return {"ok": True, "entity": entity}
 
 
 @router.post("/catalog/events", status_code=202, response_model=None)
-async def post_event(ctx: Context, body: Annotated[dict[str, Any], Body()]) -> Response:
+async def post_event(ctx: Context, caller: Caller, body: Annotated[dict[str, Any], Body()]) -> Response:
     """Publish a catalog event in Port's shape to the catalog-events topic: every live EVENT_TRIGGER it
     matches starts a run. An absent `id` is generated; sending the same `id` again starts nothing new.
     The stored entity is not changed."""
     try:
-        event = parse_event(body, timestamp=iso_time(ctx.clock()))
+        event = parse_event({**body, "workspace": caller.workspace}, timestamp=iso_time(ctx.clock()))
     except InvalidCatalogEventError as exc:
         raise RequestInvalidError(exc.issues) from None
     await publish_event(ctx.bus, event, source=SOURCE)

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, cast
+from typing import Annotated, Any, Protocol, cast
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 
+from libs.access.callback_tokens import CallbackTokens
+from libs.access.keystore import ApiKeys, Workspaces
+from libs.access.principal import Principal
 from libs.bus.ports import Bus
+from libs.core.errors import UnauthorizedError
 from libs.secrets.vault import SecretVault
 from libs.store.definitions import DefinitionCache
 from libs.store.ports import Store
+from services.trigger.authz import principal_of
 from services.trigger.settings import TriggerSettings
 from services.trigger.starting import RunStarter
 
-USER_HEADER = "X-Stepline-User"
+class AuditSink(Protocol):
+    async def record(self, caller: Principal | None, action: str, target: str, details: dict[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -25,8 +31,20 @@ class ApiContext:
     bus: Bus
     clock: Callable[[], float]
     definitions: DefinitionCache
+    keys: ApiKeys
+    workspaces: Workspaces
     secrets: SecretVault | None = None
     """None when the service has no secrets key."""
+
+    callbacks: CallbackTokens | None = None
+    """Checks the callback tokens asynchronous WEBHOOKs hand out; None without a secrets key."""
+    audit_log: AuditSink | None = None
+    """Where changes and decisions are recorded (libs/audit); None only in tests of other concerns."""
+
+    async def audit(self, caller: Principal | None, action: str, target: str,
+                    details: dict[str, Any] | None = None) -> None:
+        if self.audit_log is not None:
+            await self.audit_log.record(caller, action, target, details or {})
 
     def starter(self) -> RunStarter:
         return RunStarter(self.store, self.bus, self.definitions, self.clock, self.settings.accept_timeout_seconds)
@@ -36,10 +54,21 @@ def _context(request: Request) -> ApiContext:
     return cast(ApiContext, request.app.state.context)
 
 
-def _user(x_stepline_user: Annotated[str | None, Header(max_length=200)] = None) -> str | None:
-    """Who is calling (`X-Stepline-User`); authentication proper is not part of this service yet."""
-    return x_stepline_user or None
+def current_principal(request: Request) -> Principal:
+    """The caller the authentication middleware verified (services/trigger/authn.py)."""
+    principal = principal_of(request)
+    if principal is None:
+        raise UnauthorizedError("this request needs an API key")
+    return principal
+
+
+def _user(request: Request) -> str:
+    return current_principal(request).user
 
 
 Context = Annotated[ApiContext, Depends(_context)]
-User = Annotated[str | None, Depends(_user)]
+Caller = Annotated[Principal, Depends(current_principal)]
+MaybeCaller = Annotated[Principal | None, Depends(principal_of)]
+"""None only on the routes a callback token opens (the route checks the token)."""
+User = Annotated[str, Depends(_user)]
+"""The `user` of the caller's API key: who started, changed or decided something."""

@@ -42,7 +42,8 @@ class NodeRunPatch(_Body):
     status: Literal["IN_PROGRESS", "COMPLETED"] | None = None
     result: Literal["SUCCESS", "FAILED"] | None = Field(default=None, validate_default=True)
     output: Any = None
-    logs: list[LogInput] = Field(default_factory=list, max_length=1000)
+    logs: list[LogInput] = Field(default_factory=list)
+    """At most STEPLINE_MAX_LOG_ENTRIES_PER_NODE_RUN per node run, all PATCHes together (else 413)."""
 
     @field_validator("result")
     @classmethod

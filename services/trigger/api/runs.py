@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query
 from starlette.responses import Response
 
+from libs.access.principal import DEFAULT_WORKSPACE, Principal
 from libs.store.ports import RunFilter
 from services.trigger import presenters
-from services.trigger.api.context import ApiContext, Context, User
+from libs.access.workspaces import scoped
+from services.trigger.api import scope
+from services.trigger.api.context import ApiContext, Caller, Context
 from services.trigger.api.models import RunResultName, RunStatusName, StartRunBody, VersionNumber
 from services.trigger.errors import invalid
 from services.trigger.responses import ApiJSONResponse
@@ -62,33 +66,44 @@ async def start_answer(ctx: ApiContext, outcome: StartOutcome) -> Response:
 
 
 @router.post("/{workflow_id}/runs", status_code=201, response_model=None)
-async def start_run(ctx: Context, user: User, workflow_id: Annotated[str, Path()],
+async def start_run(ctx: Context, caller: Caller, workflow_id: Annotated[str, Path()],
                     body: Annotated[StartRunBody | None, Body()] = None,
                     idempotency_key: IdempotencyHeader = None) -> Response:
     """Start a run through the workflow's SELF_SERVE_TRIGGER. 201 once the scheduler has inserted it,
     202 if it has not within the accept timeout, 200 with the earlier run for a repeated
     idempotency key."""
     body = body or StartRunBody()
-    request = StartRequest(workflow=workflow_id, inputs=body.inputs, version=body.version, tag=body.tag,
-                           idempotency_key=_idempotency_key(idempotency_key, body), by=user)
-    return await start_answer(ctx, await ctx.starter().start(request))
+    request = StartRequest(workflow=scope.key(caller, workflow_id), inputs=body.inputs, version=body.version,
+                           tag=body.tag, idempotency_key=_idempotency_key(idempotency_key, body), caller=caller)
+    outcome = await ctx.starter().start(request)
+    if not outcome.repeated:
+        await ctx.audit(caller, "run.started", outcome.run_id, {"workflow": workflow_id, "version": outcome.version})
+    return await start_answer(ctx, outcome)
 
 
 @router.get("/runs")
-async def list_runs(ctx: Context, flt: Annotated[RunFilter, Depends(run_filter)],
+async def list_runs(ctx: Context, caller: Caller, flt: Annotated[RunFilter, Depends(run_filter)],
                     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
                     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
-    """Runs newest first, without their node runs."""
-    runs, total = await ctx.store.list_runs(flt, limit=limit, offset=offset)
-    return {"ok": True, "workflowRuns": [presenters.run(r) for r in runs], "total": total,
-            "limit": limit, "offset": offset}
+    """The workspace's runs newest first, without their node runs (runs of a trigger with
+    `allowAnyoneToViewRuns: false` only for those who may read them)."""
+    runs, total = await ctx.store.list_runs(in_workspace(flt, caller), limit=limit, offset=offset)
+    shown = [presenters.run(r) for r in runs if await scope.visible(ctx, caller, r)]
+    return {"ok": True, "workflowRuns": shown, "total": total, "limit": limit, "offset": offset}
+
+
+def in_workspace(flt: RunFilter, caller: Principal) -> RunFilter:
+    """The filter limited to the caller's workspace, with workflow identifiers as store keys."""
+    return replace(flt, workflows=tuple(scoped(caller.workspace, w) for w in flt.workflows),
+                   workflow_prefix=scoped(caller.workspace, "") if caller.workspace != DEFAULT_WORKSPACE else "")
 
 
 @router.get("/runs/{run_id}")
-async def get_run(ctx: Context, run_id: Annotated[str, Path()],
+async def get_run(ctx: Context, caller: Caller, run_id: Annotated[str, Path()],
                   wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0) -> dict[str, Any]:
     """A run with its node runs. With `wait`, returns as soon as the run is COMPLETED or when
     `wait` seconds have passed."""
+    await scope.run_of(ctx, caller, run_id)
     run = await wait_for_completion(ctx.store, run_id, wait)
     node_runs = await ctx.store.list_node_runs(run.id)
     return {"ok": True, "workflowRun": presenters.run(run, node_runs)}

@@ -12,10 +12,11 @@ from fastapi import APIRouter, Body, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 from starlette.responses import Response
 
+from libs.access.workspaces import belongs_to, public, scoped
 from libs.core.errors import ConflictError, NotFoundError
 from libs.secrets.vault import MAX_NAME_LENGTH, MAX_VALUE_BYTES, NAME_PATTERN, NO_KEY_MESSAGE, SecretInfo, SecretVault
 from services.trigger import presenters
-from services.trigger.api.context import Context
+from services.trigger.api.context import Caller, Context
 from services.trigger.responses import ApiJSONResponse
 from services.trigger.strict_json import StrictJsonRoute
 
@@ -47,27 +48,30 @@ def vault_of(request: Request) -> SecretVault:
 
 
 def _shown(info: SecretInfo) -> dict[str, Any]:
-    return {"name": info.name, "createdAt": presenters.iso(info.created_at),
+    return {"name": public(info.name), "createdAt": presenters.iso(info.created_at),
             "updatedAt": presenters.iso(info.updated_at)}
 
 
 @router.put("/{name}", status_code=201, response_model=None)
-async def put_secret(ctx: Context, request: Request, name: SecretName,
+async def put_secret(ctx: Context, caller: Caller, request: Request, name: SecretName,
                      body: Annotated[SecretBody, Body()]) -> Response:
-    """Create (201) or replace (200) a secret. The answer never holds the value."""
-    info, created = await vault_of(request).put(name, body.value, now=ctx.clock())
+    """Create (201) or replace (200) a secret of the caller's workspace. The answer never holds the value."""
+    info, created = await vault_of(request).put(scoped(caller.workspace, name), body.value, now=ctx.clock())
+    await ctx.audit(caller, "secret.written", name, {"created": created})
     return ApiJSONResponse({"ok": True, "secret": _shown(info)}, status_code=201 if created else 200)
 
 
 @router.get("")
-async def list_secrets(request: Request) -> dict[str, Any]:
-    """Every secret's name and times, in name order; never a value."""
-    return {"ok": True, "secrets": [_shown(info) for info in await vault_of(request).list()]}
+async def list_secrets(caller: Caller, request: Request) -> dict[str, Any]:
+    """The workspace's secrets' names and times, in name order; never a value."""
+    infos = [i for i in await vault_of(request).list() if belongs_to(i.name, caller.workspace)]
+    return {"ok": True, "secrets": [_shown(info) for info in infos]}
 
 
 @router.delete("/{name}")
-async def delete_secret(request: Request, name: SecretName) -> dict[str, Any]:
+async def delete_secret(ctx: Context, caller: Caller, request: Request, name: SecretName) -> dict[str, Any]:
     """404 if there is no such secret."""
-    if not await vault_of(request).delete(name):
+    if not await vault_of(request).delete(scoped(caller.workspace, name)):
         raise NotFoundError(f"secret {name!r} does not exist")
+    await ctx.audit(caller, "secret.deleted", name, {})
     return {"ok": True}

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import uvicorn
 
+from tests.auth_helpers import key_of
 from stepline.cli import main
 from stepline.cli_inputs import parse_value
 from stepline.cli_render import Progress, final_line
@@ -209,8 +210,10 @@ def test_up_reports_invalid_settings(tmp_path: Path, capsys: pytest.CaptureFixtu
 # ---- against a real engine ----------------------------------------------------------------------
 
 @pytest.fixture
-async def served(engine: Any) -> AsyncIterator[str]:
-    """The in-process engine's API on a loopback port; yields its base URL."""
+async def served(engine: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+    """The in-process engine's API on a loopback port; yields its base URL. The CLI finds the
+    engine's owner key in $STEPLINE_API_KEY."""
+    monkeypatch.setenv("STEPLINE_API_KEY", key_of(engine.settings.data_dir))
     port = unused_port()
     server = uvicorn.Server(uvicorn.Config(engine.app, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="off"))
@@ -224,8 +227,14 @@ async def served(engine: Any) -> AsyncIterator[str]:
 
 async def cli(api: str, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     """`main` in a worker thread (it blocks), so the engine keeps running on this loop."""
+    code, out, _ = await cli_full(api, capsys, *argv)
+    return code, out
+
+
+async def cli_full(api: str, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = await asyncio.to_thread(main, ["--api", api, *argv])
-    return code, capsys.readouterr().out
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 async def test_apply_run_wait_runs_show_logs_against_an_engine(served: str,
@@ -306,3 +315,30 @@ async def test_cancel_rerun_pause_resume_against_an_engine(served: str, tmp_path
     assert code == 2 and "is paused" in capsys.readouterr().err
     assert (await cli(served, capsys, "resume", "hello-transform"))[0] == 0
     assert (await cli(served, capsys, "run", "hello-transform", "--input", "name=Ada"))[0] == 0
+
+
+async def test_the_cli_finds_the_local_key_file_and_explains_a_refusal(
+        engine: Any, served: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    monkeypatch.delenv("STEPLINE_API_KEY")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = await cli_full(served, capsys, "runs")
+    assert code == 2 and "--api-key" in err and "no API key" in err
+    (tmp_path / ".stepline").mkdir()
+    (tmp_path / ".stepline" / "admin.key").write_text(key_of(engine.settings.data_dir) + "\n")
+    code, out = await cli(served, capsys, "runs")
+    assert (code, out) == (0, "no runs\n")
+    code, _, err = await cli_full(served, capsys, "runs", "--api-key", "stl_" + "a" * 52)
+    assert code == 2 and "unknown, revoked or expired" in err
+
+
+async def test_keys_create_list_revoke(served: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = await cli(served, capsys, "keys", "create", "--role", "viewer", "--user", "vera@example.com")
+    assert code == 0 and out.startswith("stl_"), out
+    viewer = out.strip()
+    code, out = await cli(served, capsys, "keys", "list")
+    assert code == 0 and "vera@example.com" in out and viewer not in out
+    key_id = next(line.split()[0] for line in out.splitlines() if "vera@example.com" in line)
+    assert await cli(served, capsys, "keys", "revoke", key_id) == (0, f"API key {key_id} revoked\n")
+    code, _, err = await cli_full(served, capsys, "runs", "--api-key", viewer)
+    assert code == 2 and "revoked" in err

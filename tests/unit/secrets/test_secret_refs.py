@@ -13,14 +13,8 @@ from libs.secrets.vault import KeylessSecrets
 from libs.core.redaction import redact_text, redact_value, secret_values
 from libs.core.run import LogEntry
 from libs.store.ports import Completion
-from services.executor.secret_use import (
-    SecretRefs,
-    TrackedSecrets,
-    redact_completion,
-    redacted_failure,
-    secret_refs,
-    tracking,
-)
+from libs.core.secret_refs import SecretRefs, secret_refs
+from services.executor.secret_use import TrackedSecrets, redact_completion, redacted_failure, tracking
 
 
 @pytest.mark.parametrize("config, expected", [
@@ -85,16 +79,14 @@ async def test_values_revealed_by_an_action_in_another_task_are_tracked() -> Non
 
 async def test_template_secrets_named_every_and_missing() -> None:
     fixed = Fixed({"a": "1", "b": "2"})
-    secrets = TrackedSecrets(fixed, names=fixed.names)
+    secrets = TrackedSecrets(fixed)
     assert await secrets.for_templates(SecretRefs(frozenset({"a"}))) == {"a": "1"}
-    assert await secrets.for_templates(SecretRefs(every=True)) == {"a": "1", "b": "2"}
+    assert await secrets.for_templates(SecretRefs(every=True)) == {}, "a node sees only the secrets it names"
     with pytest.raises(SecretError, match="'zzz' does not exist"):
         await secrets.for_templates(SecretRefs(frozenset({"a", "zzz"})))
 
 
 async def test_without_a_key_nodes_using_secrets_fail_clearly() -> None:
-    keyless = KeylessSecrets()
-    secrets = TrackedSecrets(keyless, names=keyless.names)
-    for refs in (SecretRefs(frozenset({"t"})), SecretRefs(every=True)):
-        with pytest.raises(SecretError, match="STEPLINE_SECRETS_KEY"):
-            await secrets.for_templates(refs)
+    secrets = TrackedSecrets(KeylessSecrets())
+    with pytest.raises(SecretError, match="STEPLINE_SECRETS_KEY"):
+        await secrets.for_templates(SecretRefs(frozenset({"t"})))

@@ -8,7 +8,7 @@ import pytest
 
 from libs.core.errors import ConflictError, ForbiddenError
 from libs.core.run import NodeRun
-from services.trigger.approval import Decision, check, complete_message, refuse_patch
+from services.trigger.approval import Decider, Decision, check, complete_message, refuse_patch
 
 REQUEST = {"assignees": ["alice", "bob"], "message": "ok?", "deadline": None, "onTimeout": "fail"}
 
@@ -19,7 +19,7 @@ def node_run(status: str = "WAITING", node_type: str = "APPROVAL", output: Any =
 
 
 def test_an_assignee_decides_a_waiting_approval() -> None:
-    check(node_run(), Decision("approve", "bob"))
+    check(node_run(), Decision("approve", "bob"), Decider("bob", "viewer"))
     approved = complete_message(node_run(), Decision("approve", "bob", "fine", {"n": 1}))
     assert (approved.result, approved.output) == ("SUCCESS", {"decision": "approve", "by": "bob",
                                                               "comment": "fine", "payload": {"n": 1}})
@@ -29,7 +29,7 @@ def test_an_assignee_decides_a_waiting_approval() -> None:
 
 def test_a_stranger_is_forbidden() -> None:
     with pytest.raises(ForbiddenError, match="'mallory' is not an assignee"):
-        check(node_run(), Decision("approve", "mallory"))
+        check(node_run(), Decision("approve", "mallory"), Decider("mallory", "owner"))
 
 
 @pytest.mark.parametrize(("record", "message"), [
@@ -39,7 +39,7 @@ def test_a_stranger_is_forbidden() -> None:
 ])
 def test_conflicts(record: NodeRun, message: str) -> None:
     with pytest.raises(ConflictError, match=message):
-        check(record, Decision("approve", "alice"))
+        check(record, Decision("approve", "alice"), Decider("alice", "viewer"))
 
 
 def test_a_patch_cannot_complete_a_node_the_engine_completes() -> None:
@@ -49,3 +49,14 @@ def test_a_patch_cannot_complete_a_node_the_engine_completes() -> None:
         refuse_patch(node_run(node_type="DELAY"))
     refuse_patch(node_run(node_type="WEBHOOK"))
     refuse_patch(node_run(status="COMPLETED"))
+
+
+def test_an_assignee_role_decides_and_a_requester_approves_only_when_allowed() -> None:
+    by_role = node_run(output={**REQUEST, "assignees": ["role:admin"]})
+    check(by_role, Decision("approve", "ada"), Decider("ada", "admin"))
+    with pytest.raises(ForbiddenError, match="not an assignee"):
+        check(by_role, Decision("approve", "ed"), Decider("ed", "editor"))
+    with pytest.raises(ForbiddenError, match="allowSelfApproval"):
+        check(node_run(), Decision("approve", "bob"), Decider("bob", "viewer", started_the_run=True))
+    check(node_run(), Decision("reject", "bob"), Decider("bob", "viewer", started_the_run=True))
+    check(node_run(), Decision("approve", "bob"), Decider("bob", "viewer", started_the_run=True, may_self_approve=True))

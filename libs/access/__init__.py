@@ -1,0 +1,1 @@
+"""Access control: API keys, roles, workspaces (who may do what)."""

@@ -1,0 +1,16 @@
+"""Length-prefixed frames between the pool and its workers (pipes, so no partial messages)."""
+
+from __future__ import annotations
+
+import struct
+
+HEADER = struct.Struct("<II")
+"""A request: lengths of the expressions (a JSON list) and of the context's JSON text."""
+REPLY = struct.Struct("<I")
+"""A reply: length of the outcomes' JSON."""
+
+
+def request(expressions_json: bytes, text: bytes) -> bytes:
+    return HEADER.pack(len(expressions_json), len(text)) + expressions_json + text
+READY = b"R"
+"""What a worker writes once it is ready (jq loaded, memory capped): deadlines start after it."""
