@@ -28,6 +28,7 @@ test-fast: install
 
 bench: install
 	$(BIN)/python tests/bench/bench_embedded.py
+	$(BIN)/python tests/bench/bench_auth.py
 	@if command -v java >/dev/null 2>&1 && command -v go >/dev/null 2>&1; then \
 		$(BIN)/python tests/bench/bench_distributed.py; \
 	else \

@@ -6,6 +6,10 @@
 - An expression with no output renders as `null`; a failing one raises `TemplateError` naming it.
 - Expressions run sandboxed: no `$ENV`/`env`, no `debug`/`stderr` output, no `input`, no `halt`,
   no module directives. Secret values are redacted from evaluation error messages.
+- The evaluators here (`render`, `evaluate`, `run_text`, …) run jq in this process with no bound on
+  time or memory: services evaluate through `libs.expressions` (a deadline and a memory cap), whose
+  workers and in-process fast path call `run_text`. Checking syntax never builds the program
+  (`check_syntax`), because jq folds constants while compiling.
 
 Rendering is a hot path. Strings without `{{` are never scanned; the split of a string into literal
 text and expressions is cached; compiled jq programs are cached; and all the expressions of one

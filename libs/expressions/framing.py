@@ -14,3 +14,6 @@ def request(expressions_json: bytes, text: bytes) -> bytes:
     return HEADER.pack(len(expressions_json), len(text)) + expressions_json + text
 READY = b"R"
 """What a worker writes once it is ready (jq loaded, memory capped): deadlines start after it."""
+MAX_REPLY = 16 * 1024 * 1024
+"""The largest reply (the results' JSON) a worker sends: a bigger result is an evaluation error, so
+the service never parses hundreds of MiB a worker could build within its memory cap."""

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 
 from libs.core.errors import TemplateError
 from libs.core.templates import Failure, regex_guard, run_text
-from libs.expressions.framing import HEADER, READY, REPLY
+from libs.expressions.framing import HEADER, MAX_REPLY, READY, REPLY
 
 _PR_SET_PDEATHSIG = 1
 
@@ -48,7 +48,11 @@ def read_exactly(stream: BinaryIO, size: int) -> bytes:
 
 def encode(outcomes: list[Any]) -> bytes:
     pairs = [[1, o.reason] if isinstance(o, Failure) else [0, o] for o in outcomes]
-    return json.dumps(pairs, separators=(",", ":"), ensure_ascii=False).encode()
+    reply = json.dumps(pairs, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(reply) <= MAX_REPLY:
+        return reply
+    too_big = Failure(f"the result is larger than {MAX_REPLY // (1024 * 1024)} MiB of JSON")
+    return encode([too_big] * len(outcomes))
 
 
 def serve(stdin: BinaryIO, stdout: BinaryIO, prelude: str) -> None:

@@ -314,6 +314,17 @@ class StoreContract(abc.ABC):
         page, _ = await store.list_runs(flt, limit=10, offset=0)
         assert [r.id for r in page] == [run(n).id for n in expected]
 
+    async def test_list_runs_of_one_workspace(self, store: Store) -> None:
+        """`workflow_prefix` keeps the runs whose workflow key starts with `<workspace>~` (or, for "",
+        has no `~`): the runs of one workspace, counted and paged in the store."""
+        for n, workflow in ((1, "wf"), (2, "acme~wf"), (3, "acme~other"), (4, "acmeish~wf"), (5, "wf2")):
+            await store.insert_run(run(n, workflow=workflow))
+        for prefix, expected in (("", [5, 1]), ("acme~", [3, 2]), ("acmeish~", [4]), ("zeta~", [])):
+            page, total = await store.list_runs(RunFilter(workflow_prefix=prefix), limit=10, offset=0)
+            assert ([r.id for r in page], total) == ([run(n).id for n in expected], len(expected)), prefix
+        both = RunFilter(workflows=("acme~wf", "wf"), workflow_prefix="acme~")
+        assert [r.id for r in (await store.list_runs(both, limit=10, offset=0))[0]] == [run(2).id]
+
     async def test_runs_due_for_check_and_postpone(self, store: Store) -> None:
         for n, check_at in ((1, NOW + 30), (2, NOW + 10), (3, NOW + 20), (4, NOW + 99)):
             await store.insert_run(run(n, check_at=check_at))

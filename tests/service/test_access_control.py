@@ -273,3 +273,25 @@ async def test_changes_and_denials_are_audited_in_one_verifiable_chain(api: http
     assert "v-123456" not in str(records)
     verified = (await api.get("/v1/audit/verify")).json()
     assert verified["intact"] is True and verified["count"] == len(records)
+
+
+# ---- events and queue messages start their own workspace's triggers only -----------------------------
+
+async def test_catalog_events_and_queue_messages_start_only_their_workspace(api: httpx.AsyncClient,
+                                                                           engine: Any) -> None:
+    from tests.service.test_catalog import listener
+    from tests.service.test_queue_trigger import external, queued, runs_of, wait_runs
+
+    other = await workspace_headers(api, "gamma")
+    for headers in ({}, other):
+        assert (await api.post("/v1/workflows", json=listener("on-service"), headers=headers)).status_code == 201
+        assert (await api.post("/v1/workflows", json=queued("on-order"), headers=headers)).status_code == 201
+    event = {"action": "CREATE", "context": {"blueprintIdentifier": "service", "entityIdentifier": "svc"},
+             "diff": {"before": None, "after": {"identifier": "svc"}}, "workspace": "default"}
+    assert (await api.post("/v1/catalog/events", json=event, headers=other)).status_code == 202
+    await engine.bus.publish("orders.v1", external({"order": 1, "workspace": "gamma"}, offset=0))
+    started = await wait_runs(engine, "gamma~on-service", 1) + await wait_runs(engine, "gamma~on-order", 1)
+    assert all(run.workflow.startswith("gamma~") for run in started)
+    await engine.bus.drain()
+    await engine.bus.drain()
+    assert await runs_of(engine, "on-service") == [] and await runs_of(engine, "on-order") == []

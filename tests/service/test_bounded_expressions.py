@@ -128,3 +128,17 @@ async def test_runaway_variables_of_a_patched_completion_fail_the_node(api: http
     failed_with(await wait_run(api, run_id), "call", "/nodes/1/variables/v")
     again = await api.patch(f"/v1/workflows/nodes/runs/{node_run_id}", json=body)
     assert again.status_code == 409, again.text  # the API's repeat check is bounded too: it answers
+
+
+async def test_a_catastrophic_input_pattern_costs_one_422(api: httpx.AsyncClient) -> None:
+    definition = chain("patterned", transform("x", "{ok: true}"))
+    definition["nodes"][0]["config"]["userInputs"] = {"properties": {"name": {"type": "string",
+                                                                              "pattern": "^(a|aa)+$"}}}
+    await create(api, definition)
+    for _ in range(5):
+        refused = await api.post("/v1/workflows/patterned/runs", json={"inputs": {"name": "a" * 60 + "!"}})
+        assert refused.status_code == 422, refused.text
+        assert "/inputs/name" in refused.text and "within 50 ms" in refused.text
+    assert await list_latency(api) < 0.2
+    ok = await api.post("/v1/workflows/patterned/runs", json={"inputs": {"name": "aaa"}})
+    assert ok.status_code == 201, ok.text

@@ -342,3 +342,15 @@ async def test_keys_create_list_revoke(served: str, capsys: pytest.CaptureFixtur
     assert await cli(served, capsys, "keys", "revoke", key_id) == (0, f"API key {key_id} revoked\n")
     code, _, err = await cli_full(served, capsys, "runs", "--api-key", viewer)
     assert code == 2 and "revoked" in err
+
+
+async def test_keys_create_offline_writes_a_working_key_into_the_store(
+        engine: Any, served: str, capsys: pytest.CaptureFixture[str]) -> None:
+    store_url = f"sqlite:///{engine.settings.sqlite_path()}"
+    code = await asyncio.to_thread(main, ["keys", "create", "--store-url", store_url, "--workspace", "ops",
+                                          "--role", "admin", "--user", "ops@example.com"])
+    key = capsys.readouterr().out.strip()
+    assert code == 0 and key.startswith("stl_")
+    code, out = await cli(served, capsys, "--api-key", key, "keys", "list")
+    assert code == 0 and "ops@example.com" in out and "bootstrap" not in out, "an admin of ops lists ops keys"
+    assert [w.identifier for w in await engine.app.state.context.workspaces.list()] == ["default", "ops"]

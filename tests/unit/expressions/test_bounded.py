@@ -143,3 +143,10 @@ def test_checking_syntax_does_not_fold_a_huge_constant() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "syntax error" in done.stdout
+
+
+async def test_a_huge_result_is_an_error_not_a_huge_reply() -> None:
+    expressions.configure(Limits(timeout=30, memory_bytes=256 * MIB))
+    with pytest.raises(TemplateError, match="larger than 16 MiB of JSON") as caught:
+        await expressions.evaluate('[range(1e5) | "x" * 200]', None, at=AT)
+    assert not isinstance(caught.value, ExpressionLimitError)
