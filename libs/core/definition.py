@@ -53,11 +53,23 @@ class Node(_Frozen):
     variables: dict[str, Any] = Field(default_factory=dict)
     retry: RetryPolicy | None = None
     timeoutSeconds: float | None = Field(default=None, gt=0, le=31_536_000)
-    onFailure: Literal["terminate", "continue"] = "terminate"
+    onFailure: Literal["terminate", "continue"] | None = None
+    """Default `terminate`; Port's later shape puts it inside `config` (see `continues_on_failure`)."""
+    links: list[str] | None = None
+    """Port's display field (links shown on the node); kept, not used by the engine."""
+    verbose: bool | None = None
+    """Port's display field; kept, not used by the engine."""
+    category: str | None = None
+    """Port's display field; kept, not used by the engine."""
 
     @property
     def type(self) -> str:
         return str(self.config.get("type", ""))
+
+    @property
+    def continues_on_failure(self) -> bool:
+        """`onFailure: continue` on the node, or inside `config` where Port puts it (the node's wins)."""
+        return (self.onFailure or self.config.get("onFailure")) == "continue"
 
     @property
     def is_trigger(self) -> bool:
@@ -94,6 +106,8 @@ class Workflow(_Frozen):
     icon: str | None = None
     description: str | None = None
     owner: str | None = None
+    category: str | None = None
+    """Port's display field; kept, not used by the engine."""
     tags: list[str] = Field(default_factory=list)
     allowAnyoneToViewRuns: bool = True
     notificationUrl: str | None = None

@@ -222,7 +222,7 @@ def _fail(workflow: Workflow, decision: Decision, outcome: Outcome, now: float) 
         delay = node.retry.delay_before(outcome.attempt + 1)
         decision.timers.append(RetryTimer(node.identifier, outcome.attempt + 1, now + delay))
         return
-    handled = node.onFailure == "continue" or _has_error_branch(workflow, node)
+    handled = node.continues_on_failure or _has_error_branch(workflow, node)
     _move(run, node.identifier, NodeProgress(
         state="FAILED", attempt=outcome.attempt, failure_handled=handled))
     run.outputs[node.identifier] = _failed_output(outcome)
@@ -292,7 +292,7 @@ def _edge_taken(workflow: Workflow, run: Run, conn: Connection) -> bool | None:
     if source.state == "FAILED":
         if conn.onFailure:
             return True
-        return workflow.node(conn.sourceIdentifier).onFailure == "continue"
+        return workflow.node(conn.sourceIdentifier).continues_on_failure
     return False
 
 

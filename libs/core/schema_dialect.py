@@ -43,8 +43,8 @@ _TYPE_NAMES = {
 
 
 def _matches(pattern: str, value: str) -> bool:
-    """Whether `value` matches (a match that runs out of time does not)."""
-    return _search(pattern, value) is True
+    """Whether `value` matches (a match that runs out of time, or a too long value, does not)."""
+    return len(value) <= MAX_PATTERN_INPUT and _search(pattern, value) is True
 
 
 def _search(pattern: str, value: str) -> bool | None:
@@ -81,8 +81,35 @@ def _shown(value: str) -> str:
     return repr(value) if len(value) <= 80 else repr(value[:77] + "...")
 
 
+def _pattern_properties(
+    validator: Validator, patterns: Mapping[str, Any], instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    """`patternProperties`, matched like `pattern` (bounded) instead of with `re`."""
+    if not isinstance(instance, dict):
+        return
+    for pattern, subschema in patterns.items():
+        for key, value in instance.items():
+            if _matches(pattern, key):
+                yield from cast(Any, validator).descend(value, subschema, path=key, schema_path=pattern)
+
+
+def _additional_properties(
+    validator: Validator, additional: Any, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    """`additionalProperties`, with `patternProperties` matched like `pattern` (bounded)."""
+    if not isinstance(instance, dict):
+        return
+    extras = _extras(instance, schema)
+    if isinstance(additional, dict):
+        for extra in extras:
+            yield from cast(Any, validator).descend(instance[extra], additional, path=extra)
+    elif additional is False and extras:
+        yield ValidationError(f"unexpected {', '.join(repr(e) for e in extras)}")
+
+
 SteplineValidator: type[Validator] = validators.extend(  # type: ignore[no-untyped-call]
-    Draft202012Validator, {"pattern": _pattern}
+    Draft202012Validator, {"pattern": _pattern, "patternProperties": _pattern_properties,
+                           "additionalProperties": _additional_properties}
 )
 
 
@@ -121,9 +148,13 @@ def _issues_of(error: ValidationError, base: str, subject: str) -> Iterable[Issu
 
 def _unexpected(error: ValidationError) -> list[str]:
     schema = error.schema if isinstance(error.schema, dict) else {}
+    return _extras(error.instance if isinstance(error.instance, dict) else {}, schema)
+
+
+def _extras(instance: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    """The keys of `instance` neither `properties` nor `patternProperties` of `schema` cover."""
     known = set(schema.get("properties", {}))
     patterns = list(schema.get("patternProperties", {}))
-    instance = error.instance if isinstance(error.instance, dict) else {}
     return [k for k in instance if k not in known and not any(_matches(p, k) for p in patterns)]
 
 

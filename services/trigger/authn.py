@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from libs.access.keystore import ApiKeys
 from libs.core.errors import SteplineError
+from services.trigger.asgi_headers import header
 from services.trigger.errors import UNAVAILABLE_MESSAGE, error_response
 
 CALLBACK_HEADER = "x-stepline-callback-token"
@@ -19,20 +20,13 @@ _OPEN_PREFIXES = ("/v1/hooks/",)
 _NODE_RUN_PATCH_MARKERS = ("/v1/workflows/nodes/runs/", "/nodes/")
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
 def presented_key(scope: Scope) -> str | None:
     """The key a request presents, or None when it presents none."""
-    authorization = _header(scope, b"authorization")
+    authorization = header(scope, b"authorization")
     if authorization is not None:
         scheme, _, token = authorization.strip().partition(" ")
         return token.strip() if scheme.lower() == "bearer" and token.strip() else ""
-    api_key = _header(scope, b"x-api-key")
+    api_key = header(scope, b"x-api-key")
     return api_key.strip() if api_key is not None else None
 
 
@@ -46,7 +40,7 @@ def _needs_key(scope: Scope) -> bool:
 
 
 def _is_callback(scope: Scope, path: str) -> bool:
-    return (scope.get("method") == "PATCH" and _header(scope, CALLBACK_HEADER.encode()) is not None
+    return (scope.get("method") == "PATCH" and header(scope, CALLBACK_HEADER.encode()) is not None
             and any(marker in path for marker in _NODE_RUN_PATCH_MARKERS))
 
 

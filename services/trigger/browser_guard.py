@@ -22,6 +22,7 @@ from ipaddress import ip_address
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from services.trigger.asgi_headers import header
 from services.trigger.errors import error_response
 
 LOOPBACK_HOSTS = "127.0.0.1,localhost,::1"
@@ -61,19 +62,12 @@ def allowed_host_names(configured: str, bind_host: str = "") -> frozenset[str]:
     return frozenset(names | ({host_name(bind_host)} if specific else set()))
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
 def _has_body(scope: Scope) -> bool | None:
     """None when `Content-Length` is not a number: body_limit.py answers that with 400."""
-    length = _header(scope, b"content-length")
+    length = header(scope, b"content-length")
     if length is not None:
         return int(length) > 0 if length.strip().isdigit() and length.isascii() else None
-    return _header(scope, b"transfer-encoding") is not None
+    return header(scope, b"transfer-encoding") is not None
 
 
 def _media_allowed(media: str, path: str, has_body: bool) -> bool:
@@ -96,10 +90,10 @@ class BrowserGuardMiddleware:
 
     def _refusal(self, scope: Scope) -> Response | None:
         path, method = str(scope.get("path", "")), str(scope.get("method", ""))
-        host = _header(scope, b"host")
+        host = header(scope, b"host")
         if path not in HOST_EXEMPT_PATHS and not self._host_allowed(host):
             return _misdirected(host)
-        media, has_body = media_type(_header(scope, b"content-type")), _has_body(scope)
+        media, has_body = media_type(header(scope, b"content-type")), _has_body(scope)
         if method in STATE_CHANGING and has_body is not None and not _media_allowed(media, path, has_body):
             return _unsupported(method, path, media)
         return None

@@ -18,9 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
+from libs.bus.kafka import KafkaBus
+from libs.contracts import topics
+from libs.contracts.envelope import Envelope
 from libs.secrets.cipher import generate_key
 from libs.core.webhook_signatures import sign
-from tests.auth_helpers import key_in_store
+from tests.auth_helpers import bearer, key_in_store, user_headers
 from tests.conftest import Target, free_port
 from tests.e2e.test_distributed import cluster, database_of, wait_api
 from tests.infra_fixtures import KafkaBroker
@@ -140,7 +143,7 @@ async def test_cancel_rerun_pause_resume(api: httpx.AsyncClient, target: Target)
     cancelled = await api.post(f"/v1/workflows/runs/{run['identifier']}/cancel")
     assert cancelled.status_code == 200, cancelled.text
     done = await finished(api, run["identifier"])
-    assert (done["status"], done["result"], done["cancelledBy"]) == ("COMPLETED", "CANCELLED", "admin")
+    assert (done["status"], done["result"], done["cancelledBy"]) == ("COMPLETED", "CANCELLED", "e2e@example.com")
     assert node_runs(done, "hook")[0]["result"] == "CANCELLED"
     assert target.hits["/after"] == 0
 
@@ -202,7 +205,8 @@ async def test_approval_sub_workflow_and_foreach(api: httpx.AsyncClient, target:
     parent, each = await start(api, "dx-parent"), await start(api, "dx-foreach")
     await until(api, approval["identifier"], waiting("gate"), DEADLINE)
     decided = await api.post(f"/v1/workflows/runs/{approval['identifier']}/nodes/gate/approval",
-                             json={"decision": "approve", "by": "alice@example.com", "comment": "go"})
+                             json={"decision": "approve", "comment": "go"},
+                             headers=await user_headers(api, "alice@example.com"))
     assert decided.status_code == 200, decided.text
 
     approved = await finished(api, approval["identifier"])
@@ -310,3 +314,50 @@ async def test_delay_of_one_second_completes(api: httpx.AsyncClient) -> None:
     run = await finished(api, run_id)
     assert run["result"] == "SUCCESS", run
     assert run["variables"]["outputs"]["pause"] == {"waitedUntil": resume_at}
+
+
+# ---- 5. access control across processes --------------------------------------------------------------
+
+async def test_keys_workspaces_callback_tokens_and_the_audit_topic(api: httpx.AsyncClient, target: Target,
+                                                                    kafka_broker: KafkaBroker) -> None:
+    """The trigger checks keys the store holds, a callback token the executor (another process) issued,
+    workspaces scope what a key sees, and every audit record is also published on stepline.audit.v1."""
+    records: list[dict[str, Any]] = []
+    audit = KafkaBus(kafka_broker.bootstrap, client_id="dx-audit")
+
+    async def collect(envelope: Envelope) -> None:
+        records.append(envelope.data["record"])
+
+    audit.subscribe(topics.AUDIT, f"dx-audit-{time.monotonic_ns()}", collect)
+    await audit.start()
+    try:
+        await create(api, chain("dx-called-back", waiting_hook(target, "ask")))
+        run = await start(api, "dx-called-back")
+        await until(api, run["identifier"], waiting("ask"), DEADLINE)
+        token = (await target.wait_for("/async/ask"))[0]["headers"]["x-stepline-callback-token"]
+        node_run = node_runs(await get_run(api, run["identifier"]), "ask")[-1]["identifier"]
+        async with httpx.AsyncClient(base_url=str(api.base_url), timeout=30) as outside:
+            path = f"/v1/workflows/nodes/runs/{node_run}"
+            done = {"status": "COMPLETED", "result": "SUCCESS", "output": {"ok": True}}
+            assert (await outside.patch(path, json=done)).status_code == 401
+            called_back = await outside.patch(path, json=done, headers={"X-Stepline-Callback-Token": token})
+            assert called_back.status_code == 200, called_back.text
+        assert (await finished(api, run["identifier"]))["result"] == "SUCCESS"
+
+        assert (await api.post("/v1/workspaces", json={"identifier": "dx-other", "title": "Other"})).status_code == 201
+        other = await user_headers(api, "other@example.com", role="admin", workspace="dx-other")
+        assert (await api.get(f"/v1/workflows/runs/{run['identifier']}", headers=other)).status_code == 404
+        created = (await api.post("/v1/api-keys", json={"name": "short", "workspace": "default", "role": "viewer",
+                                                        "user": "v@example.com"})).json()
+        assert (await api.get("/v1/workflows", headers=bearer(created["key"]))).status_code == 200
+        assert (await api.delete(f"/v1/api-keys/{created['apiKey']['id']}")).status_code == 200
+        assert (await api.get("/v1/workflows", headers=bearer(created["key"]))).status_code == 401
+
+        async with asyncio.timeout(DEADLINE):
+            while not {"node.completed_externally", "workspace.created", "apikey.revoked"} <= {r["action"] for r in records}:
+                await asyncio.sleep(0.05)
+        stored = (await api.get("/v1/audit", params={"limit": 1000})).json()["records"]
+        by_id = {r["id"]: r["hash"] for r in stored}
+        assert all(by_id.get(r["id"]) == r["hash"] for r in records), "each published record is the stored one"
+    finally:
+        await audit.stop()

@@ -33,3 +33,13 @@ def test_a_long_input_is_not_matched_at_all() -> None:
     [issue] = caught.value.issues
     assert f"must be at most {MAX_PATTERN_INPUT} characters long" in issue.message
     assert len(issue.message) < 200, "the value is not quoted back"
+
+
+def test_pattern_properties_are_matched_with_the_same_bounds() -> None:
+    schema = {"properties": {"labels": {"type": "object", "patternProperties": {"^(a|aa)+$": {"type": "string"}},
+                                        "additionalProperties": False}}}
+    assert validate_inputs(schema, {"labels": {"aaa": "x"}}) == {"labels": {"aaa": "x"}}
+    with pytest.raises(InputError) as caught:
+        validate_inputs(schema, {"labels": {"a" * 60 + "!": "x", "aa": 1}})
+    long_key = "a" * 60 + "!"
+    assert sorted(i.pointer for i in caught.value.issues) == ["/inputs/labels/aa", f"/inputs/labels/{long_key}"]
