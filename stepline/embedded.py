@@ -29,6 +29,7 @@ from services.notifier.app import build_notifier
 from services.notifier.handlers import Notifier
 from services.scheduler.app import build_scheduler
 from services.trigger.app import build_app
+from services.trigger.run_waiters import RunWaiters
 from services.trigger.workers import build_trigger_workers
 from stepline.settings import EmbeddedSettings
 
@@ -49,7 +50,8 @@ class Engine:
         self.client = guarded_client(settings.egress_policy())
         self.services: list[Service] = []
         self.notifier: Notifier | None = None
-        self.app: FastAPI = build_app(settings, self.store, self.bus, clock=clock)
+        self.waiters = RunWaiters(limit=settings.max_waiters)
+        self.app: FastAPI = build_app(settings, self.store, self.bus, clock=clock, waiters=self.waiters)
 
     @property
     def admin_key_path(self) -> Path:
@@ -69,7 +71,7 @@ class Engine:
             build_scheduler(s, self.store, self.bus, clock=self.clock),
             build_executor(s, self.store, self.bus, self.client, clock=self.clock),
             notifier_service,
-            build_trigger_workers(s, self.store, self.bus, clock=self.clock),
+            build_trigger_workers(s, self.store, self.bus, clock=self.clock, waiters=self.waiters),
         ]
         for service in self.services:
             service.register(self.bus)

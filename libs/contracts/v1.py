@@ -9,6 +9,10 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from libs.access.principal import DEFAULT_WORKSPACE
+from libs.access.workspaces import scoped
 
 from libs.core.errors import SteplineError
 from libs.core.run import LogEntry, NodeRun
@@ -143,39 +147,99 @@ class NodeResult(Message):
                    waiting=record.status == "WAITING")
 
 
-# ---- public events (topic run-events) ---------------------------------------------------------
+# ---- public events (topic run-events): the contract of docs/events.md and docs/asyncapi.yaml ----
 
-class RunStarted(Message):
-    TYPE: ClassVar[str] = "dev.stepline.run.started.v1"
+class EventTrigger(BaseModel):
+    """What started a run, as the API shows it (`at` is ISO 8601)."""
+
+    model_config = ConfigDict(frozen=True)
+    type: str = "API"
+    by: str | None = None
+    at: str | None = None
+    node: str = ""
+
+
+class RunEvent(Message):
+    """One state change of one run. The data is camelCase with ISO 8601 times; `seq` counts the
+    run's events from 1 and the envelope id is `<runId>/<seq>`, so a redelivery has the same id."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", alias_generator=to_camel, populate_by_name=True)
+    seq: int
+    at: str
+    """When the state change happened (ISO 8601, also the envelope's `time`)."""
     workflow: str
+    """The workflow's identifier in its workspace."""
+    workspace: str = DEFAULT_WORKSPACE
     version: int
-    trigger: TriggerContext
+
+    @property
+    def event_id(self) -> str:
+        return f"{self.run_id}/{self.seq}"
+
+    @property
+    def workflow_key(self) -> str:
+        """The workflow's store key (libs/access/workspaces.py)."""
+        return scoped(self.workspace, self.workflow)
 
 
-class NodeRunStarted(Message):
-    TYPE: ClassVar[str] = "dev.stepline.node.started.v1"
-    workflow: str
+class RunQueued(RunEvent):
+    """Stored without starting: the workflow's `concurrencyLimit` is reached."""
+
+    TYPE: ClassVar[str] = "run.queued"
+    trigger: EventTrigger
+
+
+class RunStarted(RunEvent):
+    TYPE: ClassVar[str] = "run.started"
+    trigger: EventTrigger
+
+
+class NodeEvent(RunEvent):
     node_id: str
     attempt: int
     node_run_id: str
 
 
-class NodeRunCompleted(Message):
-    TYPE: ClassVar[str] = "dev.stepline.node.completed.v1"
-    workflow: str
-    node_id: str
-    attempt: int
-    node_run_id: str
-    result: Result
+class NodeRunStarted(NodeEvent):
+    """An attempt was dispatched: its node run exists and an executor will take it."""
+
+    TYPE: ClassVar[str] = "node.started"
+    node_type: str
+
+
+class NodeRunWaiting(NodeEvent):
+    """The attempt waits for an outside completion (async WEBHOOK, DELAY, APPROVAL, child runs)."""
+
+    TYPE: ClassVar[str] = "node.waiting"
+
+
+class NodeRunRetrying(NodeEvent):
+    """The attempt failed and attempt `nextAttempt` is due at `retryAt`."""
+
+    TYPE: ClassVar[str] = "node.retrying"
+    next_attempt: int
+    retry_at: str
     error: str | None = None
 
 
-class RunCompleted(Message):
-    TYPE: ClassVar[str] = "dev.stepline.run.completed.v1"
-    workflow: str
-    version: int
+class NodeRunCompleted(NodeEvent):
+    TYPE: ClassVar[str] = "node.completed"
     result: Result
     error: str | None = None
+    duration_ms: int
+    """From the attempt's dispatch to its completion."""
+
+
+class RunCompleted(RunEvent):
+    TYPE: ClassVar[str] = "run.completed"
+    result: Result
+    error: str | None = None
+    duration_ms: int
+    """From the run's creation (queueing included) to its completion."""
+
+
+RUN_EVENT_TYPES: tuple[type[RunEvent], ...] = (
+    RunQueued, RunStarted, NodeRunStarted, NodeRunWaiting, NodeRunRetrying, NodeRunCompleted, RunCompleted)
 
 
 # ---- catalog events (topic catalog-events) -----------------------------------------------------
@@ -246,12 +310,10 @@ class AuditRecorded(Message):
     record: dict[str, Any]
 
 
-MESSAGE_TYPES: dict[str, type[Message]] = {
-    m.TYPE: m
-    for m in (StartRun, CancelRun, AdmitRun, CompleteNode, FireTimer, ReconcileRun, ExecuteNode, NodeResult,
-              RunStarted, NodeRunStarted, NodeRunCompleted, RunCompleted, CatalogEvent, ExternalMessage,
-              AuditRecorded)
-}
+_MESSAGES: tuple[type[Message], ...] = (
+    StartRun, CancelRun, AdmitRun, CompleteNode, FireTimer, ReconcileRun, ExecuteNode, NodeResult,
+    *RUN_EVENT_TYPES, CatalogEvent, ExternalMessage, AuditRecorded)
+MESSAGE_TYPES: dict[str, type[Message]] = {m.TYPE: m for m in _MESSAGES}
 
 
 def decode(type_: str, data: dict[str, Any]) -> Message:

@@ -39,7 +39,6 @@ UPSERT_ENTITY: dict[str, Any] = {
             "The entity's blueprint."),
         "mapping": {
             "type": "object",
-            "required": ["properties"],
             "properties": {
                 "identifier": _or_template(
                     {"type": "string", "minLength": 1, "maxLength": MAX_ENTITY_IDENTIFIER_LENGTH,

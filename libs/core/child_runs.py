@@ -20,8 +20,6 @@ from libs.core.versioning import resolve_version
 __all__ = ["resolve_version"]
 
 KIND = "child-runs"
-MAX_DEPTH = 10
-"""A run at this depth may not start children: it guards against a workflow that starts itself."""
 CHILD_TRIGGER_TYPE = "SUB_WORKFLOW"
 
 

@@ -53,6 +53,7 @@ def _workflow_properties() -> dict[str, Any]:
         "icon": _NULLABLE_TEXT,
         "description": _NULLABLE_TEXT,
         "owner": _NULLABLE_TEXT,
+        "category": _NULLABLE_TEXT,
         "tags": {"type": "array", "items": {"type": "string"}},
         "allowAnyoneToViewRuns": {"type": "boolean", "default": True},
         "notificationUrl": {
@@ -117,10 +118,14 @@ def _node() -> dict[str, Any]:
                 "description": "Stepline extension: fail an attempt that runs longer.",
             },
             "onFailure": {
-                "enum": ["terminate", "continue"],
+                "enum": ["terminate", "continue", None],
                 "default": "terminate",
-                "description": "Stepline extension: `continue` runs the successors of a failed node.",
+                "description": "`continue` runs the successors of a failed node (also accepted inside `config`, "
+                "where Port puts it; the node's own field wins).",
             },
+            "links": {"type": ["array", "null"], "items": {"type": "string"}, "description": "Port's display field."},
+            "verbose": {"type": ["boolean", "null"], "description": "Port's display field."},
+            "category": _NULLABLE_TEXT,
         },
     }
 

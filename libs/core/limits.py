@@ -25,6 +25,7 @@ class Limits:
     max_foreach_concurrency: int = 100
     max_child_runs_per_run: int = 10_000
     max_child_runs_per_root_run: int = 10_000
+    max_run_depth: int = 10
     max_output_bytes: int = MIB
     max_run_variables_bytes: int = 16 * MIB
     max_log_entries_per_node_run: int = 1_000

@@ -14,6 +14,7 @@ from libs.core.node_types import config_issues
 from libs.core.raw_view import NodeView
 from libs.core.schedule import schedule_issues
 from libs.core.secret_refs import secret_issues
+from libs.core.go_templates import go_template_hint
 from libs.core.templates import find_templates, syntax_error, unwrap
 from libs.core.waiting_nodes import delay_issues, foreach_issues
 
@@ -28,6 +29,7 @@ def node_issues(node: NodeView) -> list[Issue]:
     if isinstance(node.variables, dict):
         found += template_issues(node.variables, jp.join(node.pointer, "variables"))
     found += secret_issues(node.type or "", node.config, node.variables, node.pointer)
+    found += failure_policy_issues(node.config, config_pointer)
     check = _TYPE_CHECKS.get(node.type or "")
     if check is not None:
         reported = {i.pointer for i in found}
@@ -41,7 +43,21 @@ def template_issues(value: Any, pointer: str) -> list[Issue]:
     for where, expression in find_templates(value, pointer):
         reason = syntax_error(expression)
         if reason is not None:
-            found.append(Issue(where, f"invalid jq in template {{{{ {expression} }}}}: {reason}"))
+            message = f"invalid jq in template {{{{ {expression} }}}}: {reason}{go_template_hint(expression)}"
+            found.append(Issue(where, message))
+    return found
+
+
+_POLICIES = {"onFailure": ("terminate", "continue"), "onTimeout": ("fail", "continue")}
+
+
+def failure_policy_issues(config: dict[str, Any], pointer: str) -> list[Issue]:
+    """Port's `config.onFailure` (`terminate`|`continue`) and `config.onTimeout` (`fail`|`continue`)."""
+    found = []
+    for field, allowed in _POLICIES.items():
+        if field in config and config[field] not in allowed:
+            message = f"config.{field} must be {' or '.join(repr(a) for a in allowed)}"
+            found.append(Issue(jp.join(pointer, field), message))
     return found
 
 

@@ -406,13 +406,16 @@ NOTIFY = _config(
     ],
 )
 
-_GITHUB_DISPATCH = {
+_REPO_OR_TEMPLATE = {"type": "string", "pattern": r"^([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+|.*\{\{.*)$",
+                     "errorMessage": "must be owner/name (or a template)"}
+_NAME_OR_TEMPLATE = {"type": "string", "pattern": r"^([A-Za-z0-9_.-]+|.*\{\{.*)$",
+                     "errorMessage": "must be a GitHub name (letters, digits and _ . -) or a template"}
+_GITHUB_STEPLINE = {
     "type": "object",
-    "description": "The workflow to dispatch and how to follow it.",
+    "title": "Stepline's shape",
     "required": ["repo", "workflowId"],
     "properties": {
-        "repo": {"type": "string", "pattern": r"^([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+|.*\{\{.*)$",
-                 "errorMessage": "must be owner/name (or a template)"},
+        "repo": _REPO_OR_TEMPLATE,
         "workflowId": {"type": ["string", "integer"], "minLength": 1,
                        "description": "The workflow file name (deploy.yml) or its numeric id."},
         "ref": {"type": "string", "minLength": 1, "default": "main"},
@@ -421,20 +424,47 @@ _GITHUB_DISPATCH = {
                          "description": "Follow the run until it completes; FAILED unless it concludes success."},
     },
 }
+_GITHUB_PORT = {
+    "type": "object",
+    "title": "Port's shape",
+    "required": ["org", "repo", "workflow"],
+    "properties": {
+        "org": _NAME_OR_TEMPLATE,
+        "repo": _NAME_OR_TEMPLATE,
+        "workflow": {"type": ["string", "integer"], "minLength": 1, "description": "The workflow file name or id."},
+        "ref": {"type": "string", "minLength": 1, "default": "main"},
+        "workflowInputs": {"type": "object", "description": "The workflow's inputs."},
+        "reportWorkflowStatus": {"type": "boolean", "default": False},
+    },
+}
+_GITHUB_DISPATCH = {
+    "description": "The workflow to dispatch and how to follow it: Port's `{org, repo, workflow, workflowInputs, "
+    "reportWorkflowStatus}` or Stepline's `{repo: owner/name, workflowId, inputs, reportStatus}`.",
+    "anyOf": [_GITHUB_PORT, _GITHUB_STEPLINE],
+    "errorMessage": "must be {org, repo, workflow} (Port) or {repo: owner/name, workflowId} (Stepline)",
+}
+GITHUB_PROVIDERS = ("GITHUB", "github-ocean")
 
 INTEGRATION_ACTION = _config(
     "INTEGRATION_ACTION",
-    "Runs an integration's action. `GITHUB`: dispatches a GitHub Actions workflow with the token in "
-    "the secret `tokenSecret`; output `{dispatched, repo, workflowId, ref}`, or with `reportStatus` "
-    "`{runId, htmlUrl, status, conclusion}` once the run completes.",
+    "Runs an integration's action. `GITHUB` (or `github-ocean`): dispatches a GitHub Actions workflow with "
+    "the token in the secret `tokenSecret` (default: the executor's configured GitHub token secret); output "
+    "`{dispatched, repo, workflowId, ref}`, or with `reportWorkflowStatus` `{runId, htmlUrl, status, "
+    "conclusion}` once the run completes. Any other provider is an Ocean integration served by integration "
+    "workers (Port's worker API).",
     {
-        "integrationProvider": {"enum": ["GITHUB"]},
-        "integrationActionExecutionProperties": _GITHUB_DISPATCH,
-        "tokenSecret": {"type": "string", "minLength": 1, "description": "The name of the secret holding the token."},
-        "installationId": {"type": "string", "description": "Port's field; not used by Stepline."},
-        "integrationInvocationType": {"type": "string", "description": "Port's field; not used by Stepline."},
+        "integrationProvider": {"type": "string", "minLength": 1},
+        "integrationActionExecutionProperties": {"type": "object"},
+        "tokenSecret": {"type": "string", "minLength": 1,
+                        "description": "Stepline extension: the name of the secret holding the token."},
+        "installationId": {"type": "string", "description": "The integration installation."},
+        "integrationIdentifier": {"type": "string"},
+        "integrationInvocationType": {"type": "string", "description": "e.g. `dispatch_workflow`, `sync_skill`."},
     },
-    required=["integrationProvider", "integrationActionExecutionProperties", "tokenSecret"],
+    required=["integrationProvider", "integrationActionExecutionProperties"],
+    allOf=[{"if": {"properties": {"integrationProvider": {"enum": list(GITHUB_PROVIDERS)}},
+                   "required": ["integrationProvider"]},
+            "then": {"properties": {"integrationActionExecutionProperties": _GITHUB_DISPATCH}}}],
 )
 
 NODE_TYPE_SCHEMAS: dict[str, dict[str, Any]] = {
@@ -458,6 +488,14 @@ NODE_TYPE_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
+NOT_YET: dict[str, str] = {
+    kind: f"Port's {kind} node (an LLM call) is not supported by Stepline yet; until it is, "
+    "a TRANSFORM returning {response} can stand in for it"
+    for kind in ("AI", "AI_AGENT")
+}
+"""Port node types that Stepline refuses with a message of their own."""
+
+
 def known_node_types() -> list[str]:
     return sorted(NODE_TYPE_SCHEMAS)
 
@@ -473,6 +511,8 @@ def config_issues(config: Any, pointer: str = "") -> list[Issue]:
     if not isinstance(config, dict):
         return [Issue(pointer, "config must be an object")]
     node_type = config.get("type")
+    if node_type in NOT_YET:
+        return [Issue(jp.join(pointer, "type"), NOT_YET[node_type])]
     if not isinstance(node_type, str) or node_type not in NODE_TYPE_SCHEMAS:
         known = ", ".join(known_node_types())
         what = "config.type is required" if node_type is None else f"unknown node type {node_type!r}"

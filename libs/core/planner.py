@@ -40,6 +40,8 @@ class RetryTimer:
     node_id: str
     attempt: int
     due_at: float
+    reason: str | None = None
+    """The error of the attempt that failed."""
 
 
 @dataclass(frozen=True)
@@ -220,7 +222,7 @@ def _fail(workflow: Workflow, decision: Decision, outcome: Outcome, now: float) 
     if can_retry and not run.terminating and not run.cancel_requested and node.retry is not None:
         _move(run, node.identifier, NodeProgress(state="RETRY_WAIT", attempt=outcome.attempt))
         delay = node.retry.delay_before(outcome.attempt + 1)
-        decision.timers.append(RetryTimer(node.identifier, outcome.attempt + 1, now + delay))
+        decision.timers.append(RetryTimer(node.identifier, outcome.attempt + 1, now + delay, outcome.error))
         return
     handled = node.continues_on_failure or _has_error_branch(workflow, node)
     _move(run, node.identifier, NodeProgress(

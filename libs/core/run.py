@@ -134,6 +134,10 @@ class Run(_Record):
     completed_at: float | None = None
     check_at: float = 0.0
     """When the sweeper should next reconcile this run if nothing else touches it."""
+    event_seq: int = 0
+    """How many run events (`stepline.run-events.v1`) its state changes have produced so far."""
+    node_started_at: dict[str, float] = Field(default_factory=dict)
+    """When each node's current attempt was dispatched (the start of its `durationMs`)."""
 
 
 class LogEntry(_Record):

@@ -18,6 +18,8 @@ class LimitSettings(BaseModel):
     """Child runs one run's SUB_WORKFLOW and FOREACH nodes may start, all nodes together."""
     max_child_runs_per_root_run: int = Field(default=10_000, ge=1)
     """Child runs in the whole tree under one top-level run (a workflow that starts itself)."""
+    max_run_depth: int = Field(default=10, ge=1, le=100)
+    """How deep child runs (SUB_WORKFLOW, FOREACH of a workflow) may nest under a top-level run."""
     max_output_bytes: int = Field(default=MIB, ge=1)
     max_run_variables_bytes: int = Field(default=16 * MIB, ge=1)
     """A run's inputs, trigger output and node outputs together, as node templates see them."""
@@ -43,7 +45,7 @@ class LimitSettings(BaseModel):
             max_nodes_per_definition=self.max_nodes_per_definition, max_definition_bytes=self.max_definition_bytes,
             max_foreach_items=self.max_foreach_items, max_foreach_concurrency=self.max_foreach_concurrency,
             max_child_runs_per_run=self.max_child_runs_per_run,
-            max_child_runs_per_root_run=self.max_child_runs_per_root_run,
+            max_child_runs_per_root_run=self.max_child_runs_per_root_run, max_run_depth=self.max_run_depth,
             max_output_bytes=self.max_output_bytes, max_run_variables_bytes=self.max_run_variables_bytes,
             max_log_entries_per_node_run=self.max_log_entries_per_node_run,
             max_log_bytes_per_node_run=self.max_log_bytes_per_node_run, kafka_topics_allow=topics)

@@ -29,6 +29,8 @@ class ExecutorSettings(CommonSettings):
     # INTEGRATION_ACTION with `integrationProvider: "GITHUB"`.
     github_api_url: str = "https://api.github.com"
     """The REST API base (GitHub Enterprise Server: `https://HOST/api/v3`)."""
+    github_token_secret: str = "GITHUB_TOKEN"
+    """The secret holding the GitHub token of INTEGRATION_ACTION nodes without `tokenSecret` (Port's)."""
     github_poll_seconds: float = Field(default=5.0, gt=0)
     """How often a `reportStatus` node polls its workflow run."""
     github_return_run_details: bool = True

@@ -33,7 +33,7 @@ class Notifier:
         event = envelope.message()
         fold(self.stats, event)
         if isinstance(event, NOTIFIED):
-            workflow = await self.definitions.get(event.workflow, event.version)
+            workflow = await self.definitions.get(event.workflow_key, event.version)
             if workflow.notificationUrl:
                 await self.notify(workflow.notificationUrl, envelope)
 

@@ -21,8 +21,8 @@ class WorkflowStats:
 
 def fold(stats: dict[str, WorkflowStats], event: v1.Message) -> None:
     if isinstance(event, v1.RunStarted):
-        stats.setdefault(event.workflow, WorkflowStats()).started += 1
+        stats.setdefault(event.workflow_key, WorkflowStats()).started += 1
     elif isinstance(event, v1.RunCompleted):
-        stats.setdefault(event.workflow, WorkflowStats()).completed[event.result] += 1
+        stats.setdefault(event.workflow_key, WorkflowStats()).completed[event.result] += 1
     elif isinstance(event, v1.NodeRunCompleted) and event.result == "FAILED":
-        stats.setdefault(event.workflow, WorkflowStats()).node_failures += 1
+        stats.setdefault(event.workflow_key, WorkflowStats()).node_failures += 1

@@ -78,7 +78,6 @@ async def admit(scheduler: Scheduler, run_id: str) -> None:
         decision = await start_decision(scheduler, workflow, run)
         if await scheduler.save_and_carry_out(workflow, run, decision):
             await scheduler.store.insert_node_run(records.trigger_node_run(workflow, decision.run))
-            await scheduler.publish_event(records.run_started_event(decision.run))
             return
     raise ConcurrentUpdateError(f"run {run_id} kept changing while admitting it")
 

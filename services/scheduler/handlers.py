@@ -22,6 +22,7 @@ from libs.core.run import NodeRun, Run, TriggerInfo, node_run_key
 from libs.store.definitions import DefinitionCache
 from libs.store.ports import Store, Timer
 from services.scheduler import children, control, records, waits
+from services.scheduler import events as run_events
 from services.scheduler.admission import Admission
 from services.scheduler.run_cache import RunCache
 from services.scheduler.completion import complete_waiting_node, time_out_node
@@ -69,6 +70,27 @@ class Scheduler:
 
     async def start_run(self, msg: v1.StartRun) -> None:
         workflow = await self.definitions.get(msg.workflow, msg.version)
+        pending = self._pending(workflow, msg)
+        limit = workflow.concurrencyLimit
+        if limit is not None:
+            admitted = await self.admission.request(workflow.identifier, msg.run_id, limit)
+            await control.admit_others(self, admitted, but=msg.run_id)
+            if msg.run_id not in admitted:
+                await self._queue(workflow, pending, limit)
+                return
+        decision = await control.start_decision(self, workflow, pending)
+        events = run_events.stamp(workflow, None, decision, self.clock())
+        stored, inserted = await self._insert(workflow, decision.run, limit)
+        if stored.queued:
+            return
+        await self.store.insert_node_run(records.trigger_node_run(workflow, stored))
+        if not inserted:
+            await self.ensure_dispatched(workflow, stored)
+            return
+        await self.carry_out(workflow, stored, decision, events)
+
+    def _pending(self, workflow: Workflow, msg: v1.StartRun) -> Run:
+        """The run `msg` asks for, as stored while it waits for a concurrency slot."""
         now = self.clock()
         t = msg.trigger
         pending = planner.queued_run(
@@ -77,25 +99,16 @@ class Scheduler:
             idempotency_key=msg.idempotency_key).model_copy(
             update={"rerun_of": msg.rerun_of, "rerun_from": msg.rerun_from, "check_at": now + self.stale_seconds})
         children.link_parent(pending, msg)
-        limit = workflow.concurrencyLimit
-        if limit is not None:
-            admitted = await self.admission.request(workflow.identifier, msg.run_id, limit)
-            await control.admit_others(self, admitted, but=msg.run_id)
-            if msg.run_id not in admitted:
-                stored, _ = await self._insert(workflow, pending, limit)
-                if stored.id == msg.run_id and not stored.queued:  # a redelivery: admitted meanwhile
-                    await self.ensure_dispatched(workflow, stored)
-                return
-        decision = await control.start_decision(self, workflow, pending)
-        stored, inserted = await self._insert(workflow, decision.run, limit)
-        if stored.queued:
-            return
-        await self.store.insert_node_run(records.trigger_node_run(workflow, stored))
-        if not inserted:
+        return pending
+
+    async def _queue(self, workflow: Workflow, pending: Run, limit: int) -> None:
+        """Store a run that got no slot (`run.queued`)."""
+        events = run_events.stamp(workflow, None, planner.Decision(run=pending), self.clock())
+        stored, inserted = await self._insert(workflow, pending, limit)
+        if inserted:
+            await self.publish_events(events)
+        elif stored.id == pending.id and not stored.queued:  # a redelivery: admitted meanwhile
             await self.ensure_dispatched(workflow, stored)
-            return
-        await self.publish_event(records.run_started_event(stored))
-        await self.carry_out(workflow, stored, decision)
 
     async def _insert(self, workflow: Workflow, run: Run, limit: int | None) -> tuple[Run, bool]:
         """Insert-if-absent; when an earlier run holds the idempotency key, give back the slot (or
@@ -150,28 +163,29 @@ class Scheduler:
 
     async def save_and_carry_out(self, workflow: Workflow, run: Run, decision: planner.Decision) -> bool:
         """False when another writer got there first (the caller reloads and decides again)."""
-        decision.run.check_at = self.clock() + self.stale_seconds
+        now = self.clock()
+        decision.run.check_at = now + self.stale_seconds
+        events = run_events.stamp(workflow, run, decision, now)
         try:
             stored = await self.store.update_run(decision.run, expected_seq=run.seq)
         except ConcurrentUpdateError:
             self.runs.forget(run.id)
             return False
         self.runs.put(stored)
-        await self.carry_out(workflow, stored, decision)
+        await self.carry_out(workflow, stored, decision, events)
         return True
 
-    async def carry_out(self, workflow: Workflow, run: Run, decision: planner.Decision) -> None:
-        """Effects of a saved decision: node runs, ExecuteNode, timers, events."""
+    async def carry_out(self, workflow: Workflow, run: Run, decision: planner.Decision,
+                        events: list[v1.RunEvent]) -> None:
+        """Effects of a saved decision: node runs, ExecuteNode, timers, the change's run events."""
         now = self.clock()
         for d in decision.dispatch:
             await self.dispatch(workflow, run, d.node_id, d.attempt, now)
         for timer in [retry_timer(run.id, t) for t in decision.timers] + [timeout_timer(run.id, t) for t in decision.timeouts]:
             await self.store.put_timer(timer)
             self.wake_at(timer)
-        for node_id in decision.finished:
-            await self.publish_event(records.node_completed_event(run, node_id))
+        await self.publish_events(events)
         if decision.run_completed:
-            await self.publish_event(records.run_completed_event(run))
             await children.on_run_completed(self, run)
             if workflow.concurrencyLimit is not None:
                 admitted = await self.admission.release(workflow.identifier, run.id, workflow.concurrencyLimit)
@@ -247,8 +261,10 @@ class Scheduler:
             task.cancel()
         await asyncio.gather(*self.wakeups, return_exceptions=True)
 
-    async def publish_event(self, event: v1.Message) -> None:
-        await self.bus.publish(topics.RUN_EVENTS, wrap(event, source=SOURCE))
+    async def publish_events(self, events: list[v1.RunEvent]) -> None:
+        """The one path onto `stepline.run-events.v1` (ids `<runId>/<seq>`, see events.py)."""
+        for event in events:
+            await self.bus.publish(topics.RUN_EVENTS, wrap(event, source=SOURCE))
 
 
 def retry_timer(run_id: str, t: planner.RetryTimer) -> Timer:

@@ -58,27 +58,3 @@ def inline_context(run: Run) -> v1.RunContext | None:
 def outcome_of(msg: v1.NodeResult) -> Outcome:
     return Outcome(node_id=msg.node_id, attempt=msg.attempt, result=msg.result, output=msg.output,
                    error=msg.error, retryable=msg.retryable, waiting=msg.waiting, branch=msg.branch)
-
-
-def node_completed_event(run: Run, node_id: str) -> v1.NodeRunCompleted:
-    progress = run.nodes[node_id]
-    key = node_run_key(run.id, node_id, progress.attempt)
-    result = "SUCCESS" if progress.state == "SUCCEEDED" else "CANCELLED" if progress.state == "CANCELLED" else "FAILED"
-    error = None
-    output = run.outputs.get(node_id)
-    if result == "FAILED" and isinstance(output, dict) and isinstance(output.get("error"), dict):
-        error = str(output["error"].get("message"))
-    return v1.NodeRunCompleted(run_id=run.id, workflow=run.workflow, node_id=node_id,
-                               attempt=progress.attempt, node_run_id=node_run_id(key),
-                               result=result, error=error)
-
-
-def run_completed_event(run: Run) -> v1.RunCompleted:
-    return v1.RunCompleted(run_id=run.id, workflow=run.workflow, version=run.version,
-                           result=run.result or "FAILED", error=run.error)
-
-
-def run_started_event(run: Run) -> v1.RunStarted:
-    t = run.trigger
-    return v1.RunStarted(run_id=run.id, workflow=run.workflow, version=run.version,
-                         trigger=v1.TriggerContext(type=t.type, by=t.by, at=t.at, node=t.node))

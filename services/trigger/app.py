@@ -27,6 +27,7 @@ from services.trigger.errors import install_error_handlers
 from services.trigger.http_hygiene import HttpHygieneMiddleware
 from services.trigger.publishing import SOURCE
 from services.trigger.responses import ApiJSONResponse
+from services.trigger.run_waiters import RunWaiters
 from services.trigger.settings import TriggerSettings
 
 DESCRIPTION = "Port-compatible workflow API of Stepline. Errors are `{ok: false, error, message, details}`."
@@ -42,7 +43,9 @@ ROUTERS: tuple[APIRouter, ...] = (
 
 
 def build_app(settings: TriggerSettings, store: Store, bus: Bus, *,
-              clock: Callable[[], float] = time.time) -> FastAPI:
+              clock: Callable[[], float] = time.time, waiters: RunWaiters | None = None) -> FastAPI:
+    """`waiters` is what the trigger workers feed with run completions (build_trigger_workers); without
+    it long polls re-read the run every second."""
     app = FastAPI(title="Stepline", version="1", description=DESCRIPTION,
                   default_response_class=ApiJSONResponse, dependencies=[Depends(authorize)],
                   redirect_slashes=False, docs_url="/docs" if settings.api_docs else None, redoc_url=None)
@@ -50,6 +53,7 @@ def build_app(settings: TriggerSettings, store: Store, bus: Bus, *,
     keys = ApiKeys(store, clock=clock)
     app.state.context = ApiContext(settings=settings, store=store, bus=bus, clock=clock,
                                    definitions=DefinitionCache(store), keys=keys,
+                                   waiters=waiters or RunWaiters(limit=settings.max_waiters),
                                    workspaces=Workspaces(store, clock=clock), secrets=app.state.secrets,
                                    callbacks=CallbackTokens.from_setting(settings.secrets_key),
                                    audit_log=AuditLog(store, clock=clock, publish=bus_publisher(bus, source=SOURCE)))

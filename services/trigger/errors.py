@@ -13,6 +13,7 @@
 | ConflictError                            | 409    | conflict                                 |
 | ForbiddenError                           | 403    | forbidden                                |
 | UnauthorizedError, no/bad API key (authn.py) | 401 | unauthorized                             |
+| TooManyRequestsError (too many long polls) | 429 | too_many_requests                        |
 | body over the limit (body_limit.py)      | 413    | payload_too_large                        |
 | retryable store / bus failure            | 503    | store_unavailable / bus_error / ...      |
 | anything else                            | 500    | internal_error (generic message, logged) |
@@ -63,6 +64,12 @@ class RequestInvalidError(SteplineError):
         return [i.as_dict() for i in self.issues]
 
 
+class TooManyRequestsError(SteplineError):
+    """A bounded resource of this replica is full (e.g. long polls); retry later."""
+
+    code = "too_many_requests"
+
+
 def invalid(pointer: str, message: str) -> RequestInvalidError:
     return RequestInvalidError([Issue(pointer, message)])
 
@@ -94,6 +101,7 @@ def error_response(status: int, code: str, message: str, details: Sequence[dict[
 _CLIENT_STATUS: tuple[tuple[type[SteplineError], int], ...] = (
     (DefinitionError, 422), (InputError, 422), (RequestInvalidError, 422), (TemplateError, 422),
     (NotFoundError, 404), (ConflictError, 409), (ForbiddenError, 403), (UnauthorizedError, 401),
+    (TooManyRequestsError, 429),
 )
 
 

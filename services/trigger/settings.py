@@ -26,5 +26,7 @@ class TriggerSettings(CommonSettings):
     """A tick found at most this late is on time; older ones were missed (`missedTicks`)."""
     schedule_retry_seconds: float = Field(default=10.0, gt=0)
     """A claimed tick whose run start was not confirmed after this long is published again."""
+    max_waiters: int = Field(default=1000, ge=0)
+    """Requests that may wait (`?wait=`) for a run at once, per API replica; one more gets 429."""
     queue_reconcile_seconds: float = Field(default=1.0, gt=0)
     """How often the trigger workers subscribe to the topics of new QUEUE_TRIGGER nodes."""

@@ -1,4 +1,5 @@
-"""Polling the store: for the scheduler to accept a run, and for a run to complete (long poll)."""
+"""Polling the store: for the scheduler to accept a run, and for a cancel to be recorded (short waits,
+bounded by the accept timeout). Long polls for a run's completion are woken by events (run_waiters.py)."""
 
 from __future__ import annotations
 
@@ -52,8 +53,3 @@ async def wait_for_run(store: RunStore, run_id: str, done: Callable[[Run], bool]
         if done(run) or remaining <= 0:
             return run
         await asyncio.sleep(min(COMPLETION_POLL_SECONDS, remaining))
-
-
-async def wait_for_completion(store: RunStore, run_id: str, timeout: float) -> Run:
-    """The run as soon as it is COMPLETED, or as it is when `timeout` seconds pass."""
-    return await wait_for_run(store, run_id, lambda run: run.status == "COMPLETED", timeout)

@@ -8,19 +8,25 @@ import time
 from collections.abc import Callable
 
 from libs.bus.ports import Bus
-from libs.runtime.service import Service
+from libs.contracts import topics
+from libs.runtime.service import Service, Subscription
 from libs.store.ports import Store
 from services.trigger.event_triggers import event_trigger_subscription
 from services.trigger.queues import queue_loop
 from services.trigger.schedules import schedule_loop
+from services.trigger.run_waiters import WAITERS_GROUP, RunWaiters
 from services.trigger.settings import TriggerSettings
 
 GROUP = "stepline-trigger"
 
 
 def build_trigger_workers(settings: TriggerSettings, store: Store, bus: Bus, *,
-                          clock: Callable[[], float] = time.time) -> Service:
+                          clock: Callable[[], float] = time.time, waiters: RunWaiters | None = None) -> Service:
+    """With `waiters` (the API's), run completions wake its long polls."""
     service = Service(name="trigger")
+    if waiters is not None:
+        service.subscriptions.append(Subscription(topics.RUN_EVENTS, f"{WAITERS_GROUP}-{settings.instance_id}",
+                                                  waiters.handle))
     service.subscriptions.append(event_trigger_subscription(settings, store, bus, group=GROUP, clock=clock))
     service.loops.append(schedule_loop(settings, store, bus, clock=clock))
     service.loops.append(queue_loop(settings, store, bus, clock=clock))

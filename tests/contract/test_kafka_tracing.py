@@ -53,8 +53,9 @@ async def test_publish_and_handling_are_linked_spans(kafka_broker: KafkaBroker, 
     async def on_command(envelope: Envelope) -> None:
         if envelope.subject == run_id:
             seen["handler_traceparent"] = current.get()
-            await bus.publish(topics.RUN_EVENTS, wrap(v1.RunCompleted(run_id=run_id, workflow="w", version=1,
-                                                                      result="SUCCESS"), source="test"))
+            await bus.publish(topics.RUN_EVENTS, wrap(v1.RunCompleted(
+                run_id=run_id, seq=1, at="2026-01-01T00:00:00.000Z", workflow="w", version=1, result="SUCCESS",
+                duration_ms=5), source="test"))
             done.set()
 
     bus.subscribe(topics.RUN_COMMANDS, f"tracing-{uuid.uuid4().hex[:8]}", on_command)

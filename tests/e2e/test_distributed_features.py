@@ -361,3 +361,24 @@ async def test_keys_workspaces_callback_tokens_and_the_audit_topic(api: httpx.As
         assert all(by_id.get(r["id"]) == r["hash"] for r in records), "each published record is the stored one"
     finally:
         await audit.stop()
+
+
+# ---- 6. untrusted expressions cost only their own run ------------------------------------------------
+
+async def test_runaway_expressions_fail_their_node_and_no_service_dies(api: httpx.AsyncClient,
+                                                                       stepline: Stepline) -> None:
+    """A never-ending jq program and two that exhaust memory, run by the executor processes: each node
+    fails with the clear, non-retryable error naming its field; an ordinary run completes meanwhile."""
+    runaway = ["def f: f; f", "[range(1e9)] | length", "[limit(1e8; repeat(1))] | length"]
+    for index, expression in enumerate(runaway):
+        await create(api, chain(f"dx-runaway-{index}", node("bad", {"type": "TRANSFORM", "expression": expression})))
+    await create(api, chain("dx-fine", node("ok", {"type": "TRANSFORM", "expression": "1 + 1"})))
+    bad = [await start(api, f"dx-runaway-{index}") for index in range(len(runaway))]
+    fine = await start(api, "dx-fine")
+    assert (await finished(api, fine["identifier"]))["variables"]["outputs"]["ok"] == 2
+    for run in bad:
+        done = await finished(api, run["identifier"])
+        attempts = node_runs(done, "bad")
+        assert done["result"] == "FAILED" and len(attempts) == 1, done
+        assert attempts[0]["error"].startswith("expression at /nodes/1/config/expression exceeded"), attempts[0]
+    assert not stepline.dead()

@@ -262,6 +262,21 @@ async def test_sub_workflow_recursion_stops_at_the_depth_limit(api: httpx.AsyncC
     assert "nest at most 10 levels deep" in node_runs(run, "sub")[0]["error"]
 
 
+async def test_the_depth_limit_is_a_setting(tmp_path: Path) -> None:
+    from stepline.embedded import Engine
+    from stepline.settings import EmbeddedSettings
+
+    engine = Engine(EmbeddedSettings(data_dir=tmp_path / "shallow", max_run_depth=2))
+    await engine.start()
+    try:
+        async with engine_client(engine) as api:
+            await create(api, chain("ouroboros", node("sub", {"type": "SUB_WORKFLOW", "workflowIdentifier": "ouroboros"})))
+            run = await wait_run(api, await start(api, "ouroboros"))
+    finally:
+        await engine.stop()
+    assert "nest at most 2 levels deep" in node_runs(run, "sub")[0]["error"]
+
+
 async def test_cancelling_the_parent_cancels_its_child_run(api: httpx.AsyncClient) -> None:
     await create(api, approval_workflow("waiting-child"))
     await create(api, chain("cancelled-parent", node("sub", {"type": "SUB_WORKFLOW", "workflowIdentifier": "waiting-child"})))

@@ -10,7 +10,7 @@ from typing import Any
 
 from libs.access.secret_scope import current_workspace
 from libs.access.workspaces import public, scoped
-from libs.core.child_runs import KIND, MAX_DEPTH, ChildBatch, resolve_version
+from libs.core.child_runs import KIND, ChildBatch, resolve_version
 from libs.core.errors import ActionError, InputError, NotFoundError
 from libs.core.inputs import validate_inputs
 from libs.core.limits import Limits
@@ -38,11 +38,13 @@ class ChildRuns:
         self.clock = clock
         self.definitions = DefinitionCache(store)
         self.quota = ChildQuota(store, clock, limits)
+        self.max_depth = limits.max_run_depth
 
     async def parent(self, data: ActionInput) -> Run:
         parent = await self.store.get_run(data.run_id)
-        if parent.depth + 1 > MAX_DEPTH:
-            raise ActionError(f"child runs nest at most {MAX_DEPTH} levels deep; run {parent.id} is at depth "
+        if parent.depth + 1 > self.max_depth:
+            raise ActionError(f"child runs nest at most {self.max_depth} levels deep (STEPLINE_MAX_RUN_DEPTH); "
+                              f"run {parent.id} is at depth "
                               f"{parent.depth} (does a workflow start itself?)")
         return parent
 

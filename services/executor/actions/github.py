@@ -51,6 +51,7 @@ class Dispatch:
         where = "config.integrationActionExecutionProperties"
         if not isinstance(props, dict):
             raise ActionError(f"{where} must be an object")
+        props = stepline_shape(props)
         repo, workflow_id, ref = props.get("repo"), props.get("workflowId"), props.get("ref") or "main"
         inputs = props.get("inputs") or {}
         if not isinstance(repo, str) or not _REPO.fullmatch(repo) or any(p in (".", "..") for p in repo.split("/")):
@@ -72,6 +73,18 @@ class Dispatch:
     @property
     def workflow_path(self) -> str:
         return f"{self.repo_path}/actions/workflows/{quote(self.workflow_id, safe='')}"
+
+
+def stepline_shape(props: dict[str, Any]) -> dict[str, Any]:
+    """Port's `{org, repo, workflow, workflowInputs, reportWorkflowStatus}` as Stepline's
+    `{repo: org/repo, workflowId, inputs, reportStatus}`; Stepline's shape is returned as it is."""
+    if "workflow" not in props or "workflowId" in props:
+        return props
+    repo = props.get("repo")
+    org = props.get("org")
+    return {"repo": f"{org}/{repo}" if isinstance(org, str) and isinstance(repo, str) else repo,
+            "workflowId": props.get("workflow"), "ref": props.get("ref"),
+            "inputs": props.get("workflowInputs"), "reportStatus": props.get("reportWorkflowStatus")}
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
-"""INTEGRATION_ACTION: run an action of an outside integration. Provider `GITHUB` dispatches a GitHub
-Actions workflow (services/executor/actions/github.py) with the token held in the secret named by
-`tokenSecret`.
+"""INTEGRATION_ACTION: run an action of an outside integration. Provider `GITHUB` (or `github-ocean`)
+dispatches a GitHub Actions workflow (services/executor/actions/github.py) with the token held in the
+secret named by `tokenSecret`, or, for Port's nodes (which name an installed integration instead), in
+the secret the executor's `github_token_secret` setting names (default `GITHUB_TOKEN`). Port's
+`{org, repo, workflow, workflowInputs, reportWorkflowStatus}` and Stepline's shape are both accepted.
 
 Without `reportStatus` the output is `{dispatched, repo, workflowId, ref}`; with it, the node follows
 the workflow run and its output is `{runId, htmlUrl, status, conclusion}` (FAILED unless the
@@ -21,7 +23,7 @@ from services.executor.actions.base import ActionInput, ActionResult
 from services.executor.actions.github import Dispatch, GitHubApi, GitHubConfig, GitHubWorkflows
 from services.executor.settings import ExecutorSettings
 
-PROVIDERS = ("GITHUB",)
+PROVIDERS = ("GITHUB", "github-ocean")
 _TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
@@ -34,15 +36,17 @@ class IntegrationAction:
         self.github = GitHubConfig(base_url=settings.github_api_url, poll_seconds=settings.github_poll_seconds,
                                    return_run_details=settings.github_return_run_details)
         self.clock = clock
+        self.token_secret = settings.github_token_secret
 
     async def execute(self, data: ActionInput) -> ActionResult:
         cfg = data.config
         provider = cfg.get("integrationProvider")
         if provider not in PROVIDERS:
-            raise ActionError(f"config.integrationProvider {provider!r} is not supported; supported: "
-                              + ", ".join(PROVIDERS))
+            raise ActionError(f"config.integrationProvider {provider!r} is an Ocean integration, served by "
+                              "integration workers (Port's claim-pending API), which Stepline does not offer yet; "
+                              "Stepline runs " + ", ".join(PROVIDERS) + " itself")
         dispatch = Dispatch.of(cfg.get("integrationActionExecutionProperties"))
-        token = await self._token(cfg.get("tokenSecret"))
+        token = await self._token(cfg.get("tokenSecret") or self.token_secret)
         workflows = GitHubWorkflows(GitHubApi(self.client, self.github.base_url, token), self.github, clock=self.clock)
         return ActionResult(output=await workflows.run(dispatch))
 
@@ -54,7 +58,8 @@ class IntegrationAction:
         except SteplineError as exc:
             raise ActionError(f"reading secret {name!r} failed: {exc.message}", retryable=exc.retryable) from None
         if token is None:
-            raise ActionError(f"secret {name!r} (config.tokenSecret) does not exist")
+            raise ActionError(f"secret {name!r} (config.tokenSecret, or the executor's GitHub token secret) "
+                              "does not exist")
         token = token.strip()
         if not _TOKEN.fullmatch(token):
             raise ActionError(f"secret {name!r} (config.tokenSecret) does not hold a usable token")

@@ -90,7 +90,7 @@ def entity_patch(config: dict[str, Any], generated_identifier: str) -> tuple[str
         identifier = generated_identifier
     elif not is_entity_identifier(identifier):
         raise _bad("mapping.identifier", "an entity identifier (letters, digits, @ _ . + : / = -)", identifier)
-    properties = mapping.get("properties")
+    properties = mapping.get("properties", {})  # Port: optional (a mapping may set only `team`)
     if not isinstance(properties, dict):
         raise _bad("mapping.properties", "an object", properties)
     relations = mapping.get("relations")

@@ -17,6 +17,7 @@ from libs.secrets.vault import SecretVault
 from libs.store.definitions import DefinitionCache
 from libs.store.ports import Store
 from services.trigger.authz import principal_of
+from services.trigger.run_waiters import RunWaiters
 from services.trigger.settings import TriggerSettings
 from services.trigger.starting import RunStarter
 
@@ -33,9 +34,10 @@ class ApiContext:
     definitions: DefinitionCache
     keys: ApiKeys
     workspaces: Workspaces
+    waiters: RunWaiters
+    """Long polls, woken by run completions (run_waiters.py)."""
     secrets: SecretVault | None = None
     """None when the service has no secrets key."""
-
     callbacks: CallbackTokens | None = None
     """Checks the callback tokens asynchronous WEBHOOKs hand out; None without a secrets key."""
     audit_log: AuditSink | None = None

@@ -20,7 +20,6 @@ from services.trigger.errors import invalid
 from services.trigger.responses import ApiJSONResponse
 from services.trigger.starting import StartOutcome, StartRequest
 from services.trigger.strict_json import StrictJsonRoute
-from services.trigger.waiting import wait_for_completion
 
 router = APIRouter(prefix="/v1/workflows", tags=["runs"], route_class=StrictJsonRoute)
 
@@ -104,6 +103,6 @@ async def get_run(ctx: Context, caller: Caller, run_id: Annotated[str, Path()],
     """A run with its node runs. With `wait`, returns as soon as the run is COMPLETED or when
     `wait` seconds have passed."""
     await scope.run_of(ctx, caller, run_id)
-    run = await wait_for_completion(ctx.store, run_id, wait)
+    run = await ctx.waiters.wait_for_completion(ctx.store, run_id, wait)
     node_runs = await ctx.store.list_node_runs(run.id)
     return {"ok": True, "workflowRun": presenters.run(run, node_runs)}

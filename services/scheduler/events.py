@@ -1,0 +1,97 @@
+"""The run events of one state change (docs/events.md), pure.
+
+`stamp` runs before the store write of a decision: it numbers the change's events after the run's
+earlier ones (`Run.event_seq`) and records when each dispatched attempt started, both in the run
+document that is written, so a decision re-made after a lost race numbers its events the same way and
+an event's id `<runId>/<seq>` names one state change for good.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from libs.access.workspaces import split
+from libs.contracts import v1
+from libs.core.definition import Workflow
+from libs.core.instants import to_iso
+from libs.core.planner import Decision
+from libs.core.run import Run, node_run_id, node_run_key
+
+Draft = tuple[type[v1.RunEvent], dict[str, Any]]
+
+
+def stamp(workflow: Workflow, before: Run | None, decision: Decision, now: float) -> list[v1.RunEvent]:
+    """The events from `before` (None: a run being inserted) to `decision.run`, which it stamps."""
+    run = decision.run
+    run.node_started_at = {**run.node_started_at, **{d.node_id: now for d in decision.dispatch}}
+    drafts = [*_opening(before, run), *_finished(run, decision, now), *_waiting(before, run),
+              *_retrying(run, decision), *_started(workflow, run, decision), *_closing(run, decision)]
+    first = run.event_seq + 1
+    run.event_seq += len(drafts)
+    common = _common(run, now)
+    return [model(**common, **fields, seq=first + i) for i, (model, fields) in enumerate(drafts)]
+
+
+def _common(run: Run, now: float) -> dict[str, Any]:
+    workspace, workflow = split(run.workflow)
+    return {"run_id": run.id, "workflow": workflow, "workspace": workspace, "version": run.version,
+            "at": to_iso(now)}
+
+
+def _opening(before: Run | None, run: Run) -> Iterator[Draft]:
+    t = run.trigger
+    trigger = v1.EventTrigger(type=t.type, by=t.by, at=to_iso(t.at) if t.at else None, node=t.node)
+    if before is None and run.queued:
+        yield v1.RunQueued, {"trigger": trigger}
+    elif (before is None or before.queued) and not run.queued and run.nodes:
+        yield v1.RunStarted, {"trigger": trigger}
+
+
+def _node(run: Run, node_id: str, attempt: int) -> dict[str, Any]:
+    return {"node_id": node_id, "attempt": attempt, "node_run_id": node_run_id(node_run_key(run.id, node_id, attempt))}
+
+
+def _finished(run: Run, decision: Decision, now: float) -> Iterator[Draft]:
+    for node_id in decision.finished:
+        progress = run.nodes[node_id]
+        result = {"SUCCEEDED": "SUCCESS", "CANCELLED": "CANCELLED"}.get(progress.state, "FAILED")
+        started = run.node_started_at.get(node_id, now)
+        yield v1.NodeRunCompleted, {**_node(run, node_id, progress.attempt), "result": result,
+                                    "error": _error(run, node_id) if result == "FAILED" else None,
+                                    "duration_ms": _ms(now - started)}
+
+
+def _error(run: Run, node_id: str) -> str | None:
+    output = run.outputs.get(node_id)
+    if isinstance(output, dict) and isinstance(output.get("error"), dict):
+        return str(output["error"].get("message"))
+    return None
+
+
+def _waiting(before: Run | None, run: Run) -> Iterator[Draft]:
+    for node_id, progress in run.nodes.items():
+        earlier = before.nodes.get(node_id) if before is not None else None
+        if progress.state == "WAITING" and (earlier is None or earlier.state != "WAITING"):
+            yield v1.NodeRunWaiting, _node(run, node_id, progress.attempt)
+
+
+def _retrying(run: Run, decision: Decision) -> Iterator[Draft]:
+    for timer in decision.timers:
+        yield v1.NodeRunRetrying, {**_node(run, timer.node_id, timer.attempt - 1), "next_attempt": timer.attempt,
+                                   "retry_at": to_iso(timer.due_at), "error": timer.reason}
+
+
+def _started(workflow: Workflow, run: Run, decision: Decision) -> Iterator[Draft]:
+    for d in decision.dispatch:
+        yield v1.NodeRunStarted, {**_node(run, d.node_id, d.attempt), "node_type": workflow.node(d.node_id).type}
+
+
+def _closing(run: Run, decision: Decision) -> Iterator[Draft]:
+    if decision.run_completed:
+        duration = (run.completed_at or run.updated_at) - run.created_at
+        yield v1.RunCompleted, {"result": run.result or "FAILED", "error": run.error, "duration_ms": _ms(duration)}
+
+
+def _ms(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
