@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 
 from libs.access.principal import DEFAULT_WORKSPACE
+from libs.catalog.entities import EntityPatch
+from libs.catalog.store import Catalog
 from libs.store.ports import RunFilter
 from services.trigger.app import build_app
 from tests.auth_helpers import bearer, user_headers
@@ -138,6 +140,13 @@ async def test_workspaces_are_isolated_and_may_reuse_identifiers(api: httpx.Asyn
     assert (await api.get("/v1/workflows/runs", headers=other)).json()["total"] == 0
     assert [s["name"] for s in (await api.get("/v1/secrets", headers=other)).json()["secrets"]] == []
     assert (await api.delete("/v1/secrets/token", headers=other)).status_code == 404
+    for path in ("/v1/workflows/shared/tags/$LIVE", "/v1/blueprints/service/entities/svc"):
+        assert (await api.get(path, headers=other)).status_code == (200 if "tags" in path else 404), path
+    await Catalog(engine.store, engine.clock).upsert("service", EntityPatch(identifier="svc"))
+    assert (await api.get("/v1/blueprints/service/entities/svc")).status_code == 200
+    assert (await api.get("/v1/blueprints/service/entities/svc", headers=other)).status_code == 404
+    audit = (await api.get("/v1/audit", headers=other)).json()["records"]
+    assert audit and all(r["workspace"] == "acme" for r in audit), "an admin reads its own workspace's records"
     other_version = await api.get("/v1/workflows/shared/versions/1", headers=other)
     assert other_version.json()["version"]["definition"]["nodes"][1]["config"]["type"] == "NOOP"
     assert (await run_of(api, run_id))["status"] == "IN_PROGRESS"
