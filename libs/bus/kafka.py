@@ -63,7 +63,7 @@ from typing import Final
 from libs.bus.kafka_codec import encode
 from libs.bus.kafka_consumer import ConsumerSettings, SubscriptionConsumer
 from libs.bus.kafka_delivery import Delivery, Policy
-from libs.bus.kafka_membership import leave
+from libs.bus.kafka_membership import GroupAdmin
 from libs.bus.kafka_outage_log import install as quiet_outages
 from libs.bus.kafka_producer import Publisher
 from libs.bus.kafka_topics import TopicCreator
@@ -103,7 +103,7 @@ class KafkaBus:
         if partitions < 1 or max_deliveries < 1 or redelivery_backoff < 0 or publish_timeout <= 0:
             raise ValueError("need partitions, max_deliveries >= 1, redelivery_backoff >= 0, publish_timeout > 0")
         quiet_outages()
-        self._bootstrap, self._client_id = bootstrap, client_id
+        self._groups = GroupAdmin(bootstrap, client_id, timeout=min(publish_timeout, LEAVE_TIMEOUT))
         self._partitions = partitions
         self._policy = Policy(max_deliveries, redelivery_backoff, max(MAX_BACKOFF, redelivery_backoff), SOURCE)
         self._consumer_settings = ConsumerSettings(bootstrap, client_id, session_timeout, publish_timeout,
@@ -139,11 +139,11 @@ class KafkaBus:
         for result in results:
             if isinstance(result, BaseException):
                 _log.error("bus consumer failed while stopping", exc_info=result)
-        await leave(self._bootstrap, self._client_id, self._static_members(),
-                    timeout=min(self._consumer_settings.commit_timeout, LEAVE_TIMEOUT))
+        await self._groups.leave(self._static_members())
         self._closed = True
         await self._publisher.close()
         await self._topics.close()
+        await self._groups.close()
         self._stopped.set()
 
     async def publish(self, topic: str, envelope: Envelope, *, traceparent: str | None = None) -> None:
@@ -205,7 +205,7 @@ class KafkaBus:
 
     def _register(self, topic: str, group: str, handler: Handler, *, external: bool) -> SubscriptionConsumer:
         delivery = Delivery(topic, group, handler, self._policy, self._publish_letter, external=external)
-        consumer = SubscriptionConsumer(delivery, self._consumer_settings)
+        consumer = SubscriptionConsumer(delivery, self._consumer_settings, self._groups)
         self._subscriptions[(topic, group)] = consumer
         return consumer
 

@@ -16,8 +16,10 @@ Offsets
 Membership
     With a replica id the consumer is a static member of its group (libs/bus/kafka_membership.py:
     instance id `{replica}--{topic}`), so a restarted replica takes its partitions back without a
-    rebalance; `KafkaBus.stop()` then removes it from the group explicitly. Session timeout,
-    heartbeat interval and rebalance timeout come from the settings (STEPLINE_KAFKA_*).
+    rebalance; `KafkaBus.stop()` then removes it from the group explicitly. Before rejoining it
+    checks that no other live process took its instance id over (else it rejoins as a dynamic
+    member: `check_identity`). Session timeout, heartbeat interval and rebalance timeout come from
+    the settings (STEPLINE_KAFKA_*).
 
 Rebalances
     On partitions revoked (the listener runs before the group re-forms) the workers of those
@@ -48,7 +50,7 @@ from libs.bus.kafka_backoff import Backoff
 from libs.bus.kafka_codec import Record
 from libs.bus.kafka_commit import Committer
 from libs.bus.kafka_delivery import Delivery
-from libs.bus.kafka_membership import static_id
+from libs.bus.kafka_membership import GroupAdmin, static_id
 from libs.bus.kafka_worker import PartitionWorker, report_crash
 from libs.core.errors import BusError
 
@@ -77,9 +79,13 @@ class ConsumerSettings:
 
 
 class SubscriptionConsumer:
-    def __init__(self, delivery: Delivery, settings: ConsumerSettings) -> None:
+    def __init__(self, delivery: Delivery, settings: ConsumerSettings, groups: GroupAdmin) -> None:
         self.delivery = delivery
         self._settings = settings
+        self._groups = groups
+        self._member_id: str | None = None
+        """The group's member id for this consumer when it was last assigned partitions."""
+        self._demoted = False
         self._consumer: Any = None
         self._committer: Committer | None = None
         self._workers: dict[Any, PartitionWorker] = {}
@@ -97,7 +103,7 @@ class SubscriptionConsumer:
     def static_id(self) -> str | None:
         """The group instance id, for static membership; None for a dynamic member."""
         replica = self._settings.replica
-        return None if replica is None else static_id(replica, self.delivery.topic)
+        return None if replica is None or self._demoted else static_id(replica, self.delivery.topic)
 
     async def start(self) -> None:
         """Join the group and start fetching; BusError if the broker cannot be reached."""
@@ -169,6 +175,7 @@ class SubscriptionConsumer:
             worker = PartitionWorker(tp, self.delivery.process, self._committer.mark, self._taken)
             self._workers[tp] = worker
             worker.start(f"bus:{tp.topic}:{self.delivery.group}:{tp.partition}")
+        self._member_id = getattr(getattr(self._consumer, "_coordinator", None), "member_id", None)
         self._log_partitions("assigned", tps)
 
     async def revoked(self, tps: Iterable[Any]) -> None:
@@ -179,6 +186,22 @@ class SubscriptionConsumer:
             await self._committer.flush([w.tp for w in workers])
         if workers:
             self._log_partitions("revoked", [w.tp for w in workers])
+
+    async def check_identity(self) -> None:
+        """Before rejoining: if a live process took this consumer's instance id over, rejoin as a
+        dynamic member rather than fence it back (libs/bus/kafka_membership.py)."""
+        instance_id, member_id = self.static_id, self._member_id
+        if instance_id is None or not member_id or self._stopping:
+            return
+        holder = await self._groups.taken_over(self.delivery.group, instance_id, member_id)
+        coordinator: Any = getattr(self._consumer, "_coordinator", None)
+        if holder is None or not hasattr(coordinator, "_group_instance_id"):
+            return
+        _log.error("%s: instance id %s was taken over by another live process (member %s); continuing as a "
+                   "dynamic member. Give every replica its own STEPLINE_INSTANCE_ID.", self.name, instance_id,
+                   holder, extra={"kafka_duplicate": instance_id})
+        coordinator._group_instance_id = None  # aiokafka has no public way to change it
+        self._demoted = True
 
     def _log_partitions(self, change: str, tps: Iterable[Any]) -> None:
         partitions = sorted(tp.partition for tp in tps)
@@ -192,6 +215,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is
 
     async def on_partitions_revoked(self, revoked: set[Any]) -> None:
         await self._owner.revoked(revoked)
+        await self._owner.check_identity()
 
     async def on_partitions_assigned(self, assigned: set[Any]) -> None:
         self._owner.assigned(assigned)

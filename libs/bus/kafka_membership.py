@@ -19,9 +19,20 @@ Crash and restart
 Deliberate stop
     A static member does not leave its group when its consumer closes (aiokafka skips LeaveGroup for
     it), which would make a scale-down wait out the session timeout. So after its consumers closed
-    and committed, `KafkaBus.stop()` removes them by instance id (`leave`, LeaveGroup v3, which
-    aiokafka does not provide: the request is defined here on aiokafka's protocol types). The group
-    rebalances at once and the remaining members take the partitions over.
+    and committed, `KafkaBus.stop()` removes them by instance id (`GroupAdmin.leave`, LeaveGroup v3,
+    which aiokafka does not provide: the request is defined here on aiokafka's protocol types). The
+    group rebalances at once and the remaining members take the partitions over.
+
+Two live processes with one id
+    (A misconfiguration, or a frozen process resuming after its replacement started.) The newer one
+    takes the member over. aiokafka's heartbeat carries no instance id, so the older one is not told
+    it was fenced: it sees an unknown member id and would rejoin with the same instance id, fencing
+    the newer one, which would do the same: the two would take the group from each other at every
+    heartbeat. So before rejoining (on partitions revoked) a static consumer that held partitions
+    asks the group who holds its instance id now (DescribeGroups v4, also defined here: aiokafka's
+    stops at v3, which shows no instance ids). If another member id does, it was replaced by a live
+    process: it logs an error and rejoins as a dynamic member, fencing nobody. (A member removed
+    after its session expired finds its instance id unheld and rejoins as itself.)
 """
 
 from __future__ import annotations
@@ -36,9 +47,10 @@ from typing import Any, Final
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError, for_code
 from aiokafka.protocol.api import Request, RequestStruct, Response
-from aiokafka.protocol.types import Array, Int16, Int32, Schema, String
+from aiokafka.protocol.types import Array, Boolean, Bytes, Int16, Int32, Schema, String
 
 MAX_ID: Final = 249
+CHECK_TIMEOUT: Final = 2.0
 UNKNOWN_MEMBER_ID: Final = 25
 _ILLEGAL: Final = re.compile(r"[^a-zA-Z0-9._-]")
 
@@ -87,24 +99,99 @@ class LeaveStaticMembers(Request[LeaveGroupRequest_v3]):  # type: ignore[misc]
         return request_struct_class(self._group, [("", instance_id) for instance_id in self._ids])
 
 
-async def leave(bootstrap: str, client_id: str, members: Mapping[str, list[str]], *, timeout: float) -> None:
-    """Remove the static `members` ({group: instance ids}) from their groups; logs rather than
-    raises (the replica is stopping either way: at worst its partitions move after the session
-    timeout)."""
-    if not members:
-        return
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=f"{client_id}-leave",
-                                request_timeout_ms=int(timeout * 1000))
-    try:
-        async with asyncio.timeout(timeout):
-            await admin.start()
-            for group, ids in members.items():
-                await _leave_group(admin, group, ids)
-    except (KafkaError, TimeoutError, OSError) as exc:
-        _log.warning("could not leave groups %s (%r): their partitions move after the session timeout",
-                     sorted(members), exc)
-    finally:
-        await _close(admin)
+class DescribeGroupsResponse_v4(Response):  # type: ignore[misc]
+    API_KEY = 15
+    API_VERSION = 4
+    SCHEMA = Schema(
+        ("throttle_time_ms", Int32),
+        ("groups", Array(
+            ("error_code", Int16), ("group", String("utf-8")), ("state", String("utf-8")),
+            ("protocol_type", String("utf-8")), ("protocol", String("utf-8")),
+            ("members", Array(
+                ("member_id", String("utf-8")), ("group_instance_id", String("utf-8")),
+                ("client_id", String("utf-8")), ("client_host", String("utf-8")),
+                ("member_metadata", Bytes), ("member_assignment", Bytes))),
+            ("authorized_operations", Int32))),
+    )
+
+
+class DescribeGroupsRequest_v4(RequestStruct):  # type: ignore[misc]
+    API_KEY = 15
+    API_VERSION = 4
+    RESPONSE_TYPE = DescribeGroupsResponse_v4
+    SCHEMA = Schema(("groups", Array(String("utf-8"))), ("include_authorized_operations", Boolean))
+
+
+class DescribeWithInstanceIds(Request[DescribeGroupsRequest_v4]):  # type: ignore[misc]
+    API_KEY = 15
+
+    def __init__(self, group: str) -> None:
+        self._group = group
+
+    def build(self, request_struct_class: type[DescribeGroupsRequest_v4]) -> DescribeGroupsRequest_v4:
+        return request_struct_class([self._group], False)
+
+
+class GroupAdmin:
+    """One admin connection per bus (opened on first use) for the group requests aiokafka's consumer
+    does not make: who holds an instance id (`taken_over`), and leaving by instance id (`leave`)."""
+
+    def __init__(self, bootstrap: str, client_id: str, *, timeout: float) -> None:
+        self._bootstrap = bootstrap
+        self._client_id = f"{client_id}-groups"
+        self._timeout = timeout
+        self._admin: Any = None
+        self._lock = asyncio.Lock()
+
+    async def taken_over(self, group: str, instance_id: str, member_id: str) -> str | None:
+        """The member id and client host now holding `instance_id` in `group` if that is not
+        `member_id` (this consumer's last one); None if it is, if nobody does, or if the group
+        cannot be read (logged: a rejoin must not wait for it)."""
+        try:
+            async with asyncio.timeout(min(self._timeout, CHECK_TIMEOUT)):
+                admin = await self._connect()
+                node = await admin.find_coordinator(group)
+                response = await admin._send_request_to_node(node, DescribeWithInstanceIds(group))
+        except (KafkaError, TimeoutError, OSError) as exc:
+            _log.warning("could not read the members of %s (%r)", group, exc)
+            return None
+        holders = [f"{m[0]} at {m[3]}" for g in response.groups for m in g[5]
+                   if m[1] == instance_id and m[0] != member_id]
+        return holders[0] if holders else None
+
+    async def leave(self, members: Mapping[str, list[str]]) -> None:
+        """Remove the static `members` ({group: instance ids}) from their groups; logs rather than
+        raises (the replica is stopping either way: at worst its partitions move after the session
+        timeout)."""
+        if not members:
+            return
+        try:
+            async with asyncio.timeout(self._timeout):
+                admin = await self._connect()
+                for group, ids in members.items():
+                    await _leave_group(admin, group, ids)
+        except (KafkaError, TimeoutError, OSError) as exc:
+            _log.warning("could not leave groups %s (%r): their partitions move after the session timeout",
+                         sorted(members), exc)
+
+    async def close(self) -> None:
+        async with self._lock:
+            admin, self._admin = self._admin, None
+        if admin is not None:
+            await _close(admin)
+
+    async def _connect(self) -> Any:
+        async with self._lock:
+            if self._admin is None:
+                admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=self._client_id,
+                                            request_timeout_ms=int(self._timeout * 1000))
+                try:
+                    await admin.start()
+                except BaseException:
+                    await _close(admin)
+                    raise
+                self._admin = admin
+            return self._admin
 
 
 async def _leave_group(admin: Any, group: str, ids: list[str]) -> None:

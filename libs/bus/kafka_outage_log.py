@@ -15,7 +15,8 @@ Records below WARNING pass unchanged, and so do the bus's own ERROR records (a d
 crashed task): each of those is an event, not a symptom of the outage. aiokafka logs connection
 failures as errors (a rebalance only as warnings): the first one starts an outage, and once none
 has come for `QUIET` seconds it is over: one WARNING line says so, with its length and the number
-of lines suppressed.
+of lines suppressed (unless the errors lasted less than `INTERVAL`: a blip, such as the group
+coordinator not being ready at start-up, is no outage).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class OutageLimiter(logging.Filter):
         self._outage_suppressed = 0
         self._down_since: float | None = None
         self._last_trouble = 0.0
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
+        """The loop the end-of-outage check is scheduled on (None: not scheduled)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not _limited(record):
@@ -74,8 +76,9 @@ class OutageLimiter(logging.Filter):
         if now - self._last_trouble < QUIET:
             return QUIET - (now - self._last_trouble)
         lasted = self._last_trouble - self._down_since
-        self._report(f"Kafka reachable again: no client errors for {QUIET:g} s, after {lasted:.1f} s of them "
-                     f"({self._outage_suppressed} lines suppressed)")
+        if lasted >= INTERVAL:  # a shorter burst (a coordinator moving at start-up) was no outage
+            self._report(f"Kafka reachable again: no client errors for {QUIET:g} s, after {lasted:.1f} s of them "
+                         f"({self._outage_suppressed} lines suppressed)")
         self._down_since, self._outage_suppressed, self._suppressed = None, 0, 0
         return None
 
@@ -83,18 +86,21 @@ class OutageLimiter(logging.Filter):
         self._last_trouble = now
         if self._down_since is None:
             self._down_since = now
-        if self._timer is None:
-            self._arm(QUIET)
+        self._arm(QUIET)
 
     def _arm(self, delay: float) -> None:
+        """Schedule the check, unless it is already scheduled on a loop still running."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # logged outside a loop: the next record in one arms the check
             return
-        self._timer = loop.call_later(delay, self._tick)
+        if self._timer_loop is loop or (self._timer_loop is not None and self._timer_loop.is_running()):
+            return
+        self._timer_loop = loop
+        loop.call_later(delay, self._tick)
 
     def _tick(self) -> None:
-        self._timer = None
+        self._timer_loop = None
         remaining = self.check_quiet()
         if remaining is not None:
             self._arm(remaining)

@@ -5,7 +5,8 @@
 `KafkaBus` replica subscribed to each topic in GROUP, as a service would (`STATIC` = 1: static
 membership keyed by REPLICA). It prints one JSON line per event on stdout: `{"ready"}` once started,
 `{"change": "assigned"|"revoked", "topic", "partitions", "t"}` from the bus's partition log records,
-`{"handled": envelope id, "topic"}` per message, and `{"stopped"}` after a graceful stop (SIGTERM).
+`{"handled": envelope id, "topic"}` per message, `{"duplicate": instance id}` when another live
+process took its instance id over, and `{"stopped"}` after a graceful stop (SIGTERM).
 `Member` starts such a process and awaits its events.
 """
 
@@ -99,6 +100,9 @@ def _say(event: Event) -> None:
 
 class _Partitions(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
+        duplicate = getattr(record, "kafka_duplicate", None)
+        if duplicate is not None:
+            _say({"duplicate": duplicate, "t": record.created})
         event = getattr(record, "kafka_partitions", None)
         if event is not None:
             topic, _group, change, partitions = event

@@ -248,3 +248,42 @@ async def keep_publishing_until_it_works(bus: KafkaBus, topic: str) -> None:
                 return
             except BusError as exc:
                 assert exc.retryable
+
+
+async def test_two_live_replicas_with_one_id_do_not_take_the_group_from_each_other(
+    kafka_broker: KafkaBroker, name: Callable[[str], str], members: list[Member]
+) -> None:
+    """A misconfiguration (or a frozen process resuming after its replacement started): the newer
+    process takes the member over; the older one, finding its instance id held by another member
+    when it would rejoin, joins as a dynamic member instead of fencing the newer one back (which
+    would have the two take the group from each other at every heartbeat)."""
+    topic, group = name("twins"), name("g")
+    older = await start(members, kafka_broker, "twin", group, [topic])
+    async with asyncio.timeout(GUARD):
+        await older.wait_for(assigned(topic, ALL))
+    newer = await start(members, kafka_broker, "twin", group, [topic])
+    async with asyncio.timeout(GUARD):
+        await newer.wait_for(assigned(topic, ALL))  # the member taken over, as after a restart
+        await older.wait_for(lambda e: "duplicate" in e)
+        await until_shared([older, newer], topic)
+
+    third = await start(members, kafka_broker, "third", group, [topic])  # heartbeats pass meanwhile
+    async with asyncio.timeout(GUARD):
+        await third.wait_for(assigned(topic))
+        await until_shared([older, newer, third], topic)
+    taken_whole = [e for e in newer.events if e.get("change") == "assigned" and set(e["partitions"]) == ALL]
+    assert len(taken_whole) == 1  # taken over once, never fenced back
+    assert [e for e in newer.events if "duplicate" in e] == []
+    assert sum("duplicate" in e for e in older.events) == 1
+
+
+async def until_shared(members: list[Member], topic: str) -> None:
+    """Until the members hold disjoint non-empty shares of every partition."""
+    while True:
+        shares = [m.assigned(topic) for m in members]
+        if all(shares) and set().union(*shares) == ALL and sum(map(len, shares)) == len(ALL):
+            return
+        progress = [asyncio.ensure_future(m.wait_for(lambda e: "change" in e, after=len(m.events))) for m in members]
+        _, pending = await asyncio.wait(progress, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()

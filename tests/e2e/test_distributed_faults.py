@@ -226,11 +226,13 @@ async def test_scheduler_sigkilled_mid_stream(tmp_path: Path, target: Target, ka
     handled but had not committed."""
     runs_n, wf = 20, new_id("faults-sched")
     async with running(tmp_path, kafka_broker.bootstrap, mongo_url) as (c, client):
-        steps = chain(wf, hook("a", f"{target.base_url}/slow/200/a"), hook("b", f"{target.base_url}/slow/200/b"), noop("c"))
+        # `a` is slow enough that the run started last cannot have reached `b` when the kill lands,
+        # however long the starts took on a loaded machine.
+        steps = chain(wf, hook("a", f"{target.base_url}/slow/1500/a"), hook("b", f"{target.base_url}/slow/200/b"), noop("c"))
         assert (await client.post("/v1/workflows", json=steps)).status_code == 201
         run_ids = await start_runs(client, wf, runs_n)
-        await target.wait_for("/slow/200/a", count=runs_n // 2, timeout=30)
-        at_kill = {"a": target.hits["/slow/200/a"], "b": target.hits["/slow/200/b"]}
+        await target.wait_for("/slow/1500/a", count=runs_n // 2, timeout=30)
+        at_kill = {"a": target.hits["/slow/1500/a"], "b": target.hits["/slow/200/b"]}
         await c.kill("scheduler")
         c.start("scheduler-2")
         runs = await await_finished(client, run_ids, c)

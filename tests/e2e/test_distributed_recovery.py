@@ -30,6 +30,7 @@ from tests.infra_fixtures import KafkaBroker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.mongo]
 PARTITIONS = 4
+"""For topics this test creates; a topic that exists keeps its count (another test may have made it)."""
 EVENT = re.compile(r"libs\.bus\.kafka_consumer: (?P<topic>[^:]+):(?P<group>[^:]+): (?P<change>assigned|revoked) "
                    r"(?P<partitions>\[[0-9, ]*\])")
 
@@ -100,7 +101,7 @@ async def stable_ids(tmp_path: Path, kafka: str, mongo: str) -> AsyncIterator[tu
 @pytest.mark.timeout(300)
 async def test_a_restarted_scheduler_and_executor_take_their_partitions_back(
         tmp_path: Path, target: Target, kafka_broker: KafkaBroker, mongo_url: str) -> None:
-    wf, all_partitions = new_id("recovery"), set(range(PARTITIONS))
+    wf = new_id("recovery")
     async with stable_ids(tmp_path, kafka_broker.bootstrap, mongo_url) as (c, client):
         steps = chain(wf, hook("a", f"{target.base_url}/slow/200/a"), noop("b"))
         assert (await client.post("/v1/workflows", json=steps)).status_code == 201
@@ -111,8 +112,10 @@ async def test_a_restarted_scheduler_and_executor_take_their_partitions_back(
         during = [await client.post(f"/v1/workflows/{wf}/runs", json={}) for _ in range(8)]
         assert [r.status_code for r in during] == [201] * 8, [r.text for r in during]
         run_ids += [r.json()["workflowRun"]["identifier"] for r in during]
-        for topic in (topics.RUN_COMMANDS, topics.NODE_RESULTS):  # no dead incarnation holds a share
-            assert await first_assignment(c, "scheduler-2", topic) == all_partitions, topic
+        held_before = partition_events(c, "scheduler")
+        for topic in (topics.RUN_COMMANDS, topics.NODE_RESULTS):  # all of them: no dead incarnation holds a share
+            every = held(held_before, topic)
+            assert len(every) >= PARTITIONS and await first_assignment(c, "scheduler-2", topic) == every, topic
 
         await c.all_ready()
         before = partition_events(c, "executor-1")

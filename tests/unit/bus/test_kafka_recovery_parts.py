@@ -40,7 +40,7 @@ class Clock:
 
 
 def test_the_limiter_passes_one_line_per_second_and_counts_the_rest() -> None:
-    clock, reports = Clock(), []
+    clock, reports = Clock(), list[str]()
     limiter = OutageLimiter(clock=clock, report=reports.append)
     passed = []
     for step in range(50):  # 5 s of an error every 100 ms
@@ -56,7 +56,7 @@ def test_the_limiter_passes_one_line_per_second_and_counts_the_rest() -> None:
 
 
 def test_the_end_of_an_outage_is_one_line() -> None:
-    clock, reports = Clock(), []
+    clock, reports = Clock(), list[str]()
     limiter = OutageLimiter(clock=clock, report=reports.append)
     for step in range(30):
         clock.now = 100.0 + step / 10
@@ -69,7 +69,7 @@ def test_the_end_of_an_outage_is_one_line() -> None:
 
 
 def test_info_lines_and_the_bus_own_errors_pass_and_a_rebalance_is_no_outage() -> None:
-    clock, reports = Clock(), []
+    clock, reports = Clock(), list[str]()
     limiter = OutageLimiter(clock=clock, report=reports.append)
     assert all(limiter.filter(record(logging.INFO)) for _ in range(10))
     assert all(limiter.filter(record(logging.ERROR, "libs.bus.kafka_delivery", "dead-lettering")) for _ in range(10))
@@ -85,3 +85,14 @@ def test_static_ids_are_per_replica_and_consumer_and_legal() -> None:
     assert static_id("host:1/x y", "t") == "host_1_x_y--t"
     long = static_id("r" * 300, "t")
     assert len(long) == MAX_ID and long != static_id("r" * 301, "t")
+
+
+def test_a_burst_shorter_than_a_second_is_no_outage() -> None:
+    clock, reports = Clock(), list[str]()
+    limiter = OutageLimiter(clock=clock, report=reports.append)
+    for step in range(3):  # the group coordinator not ready yet, at start-up
+        clock.now = 100.0 + step / 10
+        limiter.filter(record(msg="Group Coordinator Request failed"))
+    clock.now += QUIET
+    assert limiter.check_quiet() is None
+    assert reports == []
