@@ -36,6 +36,7 @@ from stepline.cli_commands import (
     cmd_show,
     cmd_up,
     cmd_validate,
+    since_instant,
 )
 from stepline.cli_control import add_control_commands
 from stepline.cli_audit import add_audit_commands
@@ -142,6 +143,10 @@ def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     runs.add_argument("--workflow", metavar="W")
     runs.add_argument("--status", choices=("IN_PROGRESS", "COMPLETED"))
     runs.add_argument("--result", choices=("SUCCESS", "FAILED", "CANCELLED"))
+    runs.add_argument("--since", type=since_instant, metavar="WHEN",
+                      help="created since: a duration back from now (90s, 15m, 6h, 7d, 2w) or an ISO 8601 time")
+    runs.add_argument("--created-by", metavar="USER", help="started with a key of this user")
+    runs.add_argument("--trigger", metavar="TYPE", help="started by this trigger type (API, WEBHOOK, SCHEDULE, ...)")
     runs.add_argument("--limit", type=_limit, default=20, metavar="N", help="at most N runs (1..1000, default 20)")
     runs.set_defaults(handler=cmd_runs)
 

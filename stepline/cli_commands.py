@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from libs.core.definition import Workflow
+from libs.core.instants import parse_instant, to_iso
 from stepline.cli_client import ApiClient, ApiError, resolve_api_key, segment
 from stepline.cli_errors import EXIT_OK, CliError
 from stepline.cli_files import definition_error, load_workflow, validate
@@ -165,7 +168,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_runs(args: argparse.Namespace) -> int:
     params: dict[str, str | int] = {"limit": int(args.limit)}
     for key, value in (("workflowIdentifiers", args.workflow), ("statuses", args.status),
-                       ("results", args.result)):
+                       ("results", args.result), ("from", args.since), ("createdBy", args.created_by),
+                       ("trigger", args.trigger)):
         if value is not None:
             params[key] = str(value)
     with client_of(args) as client:
@@ -179,6 +183,21 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if isinstance(total, int) and total > len(runs):
         out(f"({len(runs)} of {total} runs; use --limit to see more)")
     return EXIT_OK
+
+
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def since_instant(text: str, now: float | None = None) -> str:
+    """`runs --since`: a duration back from now (`90s`, `15m`, `6h`, `7d`, `2w`) or an ISO 8601 time,
+    as the ISO 8601 time the API's `from` takes."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhdw])", text.strip())
+    if match:
+        return to_iso((time.time() if now is None else now) - float(match[1]) * _UNIT_SECONDS[match[2]])
+    try:
+        return to_iso(parse_instant(text))
+    except (ValueError, OverflowError, OSError):
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a duration (15m, 6h, 7d) nor an ISO 8601 time") from None
 
 
 def _get_run(args: argparse.Namespace) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from libs.contracts.envelope import Envelope
 from libs.core.errors import SteplineError
+from libs.telemetry.metrics import DEAD_LETTERS
 
 DEAD_LETTER_TYPE: Final = "dev.stepline.dead-letter.v1"
 MAX_ERROR_CHARS: Final = 2000
@@ -48,7 +49,9 @@ def dead_letter_envelope(
     error: BaseException,
     source: str,
 ) -> Envelope:
-    """The dead letter for `envelope`, which failed in `group` on `topic` with `error`."""
+    """The dead letter for `envelope`, which failed in `group` on `topic` with `error` (counted in
+    `stepline_dead_letters_total`: every bus builds a letter only to publish it)."""
+    DEAD_LETTERS.labels(topic).inc()
     data: dict[str, Any] = {
         "envelope": envelope.model_dump(mode="json"),
         "topic": topic,

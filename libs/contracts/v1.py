@@ -48,6 +48,8 @@ class StartRun(Message):
     version: int
     trigger: TriggerContext
     inputs: dict[str, Any] = Field(default_factory=dict)
+    trigger_output: dict[str, Any] | None = None
+    """The firing trigger node's output when its `variables` reshape it (default: `inputs`)."""
     idempotency_key: str | None = None
     rerun_of: str | None = None
     rerun_from: Literal["start", "failed"] | None = None
@@ -81,6 +83,8 @@ class CompleteNode(Message):
     output: Any = None
     logs: list[LogEntry] = Field(default_factory=list)
     by: str | None = None
+    branch: str | None = None
+    """The outlet an INPUT node takes (its connections naming it are followed)."""
 
 
 class FireTimer(Message):
@@ -198,13 +202,13 @@ class NodeEvent(RunEvent):
     node_id: str
     attempt: int
     node_run_id: str
+    node_type: str
 
 
 class NodeRunStarted(NodeEvent):
     """An attempt was dispatched: its node run exists and an executor will take it."""
 
     TYPE: ClassVar[str] = "node.started"
-    node_type: str
 
 
 class NodeRunWaiting(NodeEvent):
@@ -220,6 +224,8 @@ class NodeRunRetrying(NodeEvent):
     next_attempt: int
     retry_at: str
     error: str | None = None
+    duration_ms: int
+    """Of the attempt that failed, from its dispatch."""
 
 
 class NodeRunCompleted(NodeEvent):

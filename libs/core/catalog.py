@@ -27,8 +27,11 @@ EVENT_TYPE_ACTIONS: Final[dict[str, frozenset[str]]] = {
     "ENTITY_UPDATED": frozenset({"UPDATE"}),
     "ENTITY_DELETED": frozenset({"DELETE"}),
     "ANY_ENTITY_CHANGE": frozenset(ACTIONS),
+    "TIMER_EXPIRED": frozenset(),
 }
-"""EVENT_TRIGGER `event.type` → the catalog event actions it fires on."""
+"""EVENT_TRIGGER `event.type` → the catalog event actions it fires on. `TIMER_EXPIRED` fires on none:
+it fires when the date-time in an entity's `propertyIdentifier` passes (services/trigger/entity_timers.py)."""
+TIMER_EXPIRED: Final = "TIMER_EXPIRED"
 
 _BLUEPRINT = re.compile(BLUEPRINT_PATTERN)
 _ENTITY = re.compile(ENTITY_IDENTIFIER_PATTERN)

@@ -68,7 +68,8 @@ EVENT_TRIGGER: dict[str, Any] = {
     "$schema": DIALECT,
     "title": "EVENT_TRIGGER config",
     "description": "Starts a run for every catalog event of `event.type` on the blueprint whose "
-    "`condition` holds; the output is the event `{action, diff: {before, after}, context, id, timestamp}`.",
+    "`condition` holds; the output is the event `{action, diff: {before, after}, context, id, timestamp}`. "
+    "`TIMER_EXPIRED` fires once per entity and value when the date-time in its `propertyIdentifier` passes.",
     "type": "object",
     "required": ["type", "event"],
     "properties": {
@@ -79,7 +80,13 @@ EVENT_TRIGGER: dict[str, Any] = {
             "properties": {
                 "type": {"enum": list(EVENT_TYPE_ACTIONS)},
                 "blueprintIdentifier": BLUEPRINT_IDENTIFIER,
+                "propertyIdentifier": {
+                    "type": "string", "minLength": 1,
+                    "description": "TIMER_EXPIRED: the entity property (a date-time) whose passing fires the trigger.",
+                },
             },
+            "if": {"properties": {"type": {"const": "TIMER_EXPIRED"}}, "required": ["type"]},
+            "then": {"required": ["propertyIdentifier"]},
         },
         "condition": {
             "type": "object",

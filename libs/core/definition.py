@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 TRIGGER_TYPES = frozenset(
     {"SELF_SERVE_TRIGGER", "WEBHOOK_TRIGGER", "EVENT_TRIGGER", "SCHEDULE_TRIGGER", "QUEUE_TRIGGER"}
 )
+GITHUB_PROVIDERS = ("GITHUB", "github-ocean")
+"""INTEGRATION_ACTION providers Stepline runs itself; any other waits for an integration worker."""
 MAX_IDENTIFIER_LENGTH = 60
 IDENTIFIER_PATTERN = r"^[\p{L}0-9@_:-]+$"
 
@@ -72,6 +74,11 @@ class Node(_Frozen):
         return (self.onFailure or self.config.get("onFailure")) == "continue"
 
     @property
+    def continues_on_timeout(self) -> bool:
+        """Port's `config.onTimeout: continue`: a timed-out node's successors run."""
+        return self.config.get("onTimeout") == "continue"
+
+    @property
     def is_trigger(self) -> bool:
         return self.type in TRIGGER_TYPES
 
@@ -80,6 +87,8 @@ class Node(_Frozen):
         """The node's action starts work that an outside caller completes (PATCH of its node run)."""
         if self.type == "KAFKA":
             return self.config.get("waitForCompletion") is True
+        if self.type == "INTEGRATION_ACTION":
+            return self.config.get("integrationProvider") not in GITHUB_PROVIDERS
         return self.type == "WEBHOOK" and self.config.get("synchronized") is False
 
     @property

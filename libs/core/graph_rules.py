@@ -12,6 +12,7 @@ from libs.core import pointer as jp
 from libs.core.definition import MAX_IDENTIFIER_LENGTH, TRIGGER_TYPES, is_valid_identifier
 from libs.core.errors import Issue
 from libs.core.graph import find_cycles
+from libs.core.input_node import outlet_ids
 from libs.core.node_types import NODE_TYPE_SCHEMAS
 from libs.core.raw_view import EdgeView, NodeView
 
@@ -103,7 +104,7 @@ def cycles(nodes: Sequence[NodeView], edges: Sequence[EdgeView]) -> list[Issue]:
 
 def branches(nodes: Sequence[NodeView], edges: Sequence[EdgeView]) -> list[Issue]:
     """Connections leaving a CONDITION name one of its options or are its (single) fallback or an
-    error branch; other connections do neither."""
+    error branch; those leaving an INPUT may name one of its outlets; other connections do neither."""
     by_id: dict[str, NodeView] = {}
     for node in nodes:
         if node.identifier is not None:
@@ -116,6 +117,8 @@ def branches(nodes: Sequence[NodeView], edges: Sequence[EdgeView]) -> list[Issue
             continue
         if source.type == "CONDITION":
             found += _condition_edge(source, edge, fallbacks)
+        elif source.type == "INPUT":
+            found += _input_edge(source, edge)
         elif source.type is not None:  # an untyped node is reported on its own
             found += _plain_edge(source, edge)
     return found
@@ -148,6 +151,18 @@ def _condition_edge(source: NodeView, edge: EdgeView, fallbacks: dict[str, EdgeV
         f"sourceOptionIdentifier ({listed}) or be its fallback (fallback: true)"
     )
     return [Issue(edge.pointer, message)]
+
+
+def _input_edge(source: NodeView, edge: EdgeView) -> list[Issue]:
+    """A connection leaving an INPUT node may name one of its outlets (taken when that outlet's quorum
+    is met); one naming none is always taken."""
+    outlets = outlet_ids(source.config)
+    if edge.fallback:
+        return [Issue(jp.join(edge.pointer, "fallback"), "an INPUT node has no fallback; name one of its outlets")]
+    if edge.option is None or edge.option in outlets:
+        return []
+    message = f"INPUT node {source.identifier!r} has no outlet {edge.option!r}; outlets: {', '.join(outlets) or 'none'}"
+    return [Issue(jp.join(edge.pointer, "sourceOptionIdentifier"), message)]
 
 
 def _plain_edge(source: NodeView, edge: EdgeView) -> list[Issue]:

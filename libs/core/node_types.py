@@ -14,8 +14,9 @@ from jsonschema.protocols import Validator
 
 from libs.core import pointer as jp
 from libs.core.catalog_nodes import EVENT_TRIGGER, UPSERT_ENTITY
-from libs.core.definition import IDENTIFIER_PATTERN, MAX_IDENTIFIER_LENGTH
+from libs.core.definition import GITHUB_PROVIDERS, IDENTIFIER_PATTERN, MAX_IDENTIFIER_LENGTH
 from libs.core.errors import Issue
+from libs.core.input_node import INPUT
 from libs.core.secrets import MAX_SECRET_NAME_LENGTH, SECRET_NAME_PATTERN
 from libs.core.schema_dialect import issues, make_validator
 from libs.core.webhook_signatures import (
@@ -364,7 +365,8 @@ KAFKA = _config(
     {
         "topic": {
             "type": "string",
-            "description": "A Kafka topic name, or a template that renders to one.",
+            "description": "A Kafka topic name, or a template that renders to one; default (Port's nodes "
+            "have none): the executor's runs topic, `STEPLINE_KAFKA_RUNS_TOPIC`.",
             "allOf": [
                 {"anyOf": [{"pattern": r"^[A-Za-z0-9._-]{1,249}$"}, {"pattern": _HAS_TEMPLATE}],
                  "errorMessage": "must be a Kafka topic name: 1–249 characters of A-Z a-z 0-9 . _ -"},
@@ -376,7 +378,7 @@ KAFKA = _config(
         "payload": {"description": "Any JSON; strings may hold templates."},
         "waitForCompletion": {"type": "boolean", "default": False},
     },
-    required=["topic", "payload"],
+    required=["payload"],
 )
 
 NOTIFY = _config(
@@ -439,32 +441,36 @@ _GITHUB_PORT = {
 }
 _GITHUB_DISPATCH = {
     "description": "The workflow to dispatch and how to follow it: Port's `{org, repo, workflow, workflowInputs, "
-    "reportWorkflowStatus}` or Stepline's `{repo: owner/name, workflowId, inputs, reportStatus}`.",
-    "anyOf": [_GITHUB_PORT, _GITHUB_STEPLINE],
-    "errorMessage": "must be {org, repo, workflow} (Port) or {repo: owner/name, workflowId} (Stepline)",
+    "reportWorkflowStatus}` (when `org` or `workflow` is given) or Stepline's `{repo: owner/name, workflowId, "
+    "inputs, reportStatus}`.",
+    "type": "object",
+    "if": {"anyOf": [{"required": ["org"]}, {"required": ["workflow"]}]},
+    "then": _GITHUB_PORT,
+    "else": _GITHUB_STEPLINE,
 }
-GITHUB_PROVIDERS = ("GITHUB", "github-ocean")
 
 INTEGRATION_ACTION = _config(
     "INTEGRATION_ACTION",
     "Runs an integration's action. `GITHUB` (or `github-ocean`): dispatches a GitHub Actions workflow with "
     "the token in the secret `tokenSecret` (default: the executor's configured GitHub token secret); output "
     "`{dispatched, repo, workflowId, ref}`, or with `reportWorkflowStatus` `{runId, htmlUrl, status, "
-    "conclusion}` once the run completes. Any other provider is an Ocean integration served by integration "
-    "workers (Port's worker API).",
+    "conclusion}` once the run completes. Any other provider is an Ocean integration: the node waits for an "
+    "integration worker of its `installationId` to claim it (Port's worker API) and complete it by PATCH.",
     {
         "integrationProvider": {"type": "string", "minLength": 1},
         "integrationActionExecutionProperties": {"type": "object"},
         "tokenSecret": {"type": "string", "minLength": 1,
                         "description": "Stepline extension: the name of the secret holding the token."},
-        "installationId": {"type": "string", "description": "The integration installation."},
+        "installationId": {"type": "string", "minLength": 1,
+                           "description": "The integration installation (whose workers claim the node's runs)."},
         "integrationIdentifier": {"type": "string"},
         "integrationInvocationType": {"type": "string", "description": "e.g. `dispatch_workflow`, `sync_skill`."},
     },
     required=["integrationProvider", "integrationActionExecutionProperties"],
     allOf=[{"if": {"properties": {"integrationProvider": {"enum": list(GITHUB_PROVIDERS)}},
                    "required": ["integrationProvider"]},
-            "then": {"properties": {"integrationActionExecutionProperties": _GITHUB_DISPATCH}}}],
+            "then": {"properties": {"integrationActionExecutionProperties": _GITHUB_DISPATCH}},
+            "else": {"required": ["installationId"]}}],
 )
 
 NODE_TYPE_SCHEMAS: dict[str, dict[str, Any]] = {
@@ -485,6 +491,7 @@ NODE_TYPE_SCHEMAS: dict[str, dict[str, Any]] = {
     "SCHEDULE_TRIGGER": SCHEDULE_TRIGGER,
     "QUEUE_TRIGGER": QUEUE_TRIGGER,
     "WEBHOOK_TRIGGER": WEBHOOK_TRIGGER,
+    "INPUT": INPUT,
 }
 
 

@@ -6,7 +6,8 @@ Edge resolution (DESIGN §2, "Execution semantics"):
 - after a success, a plain edge is taken; a CONDITION's edge is taken if it names the option chosen
   (or is the fallback and no option matched); error-branch edges (`onFailure: true`) are not taken;
 - after a failure, error-branch edges are taken, plain edges only when the node has `onFailure:
-  continue`; edges out of a skipped node are not taken.
+  continue` (node or config), or timed out with `config.onTimeout: continue`; edges out of a skipped
+  node are not taken.
 A node becomes runnable when all its incoming edges are resolved and at least one is taken; if all
 are resolved and none is taken it is SKIPPED (dead-path elimination), so a fan-in node runs once.
 """
@@ -102,7 +103,7 @@ def start_run(workflow: Workflow, *, run_id: str, version: int, trigger: Trigger
     for node in workflow.triggers():
         fired = node.identifier == trigger.node
         _move(run, node.identifier, NodeProgress(state="SUCCEEDED" if fired else "SKIPPED"))
-    run.outputs[trigger.node] = inputs
+    run.outputs[trigger.node] = run.trigger_output if run.trigger_output is not None else inputs
     for node_id, reuse in (reused or {}).items():
         if node_id in run.nodes or not workflow.has_node(node_id):
             continue
@@ -114,10 +115,12 @@ def start_run(workflow: Workflow, *, run_id: str, version: int, trigger: Trigger
 
 
 def queued_run(workflow: Workflow, *, run_id: str, version: int, trigger: TriggerInfo,
-               inputs: dict[str, Any], now: float, idempotency_key: str | None = None) -> Run:
+               inputs: dict[str, Any], now: float, idempotency_key: str | None = None,
+               trigger_output: dict[str, Any] | None = None) -> Run:
     """A run that waits for a concurrency slot: stored with its inputs, no node started."""
     return Run(id=run_id, workflow=workflow.identifier, version=version, trigger=trigger, inputs=inputs,
-               idempotency_key=idempotency_key, created_at=now, updated_at=now, queued=True)
+               trigger_output=trigger_output, idempotency_key=idempotency_key, created_at=now, updated_at=now,
+               queued=True)
 
 
 def cancel_run(workflow: Workflow, run: Run, *, stopped: Iterable[str], now: float,
@@ -224,14 +227,27 @@ def _fail(workflow: Workflow, decision: Decision, outcome: Outcome, now: float) 
         delay = node.retry.delay_before(outcome.attempt + 1)
         decision.timers.append(RetryTimer(node.identifier, outcome.attempt + 1, now + delay, outcome.error))
         return
-    handled = node.continues_on_failure or _has_error_branch(workflow, node)
+    continues = node.continues_on_failure or (node.continues_on_timeout and is_timeout(outcome.error))
+    handled = continues or _has_error_branch(workflow, node)
     _move(run, node.identifier, NodeProgress(
-        state="FAILED", attempt=outcome.attempt, failure_handled=handled))
+        state="FAILED", attempt=outcome.attempt, failure_handled=handled, continues=continues))
     run.outputs[node.identifier] = _failed_output(outcome)
     decision.finished.append(node.identifier)
     if not handled and not run.terminating:
         run.terminating = True
         run.error = f"node {node.identifier!r} failed: {outcome.error or 'no error message'}"
+
+
+TIMED_OUT = "timed out after "
+"""How every timeout's error starts (an attempt's, or a waiting node's): `onTimeout` recognises it."""
+
+
+def timeout_error(seconds: float, detail: str = "") -> str:
+    return f"{TIMED_OUT}{seconds:g}s{detail}"
+
+
+def is_timeout(error: str | None) -> bool:
+    return error is not None and error.startswith(TIMED_OUT)
 
 
 def _failed_output(outcome: Outcome) -> Any:
@@ -294,7 +310,7 @@ def _edge_taken(workflow: Workflow, run: Run, conn: Connection) -> bool | None:
     if source.state == "FAILED":
         if conn.onFailure:
             return True
-        return workflow.node(conn.sourceIdentifier).continues_on_failure
+        return source.continues or workflow.node(conn.sourceIdentifier).continues_on_failure
     return False
 
 

@@ -98,6 +98,9 @@ class NodeProgress(_Record):
     """CONDITION: the option taken, `"__fallback__"` for the fallback, None when no branch applies."""
     failure_handled: bool = False
     """The node failed but the run goes on (onFailure continue, or an error branch took it)."""
+    continues: bool = False
+    """Failed, and its plain connections are followed anyway (onFailure continue, or onTimeout continue
+    after a timeout)."""
 
 
 class Run(_Record):
@@ -109,6 +112,8 @@ class Run(_Record):
     seq: int = 0
     trigger: TriggerInfo = Field(default_factory=TriggerInfo)
     inputs: dict[str, Any] = Field(default_factory=dict)
+    trigger_output: dict[str, Any] | None = None
+    """The firing trigger node's output when its `variables` reshape it (default: `inputs`)."""
     outputs: dict[str, Any] = Field(default_factory=dict)
     nodes: dict[str, NodeProgress] = Field(default_factory=dict)
     terminating: bool = False
@@ -138,6 +143,9 @@ class Run(_Record):
     """How many run events (`stepline.run-events.v1`) its state changes have produced so far."""
     node_started_at: dict[str, float] = Field(default_factory=dict)
     """When each node's current attempt was dispatched (the start of its `durationMs`)."""
+    outbox: list[dict[str, Any]] = Field(default_factory=list)
+    """The run events (CloudEvents envelopes) of its state changes not yet known to be published:
+    written by the same conditional write as the change, emptied once relayed to the bus."""
 
 
 class LogEntry(_Record):
@@ -156,6 +164,7 @@ class NodeRun(_Record):
     attempt: int = 1
     node_type: str = ""
     title: str | None = None
+    icon: str | None = None
     status: NodeRunStatus = "PENDING"
     result: Result | None = None
     lease_owner: str | None = None

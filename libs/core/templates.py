@@ -30,6 +30,7 @@ import jq
 from libs.core import pointer as jp
 from libs.core.errors import TemplateError
 from libs.core.redaction import redact_text, secret_values
+from libs.core.run_context import port_views
 
 _OPEN = "{{"
 _CLOSE = "}}"
@@ -412,8 +413,10 @@ def build_context(
     trigger: dict[str, Any],
     run: dict[str, Any],
 ) -> dict[str, Any]:
-    """The context a node's config templates see: `.outputs .inputs .secrets .trigger .run`."""
-    return {"outputs": outputs, "inputs": inputs, "secrets": secrets, "trigger": trigger, "run": run}
+    """The context a node's config templates see: `.outputs .inputs .secrets .trigger .run`, and Port's
+    `.workflow .workflowRun .entity` with its `.trigger` shape (libs/core/run_context.py)."""
+    return {"outputs": outputs, "inputs": inputs, "secrets": secrets, "run": run,
+            **port_views(trigger, outputs, run)}
 
 
 def apply_variables(variables: dict[str, Any], raw_output: Any) -> Any:

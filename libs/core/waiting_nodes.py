@@ -14,9 +14,9 @@ from libs.core.instants import parse_instant
 from libs.core.templates import render
 from libs.core.url_templates import with_encoded_paths
 
-ENGINE_COMPLETED_TYPES = frozenset({"DELAY", "APPROVAL", "SUB_WORKFLOW", "FOREACH"})
-"""A WAITING node run of these types is completed by the engine (timer, approval decision, child
-runs), never by a PATCH of the node run."""
+ENGINE_COMPLETED_TYPES = frozenset({"DELAY", "APPROVAL", "INPUT", "SUB_WORKFLOW", "FOREACH"})
+"""A WAITING node run of these types is completed by the engine (timer, approval decision, INPUT
+answers, child runs), never by a PATCH of the node run."""
 
 DEFERRED_KEYS: dict[str, tuple[str, ...]] = {"FOREACH": ("node",)}
 """Config fields rendered later by the action itself (FOREACH renders its inline node per item)."""
@@ -45,7 +45,7 @@ def inline_wait_reason(config: dict[str, Any]) -> tuple[str, str] | None:
     node_type = config.get("type")
     if node_type in TRIGGER_TYPES:
         return "type", f"an inline node cannot be a trigger ({node_type})"
-    if node_type in ("DELAY", "APPROVAL", "SUB_WORKFLOW"):
+    if node_type in ("DELAY", "APPROVAL", "INPUT", "SUB_WORKFLOW"):
         return "type", f"an inline {node_type} node would wait; map a sub-workflow with `workflowIdentifier` instead"
     if node_type == "FOREACH" and "workflowIdentifier" in config:
         return "workflowIdentifier", "an inline FOREACH must map an inline `node`, not a workflow"

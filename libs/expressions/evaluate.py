@@ -19,6 +19,7 @@ from libs.core.templates import Failure, check_syntax, find_templates
 from libs.core.waiting_nodes import split_config
 from libs.expressions.limits import Limits
 from libs.expressions.pool import Breach, Pool
+from libs.telemetry import metrics
 
 _pool: list[Pool] = [Pool(Limits())]
 
@@ -62,6 +63,7 @@ async def _pooled(expressions: list[str], text: str, pointers: Mapping[str, str]
     try:
         pairs = await pool.run(expressions, text)
     except Breach as breach:
+        metrics.EXPRESSION_BREACHES.labels(breach.kind).inc()
         culprit = await _culprit(pool, expressions, text) if len(expressions) > 1 else expressions[0]
         raise _limit_error(pool.limits, breach.kind, pointers.get(culprit, "?")) from None
     return [Failure(str(value)) if failed else value for failed, value in pairs]

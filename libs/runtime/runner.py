@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import uvicorn
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from libs.bus.kafka_backoff import Backoff
 from libs.bus.ports import Bus
@@ -19,6 +19,7 @@ from libs.core.errors import BusError, StoreUnavailableError
 from libs.expressions import evaluate as expressions
 from libs.runtime.adapters import build_bus, build_store
 from libs.runtime.service import Service
+from libs.telemetry import metrics
 from libs.telemetry.export import configure_tracing
 from libs.runtime.settings import CommonSettings
 from libs.store.ports import Store
@@ -76,6 +77,11 @@ def health_app(store: Store) -> FastAPI:
     async def readyz() -> JSONResponse:
         ready = await store.ping()
         return JSONResponse({"ok": ready}, status_code=200 if ready else 503)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        """Every metric of this process, every workspace, without a key (keep the health port internal)."""
+        return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
     return app
 

@@ -208,6 +208,9 @@ class MongoStore(MongoEntries, VersionPublishing):
         found = await self._db.find(RUNS, q.due_runs(now), sort=q.DUE_ORDER, projection=q.ID_ONLY, limit=limit)
         return [str(doc["_id"]) for doc in found]
 
+    async def clear_outbox(self, run_id: str, seq: int) -> bool:
+        return await self._db.update(RUNS, {"_id": run_id, "seq": seq}, {"$set": {"outbox": []}})
+
     async def postpone_check(self, run_id: str, check_at: float) -> None:
         await self._db.update(RUNS, {"_id": run_id}, {"$set": {"check_at": check_at}})
 

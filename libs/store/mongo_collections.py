@@ -22,6 +22,7 @@ from pymongo.errors import (ConnectionFailure, DuplicateKeyError, ExecutionTimeo
 from libs.core.errors import ConflictError, SteplineError, StoreError, StoreUnavailableError
 from libs.store.mongo_documents import Doc
 from libs.store.mongo_queries import Keys
+from libs.telemetry import metrics
 
 _RETRYABLE_CODES = frozenset({6, 7, 50, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
 """HostUnreachable, HostNotFound, MaxTimeMSExpired, NetworkTimeout, ShutdownInProgress,
@@ -77,7 +78,7 @@ class Collections:
 
     async def insert(self, collection: str, doc: Doc) -> bool:
         """Insert-if-absent: False when a unique index (or `_id`) already holds the key."""
-        with translated():
+        with translated(), metrics.store_call("mongo", "insert", collection):
             try:
                 await self._db[collection].insert_one(doc)
             except DuplicateKeyError:
@@ -86,32 +87,32 @@ class Collections:
 
     async def find_one(self, collection: str, flt: Doc, *, projection: Doc | None = None,
                        sort: Keys | None = None) -> Doc | None:
-        with translated():
+        with translated(), metrics.store_call("mongo", "find_one", collection):
             return await self._db[collection].find_one(flt, projection, sort=sort)
 
     async def find(self, collection: str, flt: Doc, *, sort: Keys, projection: Doc | None = None,
                    skip: int = 0, limit: int = 0) -> list[Doc]:
         """`limit` 0 means no limit (MongoDB's convention)."""
-        with translated():
+        with translated(), metrics.store_call("mongo", "find", collection):
             cursor = self._db[collection].find(flt, projection, sort=sort, skip=skip, limit=limit)
             return await cursor.to_list(None)
 
     async def count(self, collection: str, flt: Doc) -> int:
-        with translated():
+        with translated(), metrics.store_call("mongo", "count", collection):
             return await self._db[collection].count_documents(flt)
 
     async def modify(self, collection: str, flt: Doc, update: Doc) -> Doc | None:
         """One conditional update of one document; the document after it, or None if none matched."""
-        with translated():
+        with translated(), metrics.store_call("mongo", "modify", collection):
             return await self._db[collection].find_one_and_update(
                 flt, update, return_document=ReturnDocument.AFTER)
 
     async def update(self, collection: str, flt: Doc, update: Doc) -> bool:
         """One conditional update of one document; whether one matched (even if unchanged)."""
-        with translated():
+        with translated(), metrics.store_call("mongo", "update", collection):
             result = await self._db[collection].update_one(flt, update)
         return result.matched_count > 0
 
     async def delete(self, collection: str, flt: Doc) -> None:
-        with translated():
+        with translated(), metrics.store_call("mongo", "delete", collection):
             await self._db[collection].delete_one(flt)

@@ -70,7 +70,8 @@ def point_live(number: int, *, title: str | None, description: str | None, by: s
 # -- runs ---------------------------------------------------------------------------------------
 
 _RUN_FILTER_FIELDS = (("workflows", "workflow"), ("statuses", "status"), ("results", "result"),
-                      ("versions", "version"), ("run_ids", "_id"))
+                      ("versions", "version"), ("run_ids", "_id"), ("created_by", "trigger.by"),
+                      ("trigger_types", "trigger.type"))
 
 
 def run_filter(flt: RunFilter) -> Doc:
@@ -79,11 +80,15 @@ def run_filter(flt: RunFilter) -> Doc:
     if flt.workflow_prefix is not None:
         pattern = f"^{re.escape(flt.workflow_prefix)}" if flt.workflow_prefix else "^[^~]*$"
         match["workflow"] = {**match.get("workflow", {}), "$regex": pattern}
+    created = {op: at for op, at in (("$gte", flt.created_from), ("$lt", flt.created_to)) if at is not None}
+    if created:
+        match["created_at"] = created
     return match
 
 
 def due_runs(now: float) -> Doc:
-    return {"status": "IN_PROGRESS", "check_at": {"$lte": now}}
+    """In progress, or holding events not yet relayed (`outbox.0` exists), and due."""
+    return {"check_at": {"$lte": now}, "$or": [{"status": "IN_PROGRESS"}, {"outbox.0": {"$exists": True}}]}
 
 
 # -- node runs ----------------------------------------------------------------------------------

@@ -26,6 +26,14 @@ class RunFilter:
     workflow_prefix: str | None = None
     """Only runs of workflows whose store key, up to and including its first `~`, is exactly this
     (`""`: keys without `~`): the runs of one workspace (libs/access/workspaces.py)."""
+    created_by: tuple[str, ...] = ()
+    """`trigger.by`: the user whose key started the run."""
+    trigger_types: tuple[str, ...] = ()
+    """`trigger.type` (`API`, `WEBHOOK`, `SCHEDULE`, ...)."""
+    created_from: float | None = None
+    """Created at or after this instant (epoch seconds)."""
+    created_to: float | None = None
+    """Created before this instant (epoch seconds)."""
 
 
 class ClaimOutcome(Enum):
@@ -122,7 +130,13 @@ class RunStore(Protocol):
         ...
 
     async def runs_due_for_check(self, now: float, *, limit: int) -> list[str]:
-        """Ids of IN_PROGRESS runs whose `check_at` <= now, oldest first."""
+        """Ids of runs whose `check_at` <= now and that are IN_PROGRESS or hold events in their
+        `outbox` (a completed run whose last events were not relayed), oldest check first."""
+        ...
+
+    async def clear_outbox(self, run_id: str, seq: int) -> bool:
+        """Empty the run's `outbox` if it is still at `seq` (its events were relayed), without
+        touching `seq`; whether it matched."""
         ...
 
     async def postpone_check(self, run_id: str, check_at: float) -> None:

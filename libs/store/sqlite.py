@@ -34,6 +34,7 @@ from libs.store.ports import Claim, ClaimOutcome, Completion, RunFilter, Timer
 from libs.store.sqlite_entries import SqliteEntries
 from libs.store.version_publishing import VersionPublishing
 from libs.store.sqlite_schema import PRAGMAS, SCHEMA
+from libs.telemetry import metrics
 
 Params = Sequence[Any] | Mapping[str, Any]
 
@@ -47,6 +48,13 @@ _RETRYABLE_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite
 def _json(value: Any) -> str:
     """JSON text for a `json(:x_j)` parameter (exact floats, pydantic-compatible encoding)."""
     return to_json(value).decode()
+
+
+def _run_filter_params(flt: RunFilter) -> tuple[tuple[str, ...], list[Any]]:
+    """The filter's set fields (in `run_filter_sql` order) and their parameters."""
+    lists = tuple(name for name in sql.RUN_FILTER_FIELDS if getattr(flt, name))
+    values = tuple(name for name in sql.RUN_FILTER_VALUES if getattr(flt, name) is not None)
+    return (*lists, *values), [_json(list(getattr(flt, n))) for n in lists] + [getattr(flt, n) for n in values]
 
 
 def _translate(exc: sqlite3.Error) -> StoreError:
@@ -132,7 +140,8 @@ class SqliteStore(SqliteEntries, VersionPublishing):
         if db is None:
             raise StoreUnavailableError("the SQLite store is not open")
         try:
-            return db.execute(statement, params).fetchall()
+            with metrics.store_call("sqlite", *metrics.sql_call(statement)):
+                return db.execute(statement, params).fetchall()
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
 
@@ -239,10 +248,7 @@ class SqliteStore(SqliteEntries, VersionPublishing):
         return stored
 
     async def list_runs(self, flt: RunFilter, *, limit: int, offset: int) -> tuple[list[Run], int]:
-        present = tuple(name for name in sql.RUN_FILTER_FIELDS if getattr(flt, name))
-        values: list[Any] = [_json(list(getattr(flt, name))) for name in present]
-        if flt.workflow_prefix is not None:
-            present, values = (*present, "workflow_prefix"), [*values, flt.workflow_prefix]
+        present, values = _run_filter_params(flt)
         page_sql, count_sql = sql.run_filter_sql(present)
         docs = await self._docs(page_sql, (*values, limit, offset))
         total = int(await self._scalar(count_sql, values))
@@ -250,6 +256,9 @@ class SqliteStore(SqliteEntries, VersionPublishing):
 
     async def runs_due_for_check(self, now: float, *, limit: int) -> list[str]:
         return [row[0] for row in await self._rows(sql.DUE_RUNS, (now, limit))]
+
+    async def clear_outbox(self, run_id: str, seq: int) -> bool:
+        return bool(await self._rows(sql.CLEAR_OUTBOX, (run_id, seq)))
 
     async def postpone_check(self, run_id: str, check_at: float) -> None:
         await self._rows(sql.POSTPONE_CHECK, (check_at, _json(check_at), run_id))

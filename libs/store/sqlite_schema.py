@@ -51,6 +51,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS runs_idempotency
 CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at, id);
 CREATE INDEX IF NOT EXISTS runs_workflow_created ON runs (workflow, created_at, id);
 CREATE INDEX IF NOT EXISTS runs_check ON runs (check_at) WHERE status = 'IN_PROGRESS';
+CREATE INDEX IF NOT EXISTS runs_outbox ON runs (check_at) WHERE json_array_length(doc, '$.outbox') > 0;
 
 CREATE TABLE IF NOT EXISTS node_runs (
     key               TEXT PRIMARY KEY,

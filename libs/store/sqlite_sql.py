@@ -77,13 +77,24 @@ WHERE id = ? AND seq = ? RETURNING seq"""
 """`id`, `workflow`, `version`, `idempotency_key` and `created_at` are immutable."""
 
 DUE_RUNS = """
-SELECT id FROM runs WHERE status = 'IN_PROGRESS' AND check_at <= ? ORDER BY check_at, id LIMIT ?"""
+SELECT id FROM (
+    SELECT id, check_at FROM runs WHERE status = 'IN_PROGRESS' AND check_at <= ?1
+    UNION
+    SELECT id, check_at FROM runs WHERE json_array_length(doc, '$.outbox') > 0 AND check_at <= ?1
+) ORDER BY check_at, id LIMIT ?2"""
+"""Each half is served by its partial index (`runs_check`, `runs_outbox`)."""
+
+CLEAR_OUTBOX = "UPDATE runs SET doc = json_set(doc, '$.outbox', json('[]')) WHERE id = ? AND seq = ? RETURNING id"
 
 POSTPONE_CHECK = "UPDATE runs SET check_at = ?1, doc = json_set(doc, '$.check_at', json(?2)) WHERE id = ?3"
 
 _RUN_FILTER_COLUMNS = (("workflows", "workflow"), ("statuses", "status"), ("results", "result"),
-                       ("versions", "version"), ("run_ids", "id"))
+                       ("versions", "version"), ("run_ids", "id"), ("created_by", "doc ->> '$.trigger.by'"),
+                       ("trigger_types", "doc ->> '$.trigger.type'"))
 """`RunFilter` field → column; each set filter binds one JSON array parameter."""
+_RUN_FILTER_CONDITIONS = (("workflow_prefix", "substr(workflow, 1, instr(workflow, '~')) = ?"),
+                          ("created_from", "created_at >= ?"), ("created_to", "created_at < ?"))
+"""`RunFilter` field → condition on its one value, when it is not None."""
 
 
 @lru_cache(maxsize=64)
@@ -91,14 +102,14 @@ def run_filter_sql(present: tuple[str, ...]) -> tuple[str, str]:
     """(page query, count query) for the `RunFilter` fields named in `present` (in field order)."""
     clauses = [f"{column} IN (SELECT value FROM json_each(?))"
                for field, column in _RUN_FILTER_COLUMNS if field in present]
-    if "workflow_prefix" in present:
-        clauses.append("substr(workflow, 1, instr(workflow, '~')) = ?")
+    clauses += [condition for field, condition in _RUN_FILTER_CONDITIONS if field in present]
     where = " WHERE " + " AND ".join(clauses) if clauses else ""
     page = f"SELECT doc FROM runs{where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
     return page, f"SELECT count(*) FROM runs{where}"
 
 
 RUN_FILTER_FIELDS: tuple[str, ...] = tuple(field for field, _ in _RUN_FILTER_COLUMNS)
+RUN_FILTER_VALUES: tuple[str, ...] = tuple(field for field, _ in _RUN_FILTER_CONDITIONS)
 
 # -- node runs ----------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from libs.contracts import topics, v1, wrap
 from libs.contracts.envelope import Envelope
 from libs.core.errors import ActionError, SecretError, StoreError, TemplateError
 from libs.core.limits import Limits
+from libs.core.planner import timeout_error
 from libs.core.run import NodeRun
 from libs.access.secret_scope import in_workspace
 from libs.access.workspaces import public, workspace_of
@@ -138,7 +139,7 @@ class Executor:
         except ActionError as exc:
             return None, Completion(result="FAILED", output=exc.output, error=exc.message, retryable=exc.retryable)
         except TimeoutError:
-            return None, Completion(result="FAILED", error=f"timed out after {timeout:g}s", retryable=True)
+            return None, Completion(result="FAILED", error=timeout_error(timeout), retryable=True)
 
     async def record(self, key: str, result: ActionResult | None, completion: Completion) -> None:
         now = self.clock()

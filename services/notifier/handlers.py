@@ -1,4 +1,5 @@
-"""Notifier: run events → the workflow's notification URL (the CloudEvent as JSON) and live stats.
+"""Notifier: run events → the workflow's notification URL (the CloudEvent as JSON) and the run
+metrics (libs/telemetry/metrics.py, exported on `/metrics`).
 
 A notification that fails with a network error or a 5xx is retried by redelivery; a 4xx, a URL that
 is not http(s) and a destination the egress rules refuse are logged and dropped (retrying cannot help).
@@ -16,7 +17,7 @@ from libs.core.egress import EgressRefused, url_problem
 from libs.core.errors import ActionError
 from libs.store.definitions import DefinitionCache
 from libs.store.ports import Store
-from services.notifier.stats import WorkflowStats, fold
+from libs.telemetry import metrics
 
 log = logging.getLogger("stepline.notifier")
 NOTIFIED = (v1.RunStarted, v1.RunCompleted)
@@ -27,11 +28,10 @@ class Notifier:
         self.definitions = DefinitionCache(store)
         self.client = client
         self.timeout = timeout
-        self.stats: dict[str, WorkflowStats] = {}
 
     async def handle(self, envelope: Envelope) -> None:
         event = envelope.message()
-        fold(self.stats, event)
+        metrics.observe(event)
         if isinstance(event, NOTIFIED):
             workflow = await self.definitions.get(event.workflow_key, event.version)
             if workflow.notificationUrl:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from libs.contracts import v1
 from libs.core.errors import TemplateError
-from libs.core.planner import Outcome
+from libs.core.planner import Outcome, timeout_error
 from libs.core.run import NodeRun
 from libs.expressions import evaluate as expressions
 from libs.store.ports import Completion
@@ -42,27 +42,28 @@ async def _completion_of(scheduler: Scheduler, record: NodeRun, msg: v1.Complete
     node = workflow.node(record.node_id)
     result = msg.result or "SUCCESS"
     if result != "SUCCESS":
-        return Completion(result=result, output=msg.output, error=_error_text(msg.output), logs=tuple(msg.logs))
+        return Completion(result=result, output=msg.output, error=_error_text(msg.output, result),
+                          logs=tuple(msg.logs))
     try:
         at = expressions.node_at(workflow, record.node_id)
         output = await expressions.apply_variables(node.variables, msg.output, at=f"{at}/variables")
     except TemplateError as exc:
         return Completion(result="FAILED", output=msg.output, error=exc.message, logs=tuple(msg.logs))
-    return Completion(result="SUCCESS", output=output, logs=tuple(msg.logs))
+    return Completion(result="SUCCESS", output=output, logs=tuple(msg.logs), branch=msg.branch)
 
 
-def _error_text(output: object) -> str:
+def _error_text(output: object, result: str) -> str:
     if isinstance(output, dict):
         err = output.get("error")
         if isinstance(err, dict) and err.get("message"):
             return str(err["message"])
         if isinstance(err, str):
             return err
-    return "completed with result FAILED"
+    return f"completed with result {result}"
 
 
 async def time_out_node(scheduler: Scheduler, run_id: str, key: str, seconds: float) -> None:
-    completion = Completion(result="FAILED", error=f"timed out after {seconds:g}s waiting for completion",
+    completion = Completion(result="FAILED", error=timeout_error(seconds, " waiting for completion"),
                             retryable=True)
     done = await scheduler.store.finish_node_run(key, completion, now=scheduler.clock(), from_statuses=OPEN)
     if done is not None:

@@ -1,9 +1,11 @@
 """The run events of one state change (docs/events.md), pure.
 
 `stamp` runs before the store write of a decision: it numbers the change's events after the run's
-earlier ones (`Run.event_seq`) and records when each dispatched attempt started, both in the run
-document that is written, so a decision re-made after a lost race numbers its events the same way and
-an event's id `<runId>/<seq>` names one state change for good.
+earlier ones (`Run.event_seq`), records when each dispatched attempt started, and makes the run's
+`outbox` the envelopes of the events not yet published (earlier ones this process has not relayed,
+then the new ones), all in the run document that is written, so a decision re-made after a lost race
+numbers its events the same way, an event's id `<runId>/<seq>` names one state change for good, and
+the events are stored by the very write that makes the change (the scheduler relays them afterwards).
 """
 
 from __future__ import annotations
@@ -12,25 +14,31 @@ from collections.abc import Iterator
 from typing import Any
 
 from libs.access.workspaces import split
-from libs.contracts import v1
+from libs.contracts import v1, wrap
 from libs.core.definition import Workflow
 from libs.core.instants import to_iso
 from libs.core.planner import Decision
 from libs.core.run import Run, node_run_id, node_run_key
 
 Draft = tuple[type[v1.RunEvent], dict[str, Any]]
+SOURCE = "stepline/scheduler"
 
 
-def stamp(workflow: Workflow, before: Run | None, decision: Decision, now: float) -> list[v1.RunEvent]:
-    """The events from `before` (None: a run being inserted) to `decision.run`, which it stamps."""
+def stamp(workflow: Workflow, before: Run | None, decision: Decision, now: float, *,
+          sent_upto: int = 0) -> list[v1.RunEvent]:
+    """The events from `before` (None: a run being inserted) to `decision.run`, which it stamps;
+    outbox entries up to `sent_upto` are known to be published and are dropped."""
     run = decision.run
     run.node_started_at = {**run.node_started_at, **{d.node_id: now for d in decision.dispatch}}
-    drafts = [*_opening(before, run), *_finished(run, decision, now), *_waiting(before, run),
-              *_retrying(run, decision), *_started(workflow, run, decision), *_closing(run, decision)]
+    drafts = [*_opening(before, run), *_finished(workflow, decision, now), *_waiting(workflow, before, run),
+              *_retrying(workflow, decision, now), *_started(workflow, decision), *_closing(run, decision)]
     first = run.event_seq + 1
     run.event_seq += len(drafts)
     common = _common(run, now)
-    return [model(**common, **fields, seq=first + i) for i, (model, fields) in enumerate(drafts)]
+    events = [model(**common, **fields, seq=first + i) for i, (model, fields) in enumerate(drafts)]
+    unsent = [raw for raw in run.outbox if int(raw["data"]["seq"]) > sent_upto]
+    run.outbox = [*unsent, *(wrap(e, source=SOURCE).model_dump() for e in events)]
+    return events
 
 
 def _common(run: Run, now: float) -> dict[str, Any]:
@@ -48,18 +56,19 @@ def _opening(before: Run | None, run: Run) -> Iterator[Draft]:
         yield v1.RunStarted, {"trigger": trigger}
 
 
-def _node(run: Run, node_id: str, attempt: int) -> dict[str, Any]:
-    return {"node_id": node_id, "attempt": attempt, "node_run_id": node_run_id(node_run_key(run.id, node_id, attempt))}
+def _node(workflow: Workflow, run: Run, node_id: str, attempt: int) -> dict[str, Any]:
+    return {"node_id": node_id, "attempt": attempt, "node_type": workflow.node(node_id).type,
+            "node_run_id": node_run_id(node_run_key(run.id, node_id, attempt))}
 
 
-def _finished(run: Run, decision: Decision, now: float) -> Iterator[Draft]:
+def _finished(workflow: Workflow, decision: Decision, now: float) -> Iterator[Draft]:
+    run = decision.run
     for node_id in decision.finished:
         progress = run.nodes[node_id]
         result = {"SUCCEEDED": "SUCCESS", "CANCELLED": "CANCELLED"}.get(progress.state, "FAILED")
-        started = run.node_started_at.get(node_id, now)
-        yield v1.NodeRunCompleted, {**_node(run, node_id, progress.attempt), "result": result,
+        yield v1.NodeRunCompleted, {**_node(workflow, run, node_id, progress.attempt), "result": result,
                                     "error": _error(run, node_id) if result == "FAILED" else None,
-                                    "duration_ms": _ms(now - started)}
+                                    "duration_ms": _ms(now - run.node_started_at.get(node_id, now))}
 
 
 def _error(run: Run, node_id: str) -> str | None:
@@ -69,22 +78,24 @@ def _error(run: Run, node_id: str) -> str | None:
     return None
 
 
-def _waiting(before: Run | None, run: Run) -> Iterator[Draft]:
+def _waiting(workflow: Workflow, before: Run | None, run: Run) -> Iterator[Draft]:
     for node_id, progress in run.nodes.items():
         earlier = before.nodes.get(node_id) if before is not None else None
         if progress.state == "WAITING" and (earlier is None or earlier.state != "WAITING"):
-            yield v1.NodeRunWaiting, _node(run, node_id, progress.attempt)
+            yield v1.NodeRunWaiting, _node(workflow, run, node_id, progress.attempt)
 
 
-def _retrying(run: Run, decision: Decision) -> Iterator[Draft]:
+def _retrying(workflow: Workflow, decision: Decision, now: float) -> Iterator[Draft]:
+    run = decision.run
     for timer in decision.timers:
-        yield v1.NodeRunRetrying, {**_node(run, timer.node_id, timer.attempt - 1), "next_attempt": timer.attempt,
-                                   "retry_at": to_iso(timer.due_at), "error": timer.reason}
+        yield v1.NodeRunRetrying, {**_node(workflow, run, timer.node_id, timer.attempt - 1),
+                                   "next_attempt": timer.attempt, "retry_at": to_iso(timer.due_at),
+                                   "error": timer.reason, "duration_ms": _ms(now - run.node_started_at.get(timer.node_id, now))}
 
 
-def _started(workflow: Workflow, run: Run, decision: Decision) -> Iterator[Draft]:
+def _started(workflow: Workflow, decision: Decision) -> Iterator[Draft]:
     for d in decision.dispatch:
-        yield v1.NodeRunStarted, {**_node(run, d.node_id, d.attempt), "node_type": workflow.node(d.node_id).type}
+        yield v1.NodeRunStarted, _node(workflow, decision.run, d.node_id, d.attempt)
 
 
 def _closing(run: Run, decision: Decision) -> Iterator[Draft]:

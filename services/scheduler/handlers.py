@@ -79,7 +79,7 @@ class Scheduler:
                 await self._queue(workflow, pending, limit)
                 return
         decision = await control.start_decision(self, workflow, pending)
-        events = run_events.stamp(workflow, None, decision, self.clock())
+        run_events.stamp(workflow, None, decision, self.clock())
         stored, inserted = await self._insert(workflow, decision.run, limit)
         if stored.queued:
             return
@@ -87,7 +87,7 @@ class Scheduler:
         if not inserted:
             await self.ensure_dispatched(workflow, stored)
             return
-        await self.carry_out(workflow, stored, decision, events)
+        await self.carry_out(workflow, stored, decision)
 
     def _pending(self, workflow: Workflow, msg: v1.StartRun) -> Run:
         """The run `msg` asks for, as stored while it waits for a concurrency slot."""
@@ -96,18 +96,17 @@ class Scheduler:
         pending = planner.queued_run(
             workflow, run_id=msg.run_id, version=msg.version, inputs=msg.inputs, now=now,
             trigger=TriggerInfo(type=t.type, by=t.by, at=t.at, node=t.node),
-            idempotency_key=msg.idempotency_key).model_copy(
+            idempotency_key=msg.idempotency_key, trigger_output=msg.trigger_output).model_copy(
             update={"rerun_of": msg.rerun_of, "rerun_from": msg.rerun_from, "check_at": now + self.stale_seconds})
         children.link_parent(pending, msg)
         return pending
 
     async def _queue(self, workflow: Workflow, pending: Run, limit: int) -> None:
         """Store a run that got no slot (`run.queued`)."""
-        events = run_events.stamp(workflow, None, planner.Decision(run=pending), self.clock())
-        stored, inserted = await self._insert(workflow, pending, limit)
-        if inserted:
-            await self.publish_events(events)
-        elif stored.id == pending.id and not stored.queued:  # a redelivery: admitted meanwhile
+        run_events.stamp(workflow, None, planner.Decision(run=pending), self.clock())
+        stored, _ = await self._insert(workflow, pending, limit)
+        stored = await self.relay(stored)
+        if stored.id == pending.id and not stored.queued:  # a redelivery: admitted meanwhile
             await self.ensure_dispatched(workflow, stored)
 
     async def _insert(self, workflow: Workflow, run: Run, limit: int | None) -> tuple[Run, bool]:
@@ -165,26 +164,32 @@ class Scheduler:
         """False when another writer got there first (the caller reloads and decides again)."""
         now = self.clock()
         decision.run.check_at = now + self.stale_seconds
-        events = run_events.stamp(workflow, run, decision, now)
+        run_events.stamp(workflow, run, decision, now, sent_upto=self.runs.sent_upto(run.id))
         try:
             stored = await self.store.update_run(decision.run, expected_seq=run.seq)
         except ConcurrentUpdateError:
             self.runs.forget(run.id)
             return False
         self.runs.put(stored)
-        await self.carry_out(workflow, stored, decision, events)
+        await self.carry_out(workflow, stored, decision)
         return True
 
-    async def carry_out(self, workflow: Workflow, run: Run, decision: planner.Decision,
-                        events: list[v1.RunEvent]) -> None:
-        """Effects of a saved decision: node runs, ExecuteNode, timers, the change's run events."""
+    async def carry_out(self, workflow: Workflow, run: Run, decision: planner.Decision) -> None:
+        """Effects of a saved decision: node runs and timers stored, the outbox's run events relayed,
+        then ExecuteNode published and timers armed. Relaying first means nothing the decision sets
+        off (a fast node's result, a zero-delay retry) can load the run before its outbox is emptied
+        and relay those events a second time."""
         now = self.clock()
-        for d in decision.dispatch:
-            await self.dispatch(workflow, run, d.node_id, d.attempt, now)
-        for timer in [retry_timer(run.id, t) for t in decision.timers] + [timeout_timer(run.id, t) for t in decision.timeouts]:
+        started = [(await self.store.insert_node_run(records.new_node_run(workflow, run, d.node_id, d.attempt, now)))[0]
+                   for d in decision.dispatch]
+        timers = [retry_timer(run.id, t) for t in decision.timers] + [timeout_timer(run.id, t) for t in decision.timeouts]
+        for timer in timers:
             await self.store.put_timer(timer)
+        await self.relay(run, clear=decision.run_completed)
+        for record in started:
+            await self.redrive(run, record)
+        for timer in timers:
             self.wake_at(timer)
-        await self.publish_events(events)
         if decision.run_completed:
             await children.on_run_completed(self, run)
             if workflow.concurrencyLimit is not None:
@@ -205,7 +210,9 @@ class Scheduler:
                 records.execute_command(run, record.node_id, record.attempt), source=SOURCE))
 
     async def ensure_dispatched(self, workflow: Workflow, run: Run) -> None:
-        """Repair: every PENDING node has its node run and a dispatch; every RETRY_WAIT its timer."""
+        """Repair: the outbox is relayed; every PENDING node has its node run and a dispatch; every
+        RETRY_WAIT its timer."""
+        run = await self.relay(run)
         if run.status == "COMPLETED":
             return
         now = self.clock()
@@ -225,6 +232,7 @@ class Scheduler:
 
     async def reconcile(self, run_id: str) -> None:
         run, _ = await self.runs.get(run_id, fresh=True)
+        run = await self.relay(run)
         if run.status == "COMPLETED":
             return
         workflow = await self.definitions.get(run.workflow, run.version)
@@ -261,10 +269,21 @@ class Scheduler:
             task.cancel()
         await asyncio.gather(*self.wakeups, return_exceptions=True)
 
-    async def publish_events(self, events: list[v1.RunEvent]) -> None:
-        """The one path onto `stepline.run-events.v1` (ids `<runId>/<seq>`, see events.py)."""
-        for event in events:
-            await self.bus.publish(topics.RUN_EVENTS, wrap(event, source=SOURCE))
+    async def relay(self, run: Run, *, clear: bool = True) -> Run:
+        """The one path onto `stepline.run-events.v1`: publish the events of the run's outbox (written
+        with the state changes they report, see events.py) that this process has not published yet.
+        The next state change's write drops published events from the outbox; with `clear` (the
+        run completed, or a repair path) a write conditional on `seq` empties it now. A crash before
+        that publishes them again, with the same ids."""
+        upto = self.runs.sent_upto(run.id)
+        for raw in run.outbox:
+            if (seq := int(raw["data"]["seq"])) > upto:
+                await self.bus.publish(topics.RUN_EVENTS, Envelope.model_validate(raw))
+                self.runs.mark_sent(run.id, seq)
+        if not (clear and run.outbox):
+            return run
+        await self.store.clear_outbox(run.id, run.seq)
+        return run.model_copy(update={"outbox": []})
 
 
 def retry_timer(run_id: str, t: planner.RetryTimer) -> Timer:

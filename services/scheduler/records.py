@@ -15,13 +15,15 @@ def new_node_run(workflow: Workflow, run: Run, node_id: str, attempt: int, now: 
     node = workflow.node(node_id)
     return NodeRun(key=key, id=node_run_id(key), run_id=run.id, workflow=run.workflow,
                    node_id=node_id, attempt=attempt, node_type=node.type, title=node.title,
-                   created_at=now, updated_at=now)
+                   icon=node.icon, created_at=now, updated_at=now)
 
 
 def trigger_node_run(workflow: Workflow, run: Run) -> NodeRun:
-    """The firing trigger's node run: completed at once, its output the run inputs."""
+    """The firing trigger's node run: completed at once, its output the run inputs (or what the
+    trigger's `variables` made of them)."""
     record = new_node_run(workflow, run, run.trigger.node, 1, run.created_at)
-    return record.model_copy(update={"status": "COMPLETED", "result": "SUCCESS", "output": run.inputs,
+    output = run.trigger_output if run.trigger_output is not None else run.inputs
+    return record.model_copy(update={"status": "COMPLETED", "result": "SUCCESS", "output": output,
                                      "started_at": run.created_at, "completed_at": run.created_at})
 
 

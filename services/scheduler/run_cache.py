@@ -4,6 +4,9 @@ The scheduler is the single writer of run state, so the copy it saved is usually
 copy is harmless: the seq-guarded update fails and the caller reloads. A stale copy can also miss a
 node dispatched by another replica, so an outcome that looks stale against a cached run is checked
 again against the store before it is dropped.
+
+It also remembers, per run, the highest run-event `seq` this process published, so events already
+relayed are neither published again nor carried into the next outbox (handlers.relay, events.stamp).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ class RunCache:
         self._store = store
         self._size = size
         self._runs: OrderedDict[str, Run] = OrderedDict()
+        self._sent: OrderedDict[str, int] = OrderedDict()
 
     async def get(self, run_id: str, *, fresh: bool = False) -> tuple[Run, bool]:
         """The run, and whether it came from the cache (False: just read from the store)."""
@@ -38,6 +42,16 @@ class RunCache:
         self._runs.move_to_end(run.id)
         if len(self._runs) > self._size:
             self._runs.popitem(last=False)
+
+    def sent_upto(self, run_id: str) -> int:
+        """The highest run-event `seq` of the run this process has published (0: none known)."""
+        return self._sent.get(run_id, 0)
+
+    def mark_sent(self, run_id: str, seq: int) -> None:
+        self._sent[run_id] = max(seq, self._sent.get(run_id, 0))
+        self._sent.move_to_end(run_id)
+        if len(self._sent) > self._size:
+            self._sent.popitem(last=False)
 
     def forget(self, run_id: str) -> None:
         self._runs.pop(run_id, None)

@@ -92,6 +92,8 @@ def refuse_patch(node_run: NodeRun) -> None:
         return
     if node_run.node_type == "APPROVAL":
         how = f"decide it with POST /v1/workflows/runs/{node_run.run_id}/nodes/{node_run.node_id}/approval"
+    elif node_run.node_type == "INPUT":
+        how = f"answer it with POST /v1/workflows/runs/{node_run.run_id}/nodes/{node_run.node_id}/input"
     elif node_run.node_type == "DELAY":
         how = "it completes when its delay ends"
     else:

@@ -1,5 +1,5 @@
-"""Authentication: a pure ASGI middleware in front of every route. A `/v1` request must carry an API
-key (`Authorization: Bearer <key>` or `X-API-Key: <key>`) that the key store verifies; otherwise it is
+"""Authentication: a pure ASGI middleware in front of every route. A `/v1` request (and `/metrics`) must
+carry an API key (`Authorization: Bearer <key>` or `X-API-Key: <key>`) that the key store verifies; otherwise it is
 answered 401 before any route reads or changes anything. The principal is put in the request's
 state for the routes and the authorization dependency (authz.py).
 
@@ -17,6 +17,7 @@ from services.trigger.errors import UNAVAILABLE_MESSAGE, error_response
 
 CALLBACK_HEADER = "x-stepline-callback-token"
 _OPEN_PREFIXES = ("/v1/hooks/",)
+_KEYED_OUTSIDE_V1 = frozenset({"/metrics"})
 _NODE_RUN_PATCH_MARKERS = ("/v1/workflows/nodes/runs/", "/nodes/")
 
 
@@ -33,7 +34,7 @@ def presented_key(scope: Scope) -> str | None:
 def _needs_key(scope: Scope) -> bool:
     path = str(scope.get("path", ""))
     if not path.startswith("/v1/") and path != "/v1":
-        return False
+        return path in _KEYED_OUTSIDE_V1
     if path.startswith(_OPEN_PREFIXES) and scope.get("method") == "POST":
         return False
     return not _is_callback(scope, path)

@@ -28,7 +28,7 @@ class Decision(Enum):
 @dataclass(frozen=True)
 class Patch:
     status: PatchStatus
-    result: Literal["SUCCESS", "FAILED"] | None = None
+    result: Literal["SUCCESS", "FAILED", "CANCELLED"] | None = None
     output: Any = None
     output_given: bool = False
     logs: tuple[LogEntry, ...] = ()

@@ -130,6 +130,7 @@ def _node_run_fields(record: NodeRun) -> dict[str, Any]:
         "nodeIdentifier": record.node_id,
         "nodeConfigType": record.node_type,
         "nodeTitle": record.title,
+        "nodeIcon": record.icon,
         "attempt": record.attempt,
         "status": "COMPLETED" if record.status == "COMPLETED" else "IN_PROGRESS",
         "state": record.status,

@@ -13,15 +13,17 @@ from libs.access.workspaces import public
 from libs.bus.ports import Bus
 from libs.contracts import v1
 from libs.core.definition import Node, Workflow
-from libs.core.errors import ConflictError, ForbiddenError, NotFoundError
+from libs.core.errors import ConflictError, ForbiddenError, NotFoundError, TemplateError
 from libs.core.inputs import validate_inputs
 from libs.core.run import Run, new_run_id
 from libs.core.versioning import WorkflowRecord, is_valid_tag
 from libs.core.versioning import resolve_version as version_of
+from libs.expressions import evaluate as expressions
 from libs.store.definitions import DefinitionCache
 from libs.store.pausing import is_paused
 from libs.store.ports import Store
 from services.trigger.errors import invalid
+from services.trigger.input_defaults import with_jq_defaults
 from services.trigger.publishing import send_command
 from services.trigger.waiting import wait_for_insert
 
@@ -79,10 +81,23 @@ def self_serve_trigger(workflow: Workflow, version: int) -> Node:
 
 
 def start_message(request: StartRequest, run_id: str, version: int, trigger: Node,
-                  inputs: dict[str, Any], now: float) -> v1.StartRun:
+                  inputs: dict[str, Any], now: float, output: dict[str, Any] | None = None) -> v1.StartRun:
     context = v1.TriggerContext(type="API", by=request.by, at=now, node=trigger.identifier)
     return v1.StartRun(run_id=run_id, workflow=request.workflow, version=version, trigger=context,
-                       inputs=inputs, idempotency_key=request.idempotency_key)
+                       inputs=inputs, trigger_output=output, idempotency_key=request.idempotency_key)
+
+
+async def shaped_output(workflow: Workflow, node: Node, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """What the trigger node's `variables` make of its payload, Port's way (None without variables:
+    the payload is its output). A 422 naming the workflow's field when one fails."""
+    if not node.variables:
+        return None
+    at = f"{expressions.node_at(workflow, node.identifier)}/variables"
+    try:
+        shaped = await expressions.apply_variables(node.variables, payload, at=at)
+    except TemplateError as exc:
+        raise invalid(at, f"the trigger node's variables (workflow definition, {at}) failed: {exc.message}") from None
+    return shaped if isinstance(shaped, dict) else {"value": shaped}
 
 
 @dataclass(frozen=True)
@@ -126,18 +141,23 @@ class RunStarter:
         if request.caller is not None and not may_start(trigger.config, request.caller):
             raise ForbiddenError(f"{request.caller.user!r} may not start {public(request.workflow)!r}: its "
                                  f"{SELF_SERVE} node {trigger.identifier!r} lists who may (config.permissions)")
-        user_inputs = trigger.config.get("userInputs") or {}
-        inputs = validate_inputs(user_inputs if isinstance(user_inputs, dict) else {}, request.inputs or {})
-        return await self.send(start_message(request, new_run_id(), version, trigger, inputs, self._clock()))
+        user_inputs = trigger.config.get("userInputs")
+        form = user_inputs if isinstance(user_inputs, dict) else {}
+        at = f"{expressions.node_at(definition, trigger.identifier)}/config"
+        inputs = validate_inputs(form, await with_jq_defaults(form, request.inputs or {}, request.by, at=at))
+        output = await shaped_output(definition, trigger, inputs)
+        return await self.send(start_message(request, new_run_id(), version, trigger, inputs, self._clock(), output))
 
     async def fire(self, start: TriggerStart) -> StartOutcome:
         """Start a run from a trigger node. The caller checks pausing (its answer differs by ingress)."""
         repeat = await self._repeat(start.workflow, start.idempotency_key)
         if repeat is not None:
             return repeat
+        workflow = await self._definitions.get(start.workflow, start.version)
+        output = await shaped_output(workflow, workflow.node(start.node), start.output)
         context = v1.TriggerContext(type=start.trigger_type, by=start.by, at=self._clock(), node=start.node)
         return await self.send(v1.StartRun(run_id=new_run_id(), workflow=start.workflow, version=start.version,
-                                           trigger=context, inputs=start.output,
+                                           trigger=context, inputs=start.output, trigger_output=output,
                                            idempotency_key=start.idempotency_key), wait=start.wait)
 
     async def send(self, message: v1.StartRun, *, wait: bool = True) -> StartOutcome:

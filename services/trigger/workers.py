@@ -1,5 +1,5 @@
-"""The trigger service's non-HTTP ingress, as one `Service`: catalog events, queue topics and
-schedules. Each ingress adds its subscription or loop in `build_trigger_workers`; the embedded engine
+"""The trigger service's non-HTTP ingress, as one `Service`: catalog events, entity timers, queue
+topics and schedules. Each ingress adds its subscription or loop in `build_trigger_workers`; the embedded engine
 and `python -m services.trigger` both run it."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from libs.bus.ports import Bus
 from libs.contracts import topics
 from libs.runtime.service import Service, Subscription
 from libs.store.ports import Store
+from services.trigger.entity_timers import entity_timers
 from services.trigger.event_triggers import event_trigger_subscription
 from services.trigger.queues import queue_loop
 from services.trigger.schedules import schedule_loop
@@ -28,6 +29,9 @@ def build_trigger_workers(settings: TriggerSettings, store: Store, bus: Bus, *,
         service.subscriptions.append(Subscription(topics.RUN_EVENTS, f"{WAITERS_GROUP}-{settings.instance_id}",
                                                   waiters.handle))
     service.subscriptions.append(event_trigger_subscription(settings, store, bus, group=GROUP, clock=clock))
+    timers, fire_timers = entity_timers(settings, store, bus, group=GROUP, clock=clock)
+    service.subscriptions.append(timers)
+    service.loops.append(fire_timers)
     service.loops.append(schedule_loop(settings, store, bus, clock=clock))
     service.loops.append(queue_loop(settings, store, bus, clock=clock))
     return service

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from libs.core.errors import (ConcurrentUpdateError, ConflictError, InputError, NotFoundError)
-from libs.core.run import LogEntry, NodeRun, Run, node_run_id, node_run_key
+from libs.core.run import LogEntry, NodeRun, Run, TriggerInfo, node_run_id, node_run_key
 from libs.core.versioning import LIVE_TAG, WorkflowRecord
 from libs.store.ports import ClaimOutcome, Completion, RunFilter, Store, Timer
 
@@ -325,6 +325,21 @@ class StoreContract(abc.ABC):
         both = RunFilter(workflows=("acme~wf", "wf"), workflow_prefix="acme~")
         assert [r.id for r in (await store.list_runs(both, limit=10, offset=0))[0]] == [run(2).id]
 
+    async def test_list_runs_by_creation_time_creator_and_trigger_type(self, store: Store) -> None:
+        """`created_from` is inclusive, `created_to` exclusive; `created_by` and `trigger_types` match
+        the run's `trigger.by` and `trigger.type`."""
+        triggers = {1: ("API", "ann"), 2: ("WEBHOOK", None), 3: ("API", "bob"), 4: ("SCHEDULE", None), 5: ("API", "ann")}
+        for n, (kind, by) in triggers.items():
+            await store.insert_run(run(n, trigger=TriggerInfo(type=kind, by=by, node="trigger")))
+        for flt, expected in (
+                (RunFilter(created_from=NOW + 2, created_to=NOW + 4), [3, 2]),
+                (RunFilter(created_from=NOW + 4), [5, 4]), (RunFilter(created_to=NOW + 1), []),
+                (RunFilter(created_by=("ann",)), [5, 1]), (RunFilter(created_by=("ann", "bob")), [5, 3, 1]),
+                (RunFilter(trigger_types=("WEBHOOK", "SCHEDULE")), [4, 2]),
+                (RunFilter(trigger_types=("API",), created_by=("ann",), created_to=NOW + 5), [1])):
+            page, total = await store.list_runs(flt, limit=10, offset=0)
+            assert ([r.id for r in page], total) == ([run(n).id for n in expected], len(expected)), flt
+
     async def test_runs_due_for_check_and_postpone(self, store: Store) -> None:
         for n, check_at in ((1, NOW + 30), (2, NOW + 10), (3, NOW + 20), (4, NOW + 99)):
             await store.insert_run(run(n, check_at=check_at))
@@ -338,6 +353,20 @@ class StoreContract(abc.ABC):
         assert (stored.check_at, stored.seq) == (NOW + 50, 0)
         await store.update_run(stored, expected_seq=0)  # postponing did not touch seq
         await store.postpone_check("wfr_missing", NOW)  # no error
+
+    async def test_a_completed_run_with_unrelayed_events_is_due_until_its_outbox_is_cleared(self, store: Store) -> None:
+        event = {"id": f"{run(1).id}/3", "type": "run.completed", "data": {"seq": 3}}
+        await store.insert_run(run(1, check_at=NOW + 10, status="COMPLETED", result="SUCCESS", outbox=[event]))
+        await store.insert_run(run(2, check_at=NOW + 5, status="COMPLETED", result="SUCCESS"))
+        await store.insert_run(run(3, check_at=NOW + 20, outbox=[event]))
+        assert await store.runs_due_for_check(NOW + 30, limit=10) == [run(1).id, run(3).id]
+        assert (await store.get_run(run(1).id)).outbox == [event]
+        assert not await store.clear_outbox(run(1).id, seq=1), "only at the seq that wrote the events"
+        assert await store.clear_outbox(run(1).id, seq=0)
+        stored = await store.get_run(run(1).id)
+        assert (stored.outbox, stored.seq) == ([], 0)
+        assert await store.runs_due_for_check(NOW + 30, limit=10) == [run(3).id]
+        assert not await store.clear_outbox("wfr_missing", seq=0)
 
     # -- node runs --------------------------------------------------------------------------------
 

@@ -65,7 +65,6 @@ _GO = "Go-template helpers (`now | date`, `lower`, `replace`, `add_duration`) ar
 _FRAGMENT = "a docs snippet without a workflow identifier (Port's API requires one)"
 
 VALIDATION: dict[str, Refusal] = {
-    "06-A-event-expire-environment": _refused("not-yet", "EVENT_TRIGGER TIMER_EXPIRED", "/nodes/0/config/event/type"),
     "08-A-dataflow-variables-chain": _refused("fragment", _FRAGMENT, "/identifier"),
     "09-A-action-chaining-outputs": _refused("fragment", _FRAGMENT, "/identifier"),
     "10-A-upsert-create-env-workflow": _refused(
@@ -78,11 +77,6 @@ VALIDATION: dict[str, Refusal] = {
         "not-port", _GO, "/nodes/2/config/mapping/properties/createdAt", message="templates are jq"),
     "14-A-examples-deploy-service-condition": _refused(
         "not-port", _GO, "/nodes/4/config/mapping/properties/lastDeployedAt", message="templates are jq"),
-    "17-A-examples-cleanup-expired-env": _refused("not-yet", "EVENT_TRIGGER TIMER_EXPIRED",
-                                                  "/nodes/0/config/event/type"),
-    "22-S-skills-approval-input-node": _refused(
-        "not-yet", "the INPUT node", "/nodes/1/config/type", "/connections/1/sourceOutletIdentifier",
-        "/connections/2/sourceOutletIdentifier"),
     "23-S-skills-event-ai-incident": _refused("ai", _AI, "/nodes/1/config/type", message="not supported by Stepline yet"),
     "25-O-ocean-readme-trigger-claude-agent": _refused("fragment", _FRAGMENT, "/identifier"),
     "26-O-ocean-readme-sync-port-skill": _refused("fragment", _FRAGMENT, "/identifier"),
@@ -187,7 +181,9 @@ CASES: dict[str, Case] = {
         skipped=frozenset({"deploy_other"}), requests={"/deploy_prod": {"environment": "production"}}),
     "23-S-skills-event-ai-incident": Case(event=event("service", _PAYMENTS_OK, _PAYMENTS_DOWN)),
     "24-O-ocean-sync-port-skill-to-claude": Case(
-        inputs={"portSkillId": "skill-1"}, result="FAILED", error="integration workers"),
+        inputs={"portSkillId": "skill-1"}, outputs={"sync_skill": {"worker": "done", "invocation": {
+            "installationId": "claude-managed-agents", "integrationInvocationType": "sync_skill",
+            "integrationActionExecutionProperties": {"portSkillId": "skill-1"}}}}),
     "28-D-docs-guide-promote-to-production": Case(
         inputs={"service": "web", "version": "1.2", "skip_health_check": True},
         skipped=frozenset({"health_check", "evaluate_health", "notify_health_failed", "notify_success"}),
@@ -197,7 +193,9 @@ CASES: dict[str, Case] = {
         event=event("service", {**_PAYMENTS_OK, "scorecardsStats": 0.9}, {**_PAYMENTS_OK, **_SCORED}),
         outputs={"analyze_degradation": {"task_title": "Add missing CODEOWNERS"}}),
     "30-D-docs-guide-ticket-resolution-coding-agents": Case(
-        event=event("jiraIssue", _JIRA_BEFORE, _JIRA_AFTER), skipped=frozenset({"comment_on_jira_ai_failure"})),
+        event=event("jiraIssue", _JIRA_BEFORE, _JIRA_AFTER), skipped=frozenset({"comment_on_jira_ai_failure"}),
+        requests={"/jira/rest/api/3/issue/PROJ-1/comment": {}},  # `jira_key`: the trigger's variables
+        outputs={"trigger": {"jira_key": "PROJ-1", "jira_title": "Fix the login bug"}}),
     "31-D-docs-ai-node-analyze-and-notify": Case(
         inputs={"service": "payments"}, requests={"/slack": {"text": "AI Analysis for payments:\n"
                                                              "payments is healthy; no open incidents."}}),

@@ -239,7 +239,7 @@ async def test_bad_upsert_config_is_rejected_with_a_pointer(api: httpx.AsyncClie
     definition = upserter("bad-upsert")
     config = definition["nodes"][1]["config"]
     config["mapping"]["identifier"] = "no spaces allowed"
-    del config["mapping"]["properties"]
+    config["mapping"]["properties"] = ["not", "an", "object"]  # optional (Port), but an object when given
     response = await api.post("/v1/workflows", json=definition)
     assert response.status_code == 422
     pointers = {d["pointer"] for d in response.json()["details"]}

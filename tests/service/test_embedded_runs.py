@@ -243,7 +243,8 @@ async def test_notification_url_receives_run_events(api: httpx.AsyncClient, targ
     await create(api, definition)
     run = await run_to_end(api, "notified")
     events = await target.wait_for("/notify", count=2)
-    assert [e["body"]["type"] for e in events] == ["dev.stepline.run.started.v1", "dev.stepline.run.completed.v1"]
+    assert [e["body"]["type"] for e in events] == ["run.started", "run.completed"]
+    assert [e["body"]["id"] for e in events] == [f"{run['identifier']}/1", f"{run['identifier']}/{events[1]['body']['data']['seq']}"]
     assert all(e["body"]["subject"] == run["identifier"] and e["body"]["specversion"] == "1.0" for e in events)
     assert events[1]["body"]["data"]["result"] == "SUCCESS"
     assert events[0]["headers"]["content-type"] == "application/cloudevents+json"

@@ -209,12 +209,12 @@ async def test_a_missing_secret_fails_naming_it(api: httpx.AsyncClient, github: 
 
 
 @pytest.mark.parametrize(("change", "pointer"), [
-    ({"integrationProvider": "GITLAB"}, "/nodes/1/config/integrationProvider"),
+    ({"integrationProvider": "GITLAB"}, "/nodes/1/config/installationId"),  # an Ocean provider: its workers
     ({"integrationActionExecutionProperties": {"workflowId": "deploy.yml"}},
      "/nodes/1/config/integrationActionExecutionProperties/repo"),
     ({"integrationActionExecutionProperties": {"repo": "not-a-repo", "workflowId": "deploy.yml"}},
      "/nodes/1/config/integrationActionExecutionProperties/repo"),
-    ({"tokenSecret": None}, "/nodes/1/config/tokenSecret"),
+    ({"tokenSecret": ""}, "/nodes/1/config/tokenSecret"),  # optional (default: the configured token secret)
 ])
 async def test_bad_configs_are_rejected_at_validation(api: httpx.AsyncClient, change: dict[str, Any],
                                                       pointer: str) -> None:

@@ -106,6 +106,10 @@ async def _create_key(world: World, caller: Principal | None) -> Request:
     return "/v1/api-keys", {"name": "k", "workspace": workspace, "role": "viewer", "user": "k@example.com"}
 
 
+async def _ack(world: World, caller: Principal | None) -> Request:
+    return "/v1/org/acme/workflows/runs/ack", {"nodeRunIdentifier": world.node_run_id}
+
+
 async def _create_workspace(world: World, caller: Principal | None) -> Request:
     return "/v1/workspaces", {"identifier": world.fresh("ws"), "title": "W"}
 
@@ -136,11 +140,19 @@ SAMPLES: dict[tuple[str, str], Sample] = {
                                                                scoped=True),
     ("PATCH", "/v1/workflows/runs/{run_id}/nodes/{node_run_id}"): fixed(
         "/v1/workflows/runs/{run}/nodes/{node_run}", DONE, scoped=True),
+    ("POST", "/v1/workflows/nodes/runs/{node_run_id}/logs"): fixed(
+        "/v1/workflows/nodes/runs/{node_run}/logs", {"logs": [{"level": "INFO", "message": "m"}]}, scoped=True),
     ("POST", "/v1/workflows/runs/{run_id}/nodes/{node}/approval"): fixed(
         "/v1/workflows/runs/{run}/nodes/gate/approval", {"decision": "reject"}, scoped=True),
+    ("POST", "/v1/workflows/runs/{run_id}/nodes/{node}/input"): fixed(
+        "/v1/workflows/runs/{run}/nodes/gate/input", {"button": "ok"}, scoped=True),
+    ("POST", "/v1/org/{org_id}/workflows/runs/claim-pending"): fixed(
+        "/v1/org/acme/workflows/runs/claim-pending", {"installationId": "inst-1"}),
+    ("PATCH", "/v1/org/{org_id}/workflows/runs/ack"): made(_ack, scoped=True),
     ("POST", "/v1/workflows"): made(_create_workflow),
     ("GET", "/v1/workflows"): fixed("/v1/workflows"),
     ("GET", "/v1/workflows/{workflow_id}"): fixed("/v1/workflows/wf", scoped=True),
+    ("GET", "/v1/workflows/{workflow_id}/nodes/{node}"): fixed("/v1/workflows/wf/nodes/gate", scoped=True),
     ("PUT", "/v1/workflows/{workflow_id}"): fixed("/v1/workflows/wf", None, scoped=True),
     ("DELETE", "/v1/workflows/{workflow_id}"): made(_delete_workflow, scoped=True),
     ("GET", "/v1/workflows/{workflow_id}/versions"): fixed("/v1/workflows/wf/versions", scoped=True),
@@ -148,6 +160,8 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("PUT", "/v1/workflows/{workflow_id}/tags/{tag}"): fixed("/v1/workflows/wf/tags/$STABLE", {"version": 1},
                                                              scoped=True),
     ("GET", "/v1/workflows/{workflow_id}/tags/{tag}"): fixed("/v1/workflows/wf/tags/$LIVE", scoped=True),
+    ("GET", "/v1/workflows/{workflow_id}/metrics"): fixed("/v1/workflows/wf/metrics", scoped=True),
+    ("GET", "/metrics"): fixed("/metrics"),
     ("POST", "/v1/api-keys"): made(_create_key),
     ("GET", "/v1/api-keys"): fixed("/v1/api-keys"),
     ("DELETE", "/v1/api-keys/{key_id}"): made(_delete_key, scoped=True, owner_crosses=True),
@@ -173,16 +187,23 @@ LEAST: dict[tuple[str, str], Role] = {
     ("POST", "/v1/workflows/{workflow_id}/resume"): "editor",
     ("PATCH", "/v1/workflows/nodes/runs/{node_run_id}"): "editor",
     ("PATCH", "/v1/workflows/runs/{run_id}/nodes/{node_run_id}"): "editor",
+    ("POST", "/v1/workflows/nodes/runs/{node_run_id}/logs"): "editor",
     ("POST", "/v1/workflows/runs/{run_id}/nodes/{node}/approval"): "viewer",
+    ("POST", "/v1/workflows/runs/{run_id}/nodes/{node}/input"): "viewer",
+    ("POST", "/v1/org/{org_id}/workflows/runs/claim-pending"): "editor",
+    ("PATCH", "/v1/org/{org_id}/workflows/runs/ack"): "editor",
     ("POST", "/v1/workflows"): "editor",
     ("GET", "/v1/workflows"): "viewer",
     ("GET", "/v1/workflows/{workflow_id}"): "viewer",
+    ("GET", "/v1/workflows/{workflow_id}/nodes/{node}"): "viewer",
     ("PUT", "/v1/workflows/{workflow_id}"): "editor",
     ("DELETE", "/v1/workflows/{workflow_id}"): "editor",
     ("GET", "/v1/workflows/{workflow_id}/versions"): "viewer",
     ("GET", "/v1/workflows/{workflow_id}/versions/{version}"): "viewer",
     ("PUT", "/v1/workflows/{workflow_id}/tags/{tag}"): "editor",
     ("GET", "/v1/workflows/{workflow_id}/tags/{tag}"): "viewer",
+    ("GET", "/v1/workflows/{workflow_id}/metrics"): "viewer",
+    ("GET", "/metrics"): "viewer",
     ("POST", "/v1/api-keys"): "admin",
     ("GET", "/v1/api-keys"): "admin",
     ("DELETE", "/v1/api-keys/{key_id}"): "admin",

@@ -1,5 +1,6 @@
 """KAFKA: publish the rendered `payload` through the bus, as a `dev.stepline.kafka.message.v1`
-envelope (libs/contracts/kafka_node.py). Output `{topic, key, messageId}`.
+envelope (libs/contracts/kafka_node.py). Output `{topic, key, messageId}`. Without `topic` (Port's
+nodes) it publishes to the runs topic, the executor's `kafka_runs_topic` setting (Port: `<org>.runs`).
 
 The bus is the deployment's: the in-memory bus in embedded mode (consumers in the same process),
 Kafka in distributed mode. With `waitForCompletion: true` the node then waits for a PATCH of its node
@@ -18,14 +19,19 @@ from libs.core.limits import Limits, topic_problem
 from services.executor.actions.base import ActionInput, ActionResult
 
 
+DEFAULT_RUNS_TOPIC = "port.runs"
+
+
 class KafkaAction:
-    def __init__(self, bus: Bus, limits: Limits = Limits()) -> None:
+    def __init__(self, bus: Bus, limits: Limits = Limits(), runs_topic: str = DEFAULT_RUNS_TOPIC) -> None:
+        """`runs_topic`: where a node without `topic` publishes (Port's `<org>.runs`)."""
         self.bus = bus
         self.limits = limits
+        self.runs_topic = runs_topic
 
     async def execute(self, data: ActionInput) -> ActionResult:
         cfg = data.config
-        topic = cfg.get("topic")
+        topic = cfg.get("topic", self.runs_topic)
         problem = kafka_node.topic_problem(topic)
         if problem is not None or not isinstance(topic, str):
             raise ActionError(f"config.topic {problem}; got {_short(topic)}")

@@ -17,6 +17,7 @@ from services.executor.actions.base import Action
 from services.executor.actions.child_runs import ChildRuns
 from services.executor.actions.delay import DelayAction
 from services.executor.actions.foreach import ForeachAction
+from services.executor.actions.human_input import InputAction
 from services.executor.actions.integration import IntegrationAction
 from services.executor.actions.kafka import KafkaAction
 from services.executor.actions.logic import ConditionAction, NoopAction, TransformAction
@@ -47,12 +48,13 @@ def build_registry(deps: ActionDeps) -> dict[str, Action]:
         "CONDITION": ConditionAction(),
         "TRANSFORM": TransformAction(),
         "NOOP": NoopAction(),
-        "KAFKA": KafkaAction(deps.bus, limits),
+        "KAFKA": KafkaAction(deps.bus, limits, deps.settings.kafka_runs_topic),
         "NOTIFY": NotifyAction(deps.client, SmtpMailer(deps.settings)),
-        "INTEGRATION_ACTION": IntegrationAction(deps.client, deps.secrets, deps.settings),
+        "INTEGRATION_ACTION": IntegrationAction(deps.client, deps.secrets, deps.settings, store=deps.store),
         "UPSERT_ENTITY": UpsertEntityAction(deps.store, deps.bus),
         "DELAY": DelayAction(deps.clock),
         "APPROVAL": ApprovalAction(deps.clock),
+        "INPUT": InputAction(),
         "SUB_WORKFLOW": SubWorkflowAction(children),
     }
     actions["FOREACH"] = ForeachAction(actions, children, limits)

@@ -63,7 +63,8 @@ async def rerun(ctx: Context, caller: Caller, run_id: Annotated[str, Path()],
     await refuse_if_paused(ctx.store, old.workflow)
     trigger = v1.TriggerContext(type="RERUN", by=caller.user, at=ctx.clock(), node=old.trigger.node)
     message = v1.StartRun(run_id=new_run_id(), workflow=old.workflow, version=old.version, trigger=trigger,
-                          inputs=old.inputs, rerun_of=old.id, rerun_from=body.from_)
+                          inputs=old.inputs, trigger_output=old.trigger_output, rerun_of=old.id,
+                          rerun_from=body.from_)
     await ctx.audit(caller, "run.rerun", message.run_id, {"rerunOf": old.id, "from": body.from_})
     return await start_answer(ctx, await ctx.starter().send(message))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from libs.core.run import LogLevel
 
@@ -31,16 +31,31 @@ class TagBody(_Body):
 
 
 class LogInput(_Body):
+    """Port's `{logLevel, log, tags}`, or its later `{level, message}` (docs.port.io/workflows/runs)."""
+
     logLevel: LogLevel = "INFO"
     log: str = ""
     tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _later_shape(cls, value: Any) -> Any:
+        if isinstance(value, dict) and ("level" in value or "message" in value):
+            renamed = {"level": "logLevel", "message": "log"}
+            return {renamed.get(k, k): v for k, v in value.items()}
+        return value
+
+
+class LogsBody(_Body):
+    logs: list[LogInput] = Field(min_length=1)
 
 
 class NodeRunPatch(_Body):
     """`status` defaults to COMPLETED when a `result` is given, else to IN_PROGRESS (progress logs)."""
 
     status: Literal["IN_PROGRESS", "COMPLETED"] | None = None
-    result: Literal["SUCCESS", "FAILED"] | None = Field(default=None, validate_default=True)
+    result: Literal["SUCCESS", "FAILED", "CANCELLED"] | None = Field(default=None, validate_default=True)
+    """CANCELLED (Port's): the node run ends CANCELLED, and the run goes on as after a failure."""
     output: Any = None
     logs: list[LogInput] = Field(default_factory=list)
     """At most STEPLINE_MAX_LOG_ENTRIES_PER_NODE_RUN per node run, all PATCHes together (else 413)."""

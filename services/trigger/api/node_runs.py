@@ -20,7 +20,7 @@ from services.trigger import presenters
 from services.trigger.approval import refuse_patch
 from services.trigger.api import scope
 from services.trigger.api.context import ApiContext, Context, MaybeCaller
-from services.trigger.api.models import NodeRunPatch
+from services.trigger.api.models import LogsBody, NodeRunPatch
 from services.trigger.completion import Decision, Patch, as_stored, complete_message, decide
 from services.trigger.patch_limits import refuse_over_limits
 from services.trigger.publishing import send_command
@@ -125,6 +125,15 @@ async def patch_node_run(ctx: Context, caller: MaybeCaller, node_run_id: NodeRun
     editor's key or the node run's callback token."""
     node_run, user = await authorized_node_run(ctx, caller, node_run_id, token)
     return await patched(ctx, caller, node_run, body, user)
+
+
+@router.post("/nodes/runs/{node_run_id}/logs")
+async def post_node_run_logs(ctx: Context, caller: MaybeCaller, node_run_id: NodeRunId, body: LogsBody,
+                             token: CallbackToken = None) -> dict[str, Any]:
+    """Append progress logs, `{logs: [{level, message}]}` (Port's later endpoint): the same as a PATCH
+    with IN_PROGRESS and those logs."""
+    node_run, user = await authorized_node_run(ctx, caller, node_run_id, token)
+    return await patched(ctx, caller, node_run, NodeRunPatch(status="IN_PROGRESS", logs=body.logs), user)
 
 
 @router.patch("/runs/{run_id}/nodes/{node_run_id}")

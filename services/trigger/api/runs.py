@@ -13,6 +13,8 @@ from libs.access.principal import DEFAULT_WORKSPACE, Principal
 from libs.store.ports import RunFilter
 from services.trigger import presenters
 from libs.access.workspaces import scoped
+from libs.core.instants import parse_instant
+from libs.core.run import Run
 from services.trigger.api import scope
 from services.trigger.api.context import ApiContext, Caller, Context
 from services.trigger.api.models import RunResultName, RunStatusName, StartRunBody, VersionNumber
@@ -32,6 +34,15 @@ Strings = Annotated[list[str] | None, Query()]
 Statuses = Annotated[list[RunStatusName] | None, Query()]
 Results = Annotated[list[RunResultName] | None, Query()]
 Versions = Annotated[list[VersionNumber] | None, Query()]
+From = Annotated[str | None, Query(alias="from", max_length=64)]
+Until = Annotated[str | None, Query(max_length=64)]
+# `name[]=`: the form Port's clients (qs, axios) send a list in.
+WorkflowsB = Annotated[list[str] | None, Query(alias="workflowIdentifiers[]")]
+RunIdsB = Annotated[list[str] | None, Query(alias="workflowRunIdentifiers[]")]
+StatusesB = Annotated[list[RunStatusName] | None, Query(alias="statuses[]")]
+ResultsB = Annotated[list[RunResultName] | None, Query(alias="results[]")]
+VersionsB = Annotated[list[VersionNumber] | None, Query(alias="workflowVersions[]")]
+CreatedByB = Annotated[list[str] | None, Query(alias="createdBy[]")]
 
 
 def _merged(*groups: Iterable[T] | None) -> tuple[T, ...]:
@@ -41,11 +52,32 @@ def _merged(*groups: Iterable[T] | None) -> tuple[T, ...]:
 def run_filter(workflowIdentifiers: Strings = None, workflow: Strings = None,  # noqa: N803 (query names)
                workflowRunIdentifiers: Strings = None, statuses: Statuses = None, status: Statuses = None,
                results: Results = None, result: Results = None, workflowVersions: Versions = None,
-               version: Versions = None) -> RunFilter:
-    """Each filter is repeatable and has a short alias (`workflow`, `status`, `result`, `version`)."""
-    return RunFilter(workflows=_merged(workflowIdentifiers, workflow), statuses=_merged(statuses, status),
-                     results=_merged(results, result), versions=_merged(workflowVersions, version),
-                     run_ids=_merged(workflowRunIdentifiers))
+               version: Versions = None, createdBy: Strings = None, trigger: Strings = None,
+               created_from: From = None, to: Until = None,
+               workflows_b: WorkflowsB = None,
+               run_ids_b: RunIdsB = None,
+               statuses_b: StatusesB = None,
+               results_b: ResultsB = None,
+               versions_b: VersionsB = None,
+               created_by_b: CreatedByB = None) -> RunFilter:
+    """Each list filter is repeatable, also as `name[]`, and has a short alias (`workflow`, `status`,
+    `result`, `version`); `from` (inclusive) and `to` (exclusive) bound the creation time."""
+    return RunFilter(workflows=_merged(workflowIdentifiers, workflow, workflows_b),
+                     statuses=_merged(statuses, status, statuses_b), results=_merged(results, result, results_b),
+                     versions=_merged(workflowVersions, version, versions_b),
+                     run_ids=_merged(workflowRunIdentifiers, run_ids_b), created_by=_merged(createdBy, created_by_b),
+                     trigger_types=_merged(trigger), created_from=instant("from", created_from),
+                     created_to=instant("to", to))
+
+
+def instant(name: str, text: str | None) -> float | None:
+    """An ISO 8601 query parameter as epoch seconds (422 naming it when it is not one)."""
+    if text is None:
+        return None
+    try:
+        return parse_instant(text)
+    except ValueError:
+        raise invalid(f"/query/{name}", f"{name} must be an ISO 8601 time, e.g. 2026-05-01T00:00:00Z") from None
 
 
 def _idempotency_key(header: str | None, body: StartRunBody) -> str | None:
@@ -87,8 +119,14 @@ async def list_runs(ctx: Context, caller: Caller, flt: Annotated[RunFilter, Depe
     """The workspace's runs newest first, without their node runs (runs of a trigger with
     `allowAnyoneToViewRuns: false` only for those who may read them)."""
     runs, total = await ctx.store.list_runs(in_workspace(flt, caller), limit=limit, offset=offset)
-    shown = [presenters.run(r) for r in runs if await scope.visible(ctx, caller, r)]
+    shown = [{**presenters.run(r), **await labels(ctx, r)} for r in runs if await scope.visible(ctx, caller, r)]
     return {"ok": True, "workflowRuns": shown, "total": total, "limit": limit, "offset": offset}
+
+
+async def labels(ctx: ApiContext, run: Run) -> dict[str, Any]:
+    """Port's `title` and `icon` of a run: its workflow version's (the definition is cached)."""
+    workflow = await ctx.definitions.get(run.workflow, run.version)
+    return {"title": workflow.title, "icon": workflow.icon}
 
 
 def in_workspace(flt: RunFilter, caller: Principal) -> RunFilter:
@@ -105,4 +143,4 @@ async def get_run(ctx: Context, caller: Caller, run_id: Annotated[str, Path()],
     await scope.run_of(ctx, caller, run_id)
     run = await ctx.waiters.wait_for_completion(ctx.store, run_id, wait)
     node_runs = await ctx.store.list_node_runs(run.id)
-    return {"ok": True, "workflowRun": presenters.run(run, node_runs)}
+    return {"ok": True, "workflowRun": {**presenters.run(run, node_runs), **await labels(ctx, run)}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
@@ -18,6 +19,7 @@ from services.trigger.api.context import ApiContext, Caller, Context
 from services.trigger.api.models import MAX_VERSION, TagBody
 from services.trigger.errors import invalid
 from services.trigger.strict_json import StrictJsonRoute
+from services.trigger.workflow_metrics import run_summary
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"], route_class=StrictJsonRoute)
 
@@ -28,9 +30,13 @@ Definition = Annotated[dict[str, Any], Body(description="A workflow definition (
 
 
 def normalized(raw: dict[str, Any], ctx: ApiContext) -> dict[str, Any]:
-    """Check quotas and validate a definition (DefinitionError with pointers); the normalised form."""
+    """Check quotas and validate a definition (DefinitionError with pointers); what is stored: the
+    definition as submitted, so a GET returns what was PUT (Port's `outlets`, connections without
+    identifiers, display fields; Terraform-style clients see no drift). Readers parse it again
+    (libs/store/definitions.py), which normalises it."""
     admit_definition(raw, ctx.settings.limits())
-    return parse_workflow(raw).model_dump(mode="json", exclude_none=True)
+    parse_workflow(raw)
+    return copy.deepcopy(raw)
 
 
 async def shown(ctx: ApiContext, record: WorkflowRecord, version: VersionRecord | None = None) -> dict[str, Any]:
@@ -68,16 +74,33 @@ async def create_workflow(ctx: Context, caller: Caller, definition: Definition) 
 @router.get("")
 async def list_workflows(ctx: Context, caller: Caller,
                          is_deleted: Annotated[bool, Query(alias="isDeleted")] = False) -> dict[str, Any]:
-    """The workspace's workflows at their `$LIVE` version; `isDeleted=true` lists the deleted ones instead."""
+    """The workspace's workflows at their `$LIVE` version with a summary of their runs (`lastRun`,
+    `lastRunStatus`, `runs7d`, `successRate`); `isDeleted=true` lists the deleted ones instead."""
     records = await ctx.store.list_workflows(include_deleted=is_deleted)
     mine = [r for r in records if r.deleted == is_deleted and belongs_to(r.identifier, caller.workspace)]
-    return {"ok": True, "workflows": [await shown(ctx, r) for r in mine]}
+    now = ctx.clock()
+    return {"ok": True, "workflows": [{**await shown(ctx, r), **await run_summary(ctx.store, r.identifier, now)}
+                                      for r in mine]}
 
 
 @router.get("/{workflow_id}")
 async def get_workflow(ctx: Context, caller: Caller, workflow_id: WorkflowId) -> dict[str, Any]:
     record = await scope.workflow_of(ctx, caller, workflow_id)
     return {"ok": True, "workflow": await shown(ctx, record)}
+
+
+@router.get("/{workflow_id}/nodes/{node}")
+async def get_workflow_node(ctx: Context, caller: Caller, workflow_id: WorkflowId,
+                            node: Annotated[str, Path(description="A node identifier")]) -> dict[str, Any]:
+    """Port's node read: `{workflow, node}` (the `$LIVE` version, the node as stored); 404 unknown node."""
+    record = await scope.workflow_of(ctx, caller, workflow_id)
+    workflow = await shown(ctx, record)
+    nodes = workflow.get("nodes")
+    found = next((n for n in nodes if isinstance(n, dict) and n.get("identifier") == node), None) \
+        if isinstance(nodes, list) else None
+    if found is None:
+        raise NotFoundError(f"workflow {workflow_id!r} has no node {node!r}")
+    return {"ok": True, "workflow": workflow, "node": found}
 
 
 @router.put("/{workflow_id}")

@@ -252,6 +252,8 @@ async def test_apply_run_wait_runs_show_logs_against_an_engine(served: str,
 
     code, out = await cli(served, capsys, "runs", "--workflow", "hello-transform")
     assert code == 0 and run_id in out and "SUCCESS" in out
+    assert run_id in (await cli(served, capsys, "runs", "--since", "1h", "--trigger", "API"))[1]
+    assert await cli(served, capsys, "runs", "--since", "2999-01-01T00:00:00Z") == (0, "no runs\n")
 
     code, out = await cli(served, capsys, "show", run_id, "--json")
     assert json.loads(out)["variables"]["outputs"]["greet"] == {"greeting": "Hello, Ada"}

@@ -10,7 +10,7 @@ from libs.core.node_types import NODE_TYPE_SCHEMAS, config_issues, config_valida
 
 
 DESIGN_NODE_TYPES = [
-    "APPROVAL", "CONDITION", "DELAY", "EVENT_TRIGGER", "FOREACH", "INTEGRATION_ACTION", "KAFKA", "NOOP",
+    "APPROVAL", "CONDITION", "DELAY", "EVENT_TRIGGER", "FOREACH", "INPUT", "INTEGRATION_ACTION", "KAFKA", "NOOP",
     "NOTIFY", "QUEUE_TRIGGER", "SCHEDULE_TRIGGER", "SELF_SERVE_TRIGGER", "SUB_WORKFLOW", "TRANSFORM",
     "UPSERT_ENTITY", "WEBHOOK", "WEBHOOK_TRIGGER"]
 
@@ -51,6 +51,7 @@ def _minimal(name: str) -> dict[str, Any]:
         "APPROVAL": {"assignees": ["a@example.com"], "message": "ok?"},
         "SUB_WORKFLOW": {"workflowIdentifier": "child"},
         "FOREACH": {"items": [], "node": {"type": "NOOP"}},
+        "INPUT": {"outlets": [{"identifier": "ok"}]},
     }
     return minimal[name]
 

@@ -106,7 +106,7 @@ def test_render_walks_objects_and_arrays_and_leaves_other_values(ctx: dict[str, 
         "url": "https://api.example.com/{{ .inputs.service }}/deploy",
         "body": {
             "replicas": "{{ .outputs.trigger.replicas }}",
-            "list": ["{{ .run.id }}", 7, None, False, {"deep": "{{ .trigger.by }}"}],
+            "list": ["{{ .run.id }}", 7, None, False, {"deep": "{{ .trigger.by.user.email }}"}],
             "{{ .not.rendered }}": "key stays",
         },
     }
@@ -256,8 +256,11 @@ def test_first_true_raises_for_an_error_before_the_match_but_not_after(ctx: dict
 # ---------------------------------------------------------------------------------- context, variables
 
 
-def test_build_context_exposes_the_five_roots(ctx: dict[str, Any]) -> None:
-    assert set(ctx) == {"outputs", "inputs", "secrets", "trigger", "run"}
+def test_build_context_exposes_the_five_roots_and_ports(ctx: dict[str, Any]) -> None:
+    assert set(ctx) == {"outputs", "inputs", "secrets", "trigger", "run", "workflow", "workflowRun"}
+    assert render("{{ .trigger.by.user.email }} {{ .trigger.at }} {{ .workflowRun.identifier }}", ctx) == (
+        "ana@example.com 2023-11-14T22:13:20.000Z wfr_abcdefghijklmnop")
+    assert ctx["workflow"] == {"identifier": "deploy", "version": 4}
     assert render("{{ .secrets.API_TOKEN }}|{{ .trigger.type }}|{{ .inputs.service }}", ctx) == (
         "s3cr3t-value|MANUAL|payments"
     )

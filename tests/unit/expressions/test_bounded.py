@@ -17,6 +17,7 @@ from libs.core.templates import context_json, run_text
 from libs.expressions import evaluate as expressions
 from libs.expressions.evaluate import ExpressionLimitError
 from libs.expressions.limits import MIB, Limits
+from libs.telemetry import metrics
 
 AT = "/nodes/3/config/expression"
 
@@ -45,6 +46,15 @@ async def test_an_expression_that_allocates_too_much_fails_on_memory(expression:
     expressions.configure(Limits(timeout=30, memory_bytes=64 * MIB))
     with pytest.raises(ExpressionLimitError, match=f"^expression at {AT} exceeded the memory limit of 64 MiB$"):
         await expressions.evaluate(expression, None, at=AT)
+
+
+async def test_each_breach_is_counted_by_kind_for_prometheus() -> None:
+    timeouts = metrics.EXPRESSION_BREACHES.labels("timeout")
+    before = timeouts._value.get()
+    for _ in range(2):
+        with pytest.raises(ExpressionLimitError):
+            await expressions.evaluate("def f: f; f", None, at=AT)
+    assert timeouts._value.get() == before + 2
 
 
 async def test_the_pool_answers_after_a_breach() -> None:
