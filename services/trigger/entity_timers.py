@@ -18,7 +18,6 @@ entityIdentifier, propertyIdentifier}, timestamp}`, both sides the entity as las
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -37,6 +36,7 @@ from libs.runtime.service import Subscription
 from libs.store.definitions import DefinitionCache
 from libs.store.pausing import is_paused
 from libs.store.ports import Entry, Store
+from services.trigger.polling import every
 from services.trigger.event_triggers import NODE_TYPE, condition_holds
 from services.trigger.live_triggers import LiveTrigger, live_triggers
 from services.trigger.settings import TriggerSettings
@@ -112,14 +112,7 @@ class EntityTimers:
 
     async def run(self, poll: float) -> None:
         """Fire due timers every `poll` seconds until cancelled; a failed pass is logged and retried."""
-        while True:
-            try:
-                await self.pass_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("timer pass failed; retrying")
-            await asyncio.sleep(poll)
+        await every(poll, self.pass_once, "timer pass")
 
     async def pass_once(self) -> int:
         """Fire every due timer once; the number fired. The live triggers are read only when a timer is due."""

@@ -16,7 +16,6 @@ makes a redelivered message start nothing new. The run's trigger output is:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -26,11 +25,11 @@ from libs.access.workspaces import belongs_to
 from libs.bus.ports import Bus, Handler
 from libs.contracts import v1
 from libs.contracts.envelope import Envelope
-from libs.core.errors import BusError
 from libs.core.limits import topic_allowed
 from libs.store.definitions import DefinitionCache
 from libs.store.pausing import is_paused
 from libs.store.ports import Store
+from services.trigger.polling import every
 from services.trigger.live_triggers import LiveTrigger, live_triggers
 from services.trigger.settings import TriggerSettings
 from services.trigger.starting import RunStarter, TriggerStart
@@ -79,16 +78,7 @@ class QueueIngress:
 
     async def run(self) -> None:
         """Reconcile until cancelled; a failed pass is logged and the next one retries."""
-        while True:
-            try:
-                await self.reconcile()
-            except asyncio.CancelledError:
-                raise
-            except BusError as exc:
-                log.warning("subscribing to queue topics failed (%s); retrying", exc)
-            except Exception:
-                log.exception("reconciling queue topics failed; retrying")
-            await asyncio.sleep(self._reconcile_seconds)
+        await every(self._reconcile_seconds, self.reconcile, "reconciling queue topics")
 
     async def reconcile(self) -> None:
         """Subscribe to every topic of a live QUEUE_TRIGGER not consumed yet."""

@@ -29,6 +29,7 @@ from libs.core.schedule import Schedule, due, next_tick, tick_iso
 from libs.store.definitions import DefinitionCache
 from libs.store.pausing import is_paused
 from libs.store.ports import Entry, Store
+from services.trigger.polling import every
 from services.trigger.settings import TriggerSettings
 from services.trigger.live_triggers import LiveTrigger, live_triggers
 from services.trigger.starting import RunStarter, TriggerStart
@@ -69,14 +70,7 @@ class ScheduleLoop:
 
     async def run(self) -> None:
         """Pass after pass until cancelled; a pass that fails is logged and the next one retries."""
-        while True:
-            try:
-                await self.pass_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("schedule pass failed; retrying")
-            await asyncio.sleep(self._timing.poll)
+        await every(self._timing.poll, self.pass_once, "schedule pass")
 
     async def pass_once(self) -> None:
         """One walk over every live schedule (what `run` does every `poll` seconds)."""

@@ -13,7 +13,7 @@ from libs.access.workspaces import public
 from libs.bus.ports import Bus
 from libs.contracts import v1
 from libs.core.definition import Node, Workflow
-from libs.core.errors import ConflictError, ForbiddenError, NotFoundError, TemplateError
+from libs.core.errors import ConflictError, ForbiddenError, TemplateError
 from libs.core.inputs import validate_inputs
 from libs.core.run import Run, new_run_id
 from libs.core.versioning import WorkflowRecord, is_valid_tag

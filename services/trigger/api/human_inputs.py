@@ -16,7 +16,7 @@ from pydantic import Field
 
 from libs.contracts import v1
 from libs.core.errors import ConflictError, ForbiddenError
-from libs.core.input_node import buttons, form_of, may_respond, quorum
+from libs.core.input_node import form_of, may_respond, quorum
 from libs.core.inputs import validate_inputs
 from libs.core.instants import to_iso
 from libs.core.run import NodeRun
