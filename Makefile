@@ -26,6 +26,14 @@ test: install check
 test-fast: install
 	$(BIN)/pytest -q -m "not e2e"
 
+# The chaos test (tests/chaos): `test-chaos` runs its short profile (also part of `test`), `chaos` the
+# long one (300 runs under faults), asserting the issue's recovery thresholds; both print the figures.
+.PHONY: test-chaos chaos
+test-chaos: install
+	$(BIN)/pytest -q -s -m chaos tests/chaos
+chaos: install
+	STEPLINE_CHAOS_PROFILE=long $(BIN)/pytest -q -s -m chaos tests/chaos
+
 bench: install
 	$(BIN)/python tests/bench/bench_embedded.py
 	$(BIN)/python tests/bench/bench_auth.py

@@ -2,10 +2,12 @@
 
 `verify` is the per-request check: a key seen before is answered from memory, and its record is
 read again at most every `recheck_seconds` so that a revocation or expiry is honoured within that
-time by every replica (each reads the shared store); scrypt runs once per key and process."""
+time by every replica (each reads the shared store); scrypt runs once per key and process, in a worker
+thread, shared by concurrent first requests of that key."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,6 +62,9 @@ class ApiKeys:
         self._clock = clock
         self._recheck = recheck_seconds
         self._verified: dict[str, _Verified] = {}
+        self._outcomes: dict[tuple[str, str], bool] = {}
+        """scrypt's answer per (key fingerprint, stored hash); a new hash is checked afresh."""
+        self._inflight: dict[tuple[str, str], asyncio.Future[bool]] = {}
 
     async def create(self, *, name: str, workspace: str, role: Role, user: str,
                      expires_at: float | None = None) -> tuple[ApiKeyInfo, str]:
@@ -106,6 +111,27 @@ class ApiKeys:
         verified = await self._check(key, fingerprint, cached, now)
         return verified.info.principal() if verified is not None and verified.info.usable(now) else None
 
+    async def _matches(self, key: str, fingerprint: str, stored_hash: str) -> bool:
+        """scrypt in a worker thread (it releases the GIL), once for concurrent requests with the same
+        key, and its outcome remembered: a burst of first requests costs one scrypt, not one each."""
+        memo = (fingerprint, stored_hash)
+        if memo in self._outcomes:
+            return self._outcomes[memo]
+        pending = self._inflight.get(memo)
+        if pending is None:
+            pending = asyncio.ensure_future(asyncio.to_thread(keys.matches, key, stored_hash))
+            self._inflight[memo] = pending
+            pending.add_done_callback(lambda done: self._settle(memo, done))
+        return await asyncio.shield(pending)
+
+    def _settle(self, memo: tuple[str, str], done: asyncio.Future[bool]) -> None:
+        self._inflight.pop(memo, None)
+        if done.cancelled() or done.exception() is not None:
+            return
+        if len(self._outcomes) >= MAX_CACHED:
+            self._outcomes.clear()
+        self._outcomes[memo] = done.result()
+
     async def _check(self, key: str, fingerprint: str, cached: _Verified | None, now: float) -> _Verified | None:
         key_id = keys.key_id_of(key)
         entry = await self._store.get_entry(KEY_KIND, key_id) if key_id is not None else None
@@ -114,7 +140,7 @@ class ApiKeys:
             return None
         stored_hash = str(entry.data.get("hash", ""))
         known = cached is not None and cached.stored_hash == stored_hash
-        if not known and not keys.matches(key, stored_hash):
+        if not known and not await self._matches(key, fingerprint, stored_hash):
             return None
         if len(self._verified) >= MAX_CACHED:
             self._verified.clear()

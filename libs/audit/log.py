@@ -12,6 +12,7 @@ are noticed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -110,6 +111,10 @@ class AuditLog:
         self._store = store
         self._clock = clock
         self._publish = publish
+        self._lock = asyncio.Lock()
+        self._last: tuple[int, str] | None = None
+        """The tail this process appended last: where its next append starts (other replicas' records
+        past it are found by the insert that conflicts)."""
 
     async def append(self, principal: Principal | None, action: AuditAction, target: str,
                      details: Mapping[str, Any] | None = None, *, workspace: str | None = None) -> AuditRecord:
@@ -122,17 +127,25 @@ class AuditLog:
         await self.append(caller, audit_action(action), target, details)
 
     async def append_fields(self, fields: Fields) -> AuditRecord:
-        """Seal and store the next record of the chain (then move the head and publish it)."""
+        """Seal and store the next record of the chain (then move the head and publish it). Appends of
+        one process take turns: concurrent appenders racing for the same sequence number would cost
+        a number of inserts that grows with the square of their number."""
+        async with self._lock:
+            record = await self._insert_next(fields)
+        await self._announce(record)
+        return record
+
+    async def _insert_next(self, fields: Fields) -> AuditRecord:
         now = self._clock()
-        seq, prev_hash = await self._tail()
+        seq, prev_hash = self._last if self._last is not None else await self._tail()
         while True:
             record = seal(fields, seq=seq + 1, at=iso_at(now), prev_hash=prev_hash)
             entry, inserted = await self._store.insert_entry(KIND, seq_key(record.seq), record.data(), now=now)
             if inserted:
                 break
             seq, prev_hash = record.seq, str(entry.data.get("hash"))
+        self._last = (record.seq, record.hash)
         await self._advance_head(record, now)
-        await self._announce(record)
         return record
 
     async def query(self, query: AuditQuery) -> list[AuditRecord]:
