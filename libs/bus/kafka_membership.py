@@ -44,10 +44,11 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError, for_code
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import Array, Boolean, Bytes, Int16, Int32, Schema, String
+
+from libs.bus.kafka_topics import close_admin, start_admin
 
 MAX_ID: Final = 249
 CHECK_TIMEOUT: Final = 2.0
@@ -178,19 +179,12 @@ class GroupAdmin:
         async with self._lock:
             admin, self._admin = self._admin, None
         if admin is not None:
-            await _close(admin)
+            await close_admin(admin)
 
     async def _connect(self) -> Any:
         async with self._lock:
             if self._admin is None:
-                admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=self._client_id,
-                                            request_timeout_ms=int(self._timeout * 1000))
-                try:
-                    await admin.start()
-                except BaseException:
-                    await _close(admin)
-                    raise
-                self._admin = admin
+                self._admin = await start_admin(self._bootstrap, self._client_id, self._timeout)
             return self._admin
 
 
@@ -203,10 +197,3 @@ async def _leave_group(admin: Any, group: str, ids: list[str]) -> None:
         if code not in (0, UNKNOWN_MEMBER_ID):  # unknown: it never joined, or already left
             _log.warning("%s could not leave %s: %s", instance_id, group, for_code(code).__name__)
     _log.info("left %s: %s", group, ", ".join(ids))
-
-
-async def _close(admin: Any) -> None:
-    try:
-        await admin.close()
-    except (KafkaError, OSError) as exc:
-        _log.warning("closing the Kafka admin client failed: %r", exc)

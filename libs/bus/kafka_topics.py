@@ -52,7 +52,7 @@ class TopicCreator:
         async with self._lock:
             admin, self._admin = self._admin, None
             if admin is not None:
-                await _close(admin)
+                await close_admin(admin)
 
     async def _create(self, names: list[str]) -> None:
         new = [NewTopic(name, self._partitions, self._replication) for name in names]
@@ -67,14 +67,7 @@ class TopicCreator:
 
     async def _connect(self) -> Any:
         if self._admin is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=f"{self._client_id}-admin",
-                                        request_timeout_ms=int(self._timeout * 1000))
-            try:
-                await admin.start()
-            except BaseException:
-                await _close(admin)
-                raise
-            self._admin = admin
+            self._admin = await start_admin(self._bootstrap, f"{self._client_id}-admin", self._timeout)
         return self._admin
 
 
@@ -88,7 +81,19 @@ def _check(name: str, code: int, message: list[Any]) -> None:
     raise BusError(f"could not create topic {name}: {error.__name__} {message[0] if message else ''}".strip())
 
 
-async def _close(admin: Any) -> None:
+async def start_admin(bootstrap: str, client_id: str, timeout: float) -> Any:
+    """A started admin client (closed again if starting fails)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id,
+                                request_timeout_ms=int(timeout * 1000))
+    try:
+        await admin.start()
+    except BaseException:
+        await close_admin(admin)
+        raise
+    return admin
+
+
+async def close_admin(admin: Any) -> None:
     try:
         await admin.close()
     except (KafkaError, OSError) as exc:
