@@ -115,6 +115,9 @@ class AuditLog:
         self._last: tuple[int, str] | None = None
         """The tail this process appended last: where its next append starts (other replicas' records
         past it are found by the insert that conflicts)."""
+        self._head: Entry | None = None
+        """The head as this process last wrote it: the next move tries it first, one statement when
+        no other replica moved it meanwhile."""
 
     async def append(self, principal: Principal | None, action: AuditAction, target: str,
                      details: Mapping[str, Any] | None = None, *, workspace: str | None = None) -> AuditRecord:
@@ -187,15 +190,19 @@ class AuditLog:
     async def _advance_head(self, record: AuditRecord, now: float) -> None:
         """Move the head to `record` unless it is already at or past it (a hint: giving up is safe)."""
         data = {"seq": record.seq, "hash": record.hash}
+        head = self._head or await self._store.get_entry(HEAD_KIND, HEAD_KEY)
         for _ in range(HEAD_ATTEMPTS):
-            head = await self._store.get_entry(HEAD_KIND, HEAD_KEY)
             if head is None:
-                if (await self._store.insert_entry(HEAD_KIND, HEAD_KEY, data, now=now))[1]:
-                    return
+                moved, inserted = await self._store.insert_entry(HEAD_KIND, HEAD_KEY, data, now=now)
+                self._head = moved if inserted else None
             elif _head_seq(head) >= record.seq:
                 return
-            elif await self._store.replace_entry(HEAD_KIND, HEAD_KEY, data, expected_rev=head.rev, now=now):
+            else:
+                self._head = await self._store.replace_entry(HEAD_KIND, HEAD_KEY, data, expected_rev=head.rev,
+                                                             now=now)
+            if self._head is not None:
                 return
+            head = await self._store.get_entry(HEAD_KIND, HEAD_KEY)
 
     async def _announce(self, record: AuditRecord) -> None:
         """Publish a stored record; the store is the log of record, so a refused publish is logged."""

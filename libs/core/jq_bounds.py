@@ -10,8 +10,12 @@ Every other expression runs in a worker process with a deadline and a memory cap
   most one argument;
 - and no generator: no `.[]` iteration, no `..`, no comma outside an object or array construction.
 
-No definitions, variables, `reduce`/`foreach`, `range`, `repeat`, `limit`, `while`, regex, `*`,
-`-` or `/` (string repetition, quadratic array difference and splitting). Without a generator
+Arithmetic `*`, `-`, `/` and `%` only with a number literal right beside the operator (`.a * 2`,
+`.n - 1`, `1000 / .ms`), the `*` literals of one expression multiplying to at most MAX_REPEAT: a literal number operand makes
+each of them either number arithmetic or an error, except `*` on a string (repetition, bounded by
+the literal). No definitions, variables, `reduce`/`foreach`, `range`, `repeat`, `limit`, `while`,
+regex, nor arithmetic between two computed values (string repetition by a computed count,
+quadratic array difference). Without a generator
 every sub-expression has at most one output and cannot reach the root again once inside `map`, so
 each output is at most (number of path references) × (context size): time and memory are
 O(|expression| × |context|). `within_budget` caps both factors.
@@ -27,6 +31,8 @@ MAX_EXPRESSION = 512
 """Characters of one expression the calling process evaluates."""
 MAX_BATCH = 2048
 """Characters of all the expressions of one evaluation."""
+MAX_REPEAT = 64
+"""The largest number literal a `*` may have: a string operand is repeated at most this often."""
 MAX_CONTEXT = 64 * 1024
 """Characters of the context's JSON text (so a worst case holds 1024 × 64 KiB = 64 MiB)."""
 
@@ -38,6 +44,7 @@ _TOKEN = re.compile(r"""
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<format>@[A-Za-z0-9]+)
   | (?P<op>//|==|!=|<=|>=|\.\.|[.\[\](){}|,:?+<>])
+  | (?P<arith>[-*/%])
 """, re.VERBOSE)
 
 _KEYWORDS = frozenset({"if", "then", "elif", "else", "end", "and", "or", "true", "false", "null"})
@@ -65,7 +72,7 @@ def is_bounded(expression: str) -> bool:
     if len(expression) > MAX_EXPRESSION:
         return False
     tokens = _tokens(expression)
-    return tokens is not None and _no_generator(tokens)
+    return tokens is not None and _no_generator(tokens) and _repeat_factor(tokens) <= MAX_REPEAT
 
 
 def _tokens(expression: str) -> list[tuple[str, str]] | None:
@@ -94,6 +101,8 @@ def _no_generator(tokens: list[tuple[str, str]]) -> bool:
             return False
         if text == "..":
             return False
+        if kind == "arith" and not _literal_operand(text, previous, following):
+            return False
         if text == "[":
             stack.append("index" if _ends_value(previous) else "array")
             if stack[-1] == "index" and following == ("op", "]"):
@@ -107,6 +116,21 @@ def _no_generator(tokens: list[tuple[str, str]]) -> bool:
         elif text == "," and (not stack or stack[-1] not in ("{", "array")):
             return False
     return not stack
+
+
+def _literal_operand(operator: str, *neighbours: tuple[str, str] | None) -> bool:
+    """Whether a number literal stands right beside `operator`."""
+    return any(token is not None and token[0] == "number" for token in neighbours)
+
+
+def _repeat_factor(tokens: list[tuple[str, str]]) -> float:
+    """How often a string may be repeated at most: the product of every `*`'s largest literal."""
+    factor = 1.0
+    for index, (_, text) in enumerate(tokens):
+        if text == "*":
+            beside = (tokens[index - 1], tokens[index + 1] if index + 1 < len(tokens) else ("", "0"))
+            factor *= max(abs(float(t)) for kind, t in beside if kind == "number")
+    return factor
 
 
 def _allowed_ident(text: str, stack: list[str], following: tuple[str, str] | None) -> bool:

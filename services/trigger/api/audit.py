@@ -22,7 +22,7 @@ Text = Annotated[str | None, Query(min_length=1, max_length=500)]
 Time = Annotated[datetime | None, Query(description="ISO 8601; without a zone it is UTC")]
 
 
-def reader(ctx: Context) -> AuditLog:
+async def reader(ctx: Context) -> AuditLog:
     """An audit log over the API's store, for reading (records are appended where changes happen)."""
     return AuditLog(ctx.store, clock=ctx.clock)
 

@@ -52,11 +52,11 @@ class ApiContext:
         return RunStarter(self.store, self.bus, self.definitions, self.clock, self.settings.accept_timeout_seconds)
 
 
-def _context(request: Request) -> ApiContext:
+async def _context(request: Request) -> ApiContext:
     return cast(ApiContext, request.app.state.context)
 
 
-def current_principal(request: Request) -> Principal:
+async def current_principal(request: Request) -> Principal:
     """The caller the authentication middleware verified (services/trigger/authn.py)."""
     principal = principal_of(request)
     if principal is None:
@@ -64,13 +64,17 @@ def current_principal(request: Request) -> Principal:
     return principal
 
 
-def _user(request: Request) -> str:
-    return current_principal(request).user
+async def _user(request: Request) -> str:
+    return (await current_principal(request)).user
+
+
+async def _maybe_principal(request: Request) -> Principal | None:
+    return principal_of(request)
 
 
 Context = Annotated[ApiContext, Depends(_context)]
 Caller = Annotated[Principal, Depends(current_principal)]
-MaybeCaller = Annotated[Principal | None, Depends(principal_of)]
+MaybeCaller = Annotated[Principal | None, Depends(_maybe_principal)]
 """None only on the routes a callback token opens (the route checks the token)."""
 User = Annotated[str, Depends(_user)]
 """The `user` of the caller's API key: who started, changed or decided something."""

@@ -113,6 +113,7 @@ async def test_ordinary_errors_stay_template_errors_with_secrets_redacted() -> N
     "{step: 1, n: .inputs.n}", ".outputs.trigger.x", ".a?.b // \"none\"", "[.a, .b] | length",
     "if .a then \"x\" elif .b then 1 else null end", ".a | map(.x + 1) | sort", "{(.k): .v}",
     ".a[.i]", ".a[0:2]", "length == 2 and has(\"a\")", "@base64", ". // []", "to_entries | from_entries",
+    ".outputs.a.a * 2", ".n - 1", "1000 / .ms", ".n % 7", "2 * .s", ".s * 8 * 8", ".a-1",
 ])
 def test_cheap_expressions_run_in_process(expression: str) -> None:
     assert is_bounded(expression)
@@ -121,7 +122,8 @@ def test_cheap_expressions_run_in_process(expression: str) -> None:
 @pytest.mark.parametrize("expression", [
     "def f: f; f", "[range(1e9)]", "[limit(1e8; repeat(1))]", ".a[]", ".[]?", "..", ".a, .b", "{a: (.x, .y)}",
     ".a[.b, .c]", '"x" * 1e9', ".a - .b", ".a / .b", '.a | test("x")', '"\\(.a)"', "$ENV", "reduce .[] as $x (0; .)",
-    ".a |= 1", "first(.a[])", "map(.[])", "x" * 600,
+    ".a |= 1", "first(.a[])", "map(.[])", "x" * 600, ".s * 65", ".s * 8 * 9", ".s * .n", "2 * 1e9 * .s", "-.a",
+    ".a - [1]", ".a *= 2",
 ])
 def test_everything_else_runs_in_a_worker(expression: str) -> None:
     assert not is_bounded(expression)
@@ -137,7 +139,8 @@ CONTEXT: dict[str, Any] = {"a": [{"x": 1}, {"x": 2}], "b": None, "k": "key", "v"
 
 
 @pytest.mark.parametrize("expression", ["{step: 1, n: .inputs.n}", ".a | map(.x + 1)", "{(.k): .v}", ".a[.i]",
-                                        ".b.c", ".k | ascii_upcase", ".a | length > 1", '.k | error("no " + .)'])
+                                        ".b.c", ".k | ascii_upcase", ".a | length > 1", '.k | error("no " + .)',
+                                        ".k * 3", ".i - 1", "10 / .i", ".a * 2", ".v - 1"])
 async def test_in_process_and_worker_results_agree(expression: str) -> None:
     text = context_json(CONTEXT)
     [local] = run_text([expression], text)
