@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: install
+	@providers="$$($(BIN)/python -m stepline.devinfra model provider 2>/dev/null)"; \
+	if [ -z "$${STEPLINE_AI_PROVIDERS:-}" ] && [ -n "$$providers" ]; then \
+		echo "AI steps use the local model started by make model: STEPLINE_AI_PROVIDERS=$$providers"; \
+		export STEPLINE_AI_PROVIDERS="$$providers"; fi; \
 	$(BIN)/stepline up --examples
 
 check: install
@@ -37,6 +41,7 @@ chaos: install
 bench: install
 	$(BIN)/python tests/bench/bench_embedded.py
 	$(BIN)/python tests/bench/bench_auth.py
+	$(BIN)/python tests/bench/bench_ai.py
 	@if command -v java >/dev/null 2>&1 && command -v go >/dev/null 2>&1; then \
 		$(BIN)/python tests/bench/bench_distributed.py; \
 	else \
@@ -55,3 +60,12 @@ infra-up: install
 	$(BIN)/python -m stepline.devinfra up $(INFRA_ARGS)
 infra-down:
 	$(BIN)/python -m stepline.devinfra down $(INFRA_ARGS)
+
+# The local language model for AI steps (SmolLM2-135M-Instruct served by llama-cpp-python on 127.0.0.1:18080;
+# the first run builds llama-cpp-python into .cache/infra/model, see stepline/devinfra/model.py).
+# `make run` then points AI steps at it (provider "local") unless STEPLINE_AI_PROVIDERS is set.
+.PHONY: model model-down
+model: install
+	$(BIN)/python -m stepline.devinfra model up $(INFRA_ARGS)
+model-down:
+	$(BIN)/python -m stepline.devinfra model down $(INFRA_ARGS)

@@ -156,21 +156,39 @@ def run_detail(run: Json) -> str:
     return "\n".join([*lines, "", table(NODE_COLUMNS, node_rows(run)), *waiting_hints(run)])
 
 
+WAITING_HINTS: Mapping[str, str] = {
+    "APPROVAL": "decide it with POST /v1/workflows/runs/{run}/nodes/{node}/approval "
+                '{{"decision": "approve"}} (or "reject"), as an assignee',
+    "INPUT": "answer it with POST /v1/workflows/runs/{run}/nodes/{node}/input "
+             '{{"button": "...", "inputs": {{...}}}}, as a responder',
+    "DELAY": "it goes on by itself when its delay ends",
+    "SUB_WORKFLOW": "it goes on by itself when its child run ends",
+    "FOREACH": "it goes on by itself when its child runs end",
+}
+"""How each node type the engine completes after a wait is moved on (never a node-run PATCH:
+libs/core/waiting_nodes.ENGINE_COMPLETED_TYPES); any other waits for the PATCH."""
+PATCH_HINT = "complete it with PATCH /v1/workflows/nodes/runs/{node_run}"
+
+
 def waiting_hints(run: Json) -> list[str]:
-    """How to complete each node that waits for an external PATCH."""
+    """How to move on each node that waits: its decision or answer route, nothing (timers, child
+    runs), or the node-run PATCH."""
     latest = latest_node_runs(run)
     hints = []
     for node_id, progress in (run.get("nodes") or {}).items():
-        node_run_id = (latest.get(node_id) or {}).get("identifier")
-        if progress.get("state") == "WAITING" and node_run_id:
-            hints.append(f"{node_id} is WAITING: complete it with PATCH /v1/workflows/nodes/runs/{node_run_id}")
+        node_run = latest.get(node_id) or {}
+        if progress.get("state") == "WAITING" and node_run.get("identifier"):
+            hint = WAITING_HINTS.get(str(node_run.get("nodeConfigType")), PATCH_HINT)
+            where = hint.format(run=run.get("identifier"), node=node_id, node_run=node_run["identifier"])
+            hints.append(f"{node_id} is WAITING: {where}")
     return ["", *hints] if hints else []
 
 
 # ---- logs ---------------------------------------------------------------------------------------
 
 def log_lines(run: Json) -> list[str]:
-    """`time level node: message` for every log of every node run, oldest first."""
+    """`time level node: message` for every log of every node run, oldest first; the engine's own
+    lines (attempts, requests, retries, waits) read `node (engine): message`."""
     entries = []
     for node_run in run.get("nodeRuns") or []:
         node = str(node_run.get("nodeIdentifier"))
@@ -179,8 +197,12 @@ def log_lines(run: Json) -> list[str]:
         for entry in node_run.get("nodeRunLogs") or []:
             entries.append((str(entry.get("createdAt") or ""), label, entry))
     entries.sort(key=lambda e: _timestamp(e[0]))
-    return [f"{log_time(at)} {str(e.get('logLevel') or 'INFO'):<5} {label}: {e.get('log', '')}"
+    return [f"{log_time(at)} {str(e.get('logLevel') or 'INFO'):<5} {label}{_by(e)}: {e.get('log', '')}"
             for at, label, e in entries]
+
+
+def _by(entry: Json) -> str:
+    return " (engine)" if entry.get("source") == "engine" else ""
 
 
 def _timestamp(value: str) -> float:

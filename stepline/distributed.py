@@ -60,7 +60,8 @@ def service_env(settings: EmbeddedSettings, kafka: str, mongo: str) -> dict[str,
     key = configured_or_stored_key(settings.secrets_key, settings.data_dir)
     return {**os.environ, "STEPLINE_BUS_URL": f"kafka://{kafka}", "STEPLINE_STORE_URL": mongo,
             "STEPLINE_HOST": settings.host, "STEPLINE_PORT": str(settings.port),
-            "STEPLINE_PARTITIONS": str(settings.partitions), "STEPLINE_SECRETS_KEY": key}
+            "STEPLINE_PARTITIONS": str(settings.partitions), "STEPLINE_SECRETS_KEY": key,
+            "STEPLINE_API_URL": settings.own_api_url()}
 
 
 def start_services(cluster: Cluster, env: dict[str, str], logs: Path) -> None:

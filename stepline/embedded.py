@@ -20,6 +20,7 @@ from libs.core.errors import ConflictError, DefinitionError
 from libs.core.validation import parse_workflow
 from libs.expressions import evaluate as expressions
 from libs.core.versioning import WorkflowRecord
+from libs.runtime import event_loop
 from libs.runtime.service import Service
 from libs.runtime.egress import guarded_client
 from libs.secrets.keyfile import configured_or_stored_key
@@ -42,6 +43,7 @@ class Engine:
         settings.data_dir.chmod(0o700)  # it holds the database and the keys: the owner's alone
         if not settings.secrets_key:  # generated once into <data_dir>/secrets.key, then reused
             settings = settings.model_copy(update={"secrets_key": configured_or_stored_key("", settings.data_dir)})
+        settings = settings.model_copy(update={"api_url": settings.own_api_url()})  # `.run.apiUrl`
         self.settings = settings
         expressions.configure(settings.expression_limits())
         self.clock = clock
@@ -142,4 +144,4 @@ def run(settings: EmbeddedSettings, *, examples: Path | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # httpx logs every request URL at INFO; a query string may carry credentials.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    asyncio.run(serve(settings, examples=examples))
+    event_loop.run(serve(settings, examples=examples))

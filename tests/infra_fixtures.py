@@ -89,3 +89,40 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
         yield KafkaBroker(server.url, server)
     finally:
         server.stop()
+
+
+# ---- The local language model (test_ai_local_model.py) ---------------------------------------------
+# `STEPLINE_TEST_MODEL_URL` (an OpenAI-compatible base URL ending in /v1, with `STEPLINE_TEST_MODEL`
+# the model id) points the tests at a running server. Otherwise `stepline.devinfra` builds
+# llama-cpp-python (cached in `<repo>/.cache/infra/model`; the first build takes minutes) and serves
+# SmolLM2-135M-Instruct on a free loopback port for the session. If that is impossible the model tests
+# are skipped with the reason, or fail with it when `STEPLINE_REQUIRE_INFRA=1`.
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    base_url: str
+    """OpenAI-compatible base URL (`http://127.0.0.1:<port>/v1`): a provider's `baseUrl`."""
+    model: str
+    server: Any = None
+    """The `stepline.devinfra.Server` when this session started the model, else None."""
+
+
+@pytest.fixture(scope="session")
+def local_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalModel]:
+    url = os.environ.get("STEPLINE_TEST_MODEL_URL")
+    from stepline.devinfra import DevInfra, InfraError
+    from stepline.devinfra.model import MODEL_NAME
+
+    if url:
+        yield LocalModel(url.rstrip("/"), os.environ.get("STEPLINE_TEST_MODEL", MODEL_NAME))
+        return
+    try:
+        server = DevInfra(CACHE_DIR).start_model(tmp_path_factory.mktemp("model"), port=free_port())
+    except InfraError as exc:  # no compiler or cmake, the build, the download or the start failed
+        unavailable("local language model", f"the model server could not be built or started: {exc.message}",
+                    "STEPLINE_TEST_MODEL_URL")
+    try:
+        yield LocalModel(server.url, MODEL_NAME, server)
+    finally:
+        server.stop()

@@ -22,6 +22,7 @@ AuditAction = Literal[
     "run.started", "run.cancelled", "run.rerun", "workflow.paused", "workflow.resumed",
     "node.completed_externally", "approval.decided", "secret.written", "secret.deleted",
     "apikey.created", "apikey.revoked", "workspace.created", "auth.denied",
+    "agent.written", "agent.deleted", "mcp_server.written", "mcp_server.deleted",
 ]
 AUDIT_ACTIONS: Final[tuple[AuditAction, ...]] = get_args(AuditAction)
 

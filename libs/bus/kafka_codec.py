@@ -12,8 +12,9 @@ value's bytes, so the partition moves on.
 Topics that accept outside messages are the exception: the catalog-events topic always, and any
 topic subscribed with `external=True` (QUEUE_TRIGGER topics). There a record whose value is JSON
 but not an envelope is handed over as a `v1.ExternalMessage` envelope (`external_envelope`) whose id
-`{topic}/{partition}/{offset}` is the same on every delivery. Values that are not JSON, and
-tombstones, are poison there too.
+`{topic}/{partition}/{offset}` is the same on every delivery and whose `headers` are the record's
+`ce_` headers (a CloudEvent in binary mode). Values that are not JSON, and tombstones, are poison
+there too.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any, Final, Protocol
 from pydantic import ValidationError
 
 from libs.bus.dead_letter import DEAD_LETTER_TYPE, error_fields
-from libs.contracts import topics, v1
+from libs.contracts import cloudevents, topics, v1
 from libs.contracts.envelope import Envelope
 from libs.core.errors import SteplineError
 from libs.telemetry.propagation import traceparent_header
@@ -75,11 +76,15 @@ def accepts_external(topic: str, external: bool) -> bool:
 
 def decode(record: Record, *, external: bool = False) -> Envelope:
     """The envelope in `record`; PoisonMessageError if it holds none. With `external`, a JSON value
-    that is not an envelope becomes an ExternalMessage envelope instead."""
+    that is not one of Stepline's envelopes (a foreign CloudEvent included, extensions and all)
+    becomes an ExternalMessage envelope instead."""
     if record.value is None:
         raise PoisonMessageError("record has no value (a tombstone)")
     try:
-        return Envelope.from_bytes(record.value)
+        envelope = Envelope.from_bytes(record.value)
+        if external and not envelope.type.startswith(cloudevents.STEPLINE_TYPE_PREFIX):
+            return external_envelope(record) or envelope
+        return envelope
     except ValidationError as exc:
         if external:
             wrapped = external_envelope(record)
@@ -98,11 +103,17 @@ def external_envelope(record: Record) -> Envelope | None:
         return None
     key = record.key.decode(errors="replace") if record.key is not None else None
     message = v1.ExternalMessage(run_id="", topic=record.topic, partition=record.partition,
-                                 offset=record.offset, key=key, value=value)
+                                 offset=record.offset, key=key, value=value, headers=cloud_event_headers(record))
     message_id = message.message_id
     message = message.model_copy(update={"run_id": key or message_id})
     return Envelope(id=message_id, type=message.TYPE, source=EXTERNAL_SOURCE, subject=message.run_id,
                     data=message.model_dump(mode="json"))
+
+
+def cloud_event_headers(record: Record) -> dict[str, str]:
+    """The record's `ce_` headers (CloudEvents binary mode, libs/contracts/cloudevents.py) as text."""
+    return {name: value.decode(errors="replace") for name, value in record.headers
+            if name.startswith(cloudevents.HEADER_PREFIX) and isinstance(value, bytes)}
 
 
 def _reject_constant(name: str) -> Any:

@@ -46,6 +46,7 @@ from typing import Any, Final
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.errors import ConsumerStoppedError, IllegalStateError, KafkaError
 
+from libs.bus import kafka_lag
 from libs.bus.kafka_backoff import Backoff
 from libs.bus.kafka_codec import Record
 from libs.bus.kafka_commit import Committer
@@ -100,6 +101,16 @@ class SubscriptionConsumer:
         return f"{self.delivery.topic}:{self.delivery.group}"
 
     @property
+    def kafka_consumer(self) -> Any:
+        """The aiokafka consumer while started (None before)."""
+        return self._consumer
+
+    @property
+    def workers(self) -> dict[Any, PartitionWorker]:
+        """The worker of each partition this consumer owns now."""
+        return self._workers
+
+    @property
     def static_id(self) -> str | None:
         """The group instance id, for static membership; None for a dynamic member."""
         replica = self._settings.replica
@@ -118,6 +129,7 @@ class SubscriptionConsumer:
             self._consumer = None
             raise BusError(f"could not start consuming {self.name}: {exc!r}") from exc
         self.joined = True
+        kafka_lag.watch(self)
         self._committer.start(f"bus-commit:{self.name}")
         self._fetch_task = asyncio.get_running_loop().create_task(self._fetch(), name=f"bus-fetch:{self.name}")
         self._fetch_task.add_done_callback(report_crash)

@@ -21,6 +21,7 @@ from typing import Any
 
 from libs.contracts.envelope import Envelope
 from libs.telemetry.propagation import continuing, current, is_valid, outgoing_traceparent
+from libs.telemetry.spans import tracer
 
 try:  # an optional dependency
     from opentelemetry import trace as _trace
@@ -31,14 +32,8 @@ TRACER_NAME = "stepline.bus.kafka"
 
 
 def _tracer() -> Any:
-    """The tracer of the configured provider; None when there is no package or only the API's
-    default (no-op) provider, so that an untraced process pays nothing for this module."""
-    if _trace is None:
-        return None
-    provider = _trace.get_tracer_provider()
-    if isinstance(provider, (_trace.ProxyTracerProvider, _trace.NoOpTracerProvider)):
-        return None
-    return provider.get_tracer(TRACER_NAME)
+    """The tracer of the configured provider; None when untraced (libs/telemetry/spans.py)."""
+    return tracer(TRACER_NAME)
 
 
 def _parent_context(traceparent: str | None) -> Any:
@@ -57,8 +52,8 @@ def _traceparent_of(span: Any) -> str:
     return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags) & 0x01:02x}"
 
 
-def _attributes(topic: str, envelope: Envelope | None) -> dict[str, str]:
-    attributes = {"messaging.system": "kafka", "messaging.destination.name": topic}
+def _attributes(topic: str, envelope: Envelope | None, system: str) -> dict[str, str]:
+    attributes = {"messaging.system": system, "messaging.destination.name": topic}
     if envelope is not None:
         attributes |= {"messaging.message.id": envelope.id, "cloudevents.event_type": envelope.type,
                        "stepline.run_id": envelope.subject}
@@ -66,8 +61,9 @@ def _attributes(topic: str, envelope: Envelope | None) -> dict[str, str]:
 
 
 @contextmanager
-def producing(topic: str, envelope: Envelope, explicit: str | None) -> Iterator[str]:
-    """The PRODUCER span of one publish; yields the `traceparent` to send."""
+def producing(topic: str, envelope: Envelope, explicit: str | None, *, system: str = "kafka") -> Iterator[str]:
+    """The PRODUCER span of one publish; yields the `traceparent` to send. `system`: `memory` for
+    the embedded bus, which links its messages the same way."""
     tracer = _tracer()
     if tracer is None:
         yield outgoing_traceparent(explicit)
@@ -75,19 +71,20 @@ def producing(topic: str, envelope: Envelope, explicit: str | None) -> Iterator[
     parent = explicit if explicit is not None and is_valid(explicit) else current.get()
     with tracer.start_as_current_span(f"publish {topic}", context=_parent_context(parent),
                                       kind=_trace.SpanKind.PRODUCER,
-                                      attributes=_attributes(topic, envelope)) as span:
+                                      attributes=_attributes(topic, envelope, system)) as span:
         yield _traceparent_of(span) if span.is_recording() else outgoing_traceparent(explicit)
 
 
 @contextmanager
-def consuming(topic: str, group: str, envelope: Envelope, traceparent: str | None) -> Iterator[None]:
+def consuming(topic: str, group: str, envelope: Envelope, traceparent: str | None, *,
+              system: str = "kafka") -> Iterator[None]:
     """The CONSUMER span of one handled record; the current trace context names it meanwhile."""
     tracer = _tracer()
     if tracer is None:
         with continuing(traceparent):
             yield
         return
-    attributes = _attributes(topic, envelope) | {"messaging.consumer.group.name": group}
+    attributes = _attributes(topic, envelope, system) | {"messaging.consumer.group.name": group}
     with tracer.start_as_current_span(f"process {topic}", context=_parent_context(traceparent),
                                       kind=_trace.SpanKind.CONSUMER, attributes=attributes) as span:
         with continuing(_traceparent_of(span) if span.is_recording() else traceparent):

@@ -41,6 +41,9 @@ class PartitionWorker:
         self._records: deque[Record] = deque()
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.position: int | None = None
+        """The offset of the next record to handle (None until a record was fetched): consumer lag
+        is the partition's high watermark minus this (libs/bus/kafka_lag.py)."""
 
     def start(self, name: str) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=name)
@@ -49,6 +52,8 @@ class PartitionWorker:
     def feed(self, records: Iterable[Record]) -> int:
         """Queue `records`; the backlog after that."""
         self._records.extend(records)
+        if self.position is None and self._records:
+            self.position = self._records[0].offset
         self._ready.set()
         return len(self._records)
 
@@ -75,6 +80,7 @@ class PartitionWorker:
             if not await self._process(record, self):
                 return
             self._mark(self.tp, record.offset + 1)
+            self.position = record.offset + 1
             streak += 1
             if streak >= FAIR_BATCH:  # a handler that never suspends must not starve the loop
                 streak = 0

@@ -40,6 +40,12 @@ Not durable
     Everything lives in memory: uncommitted messages are lost with the process. Envelopes are shared
     between groups, not copied: handlers must treat them (including `data`) as read-only.
 
+Tracing
+    With an OpenTelemetry SDK configured, publishing and handling are PRODUCER and CONSUMER spans
+    linked as on Kafka (libs/bus/kafka_tracing.py), the `traceparent` kept beside the log by envelope
+    id (the newest `TRACED_IDS`), so an embedded run is one trace too. Untraced, a delivery costs one
+    lookup in an empty dict.
+
 Beyond the port
     `drain()` waits until every group has consumed all messages published before the call;
     `stats()` gives per-topic counters; `partition_of(key)` names a key's partition.
@@ -52,17 +58,20 @@ import logging
 import zlib
 from typing import Final
 
+from libs.bus import kafka_tracing
 from libs.bus.dead_letter import dead_letter_envelope
 from libs.bus.ports import Handler
 from libs.bus.redelivery import GaveUp, Retries, call_handler, redeliver
 from libs.contracts import topics
 from libs.contracts.envelope import Envelope
 from libs.core.errors import BusError
+from libs.telemetry.spans import tracer
 
 SOURCE: Final = "stepline.bus.memory"
 MAX_BACKOFF: Final = 1.0
 TRIM_CHUNK: Final = 1024
 FAIR_BATCH: Final = 128
+TRACED_IDS: Final = 100_000
 
 _log = logging.getLogger(__name__)
 
@@ -190,7 +199,11 @@ class _Consumer:
 
     async def _deliver(self, envelope: Envelope) -> Exception | None:
         self.topic.counters.delivered += 1
-        return await call_handler(self.handler, envelope, self)
+        traceparent = self.bus._traceparents.get(envelope.id) if self.bus._traceparents else None
+        if traceparent is None:
+            return await call_handler(self.handler, envelope, self)
+        with kafka_tracing.consuming(self.topic.name, self.group, envelope, traceparent, system="memory"):
+            return await call_handler(self.handler, envelope, self)
 
     def _log_failure(self, envelope: Envelope, error: Exception, deliveries: int) -> None:
         _log.warning(
@@ -244,6 +257,8 @@ class MemoryBus:
         self._started = False
         self._closed = False
         self._stopped = asyncio.Event()
+        self._traceparents: dict[str, str] = {}
+        """envelope id → the `traceparent` of its PRODUCER span (only while traced)."""
 
     # ---- the port ---------------------------------------------------------------------------
 
@@ -275,7 +290,15 @@ class MemoryBus:
         """Append `envelope` to its key's partition of `topic`; BusError once the bus is stopped."""
         if self._closed:
             raise BusError(f"the bus is stopped; cannot publish to {topic}")
-        self._append(topic, envelope)
+        if tracer() is None:
+            self._append(topic, envelope)
+            return
+        with kafka_tracing.producing(topic, envelope, None, system="memory") as traceparent:
+            self._traceparents[envelope.id] = traceparent
+            if len(self._traceparents) > TRACED_IDS:
+                for old in list(self._traceparents)[: TRACED_IDS // 10]:
+                    del self._traceparents[old]
+            self._append(topic, envelope)
 
     def subscribe(self, topic: str, group: str, handler: Handler) -> None:
         """Register `handler` for `topic` in `group`; ValueError if that group already has one."""

@@ -2,7 +2,8 @@
 
 An entity is `{identifier, blueprint, title, icon, team, properties, relations, createdAt, updatedAt}`.
 An upsert creates it, or replaces only the fields it gives: `title`, `icon` and `team` are replaced,
-`properties` and `relations` are merged key by key.
+`properties` and `relations` are merged key by key. A catalog event from outside (`mirrored`) replaces
+every field its `diff.after` gives, `properties` and `relations` whole.
 """
 
 from __future__ import annotations
@@ -48,3 +49,20 @@ def merged(before: dict[str, Any] | None, blueprint: str, patch: EntityPatch, no
 def same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Equal but for their timestamps (an upsert that changes nothing is not a change)."""
     return {k: v for k, v in a.items() if k not in _STAMPS} == {k: v for k, v in b.items() if k not in _STAMPS}
+
+
+def mirrored(stored: dict[str, Any] | None, blueprint: str, identifier: str, after: dict[str, Any],
+             now: str) -> dict[str, Any]:
+    """The entity an upstream event's `diff.after` describes, in the catalog's shape: its fields replace
+    the stored ones (Port's `after` is the whole entity), the context names it, `createdAt` stays."""
+    entity = new_entity(blueprint, identifier, now) if stored is None else dict(stored)
+    for name in ("title", "icon"):
+        if name in after:
+            entity[name] = after[name]
+    team = after.get("team", entity["team"])
+    entity["team"] = [team] if isinstance(team, str) else team if isinstance(team, list) else []
+    for name in ("properties", "relations"):
+        value = after.get(name, entity[name])
+        entity[name] = value if isinstance(value, dict) else {}
+    entity.update(identifier=identifier, blueprint=blueprint, updatedAt=now)
+    return entity

@@ -2,9 +2,9 @@
 entityIdentifier}, timestamp}` as a `v1.CatalogEvent` on the catalog-events topic, keyed by entity.
 
 They come from UPSERT_ENTITY (with an id derived from the node run, so a re-executed attempt
-announces the same change under the same id), from `POST /v1/catalog/events`, and from other
-systems writing Port's JSON to the topic directly (which the Kafka bus hands over as a
-`v1.ExternalMessage`).
+announces the same change under the same id, and `stored` set: the catalog holds it already), from
+`POST /v1/catalog/events`, and from other systems writing Port's JSON to the topic directly, plain or
+as a CloudEvent in structured or binary mode (libs/contracts/cloudevents.py).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from libs.access.principal import DEFAULT_WORKSPACE
 from libs.bus.ports import Bus
-from libs.contracts import topics, v1, wrap
+from libs.contracts import cloudevents, topics, v1, wrap
 from libs.contracts.envelope import Envelope
 from libs.core.catalog import Action, entity_key, event_issues
 from libs.core.errors import Issue, SteplineError
@@ -63,10 +63,11 @@ def parse_event(raw: Any, *, timestamp: str, strict: bool = True) -> v1.CatalogE
 def change_event(event_id: str, action: Action, before: dict[str, Any] | None, after: dict[str, Any] | None,
                  *, blueprint: str, identifier: str, timestamp: str,
                  workspace: str = DEFAULT_WORKSPACE) -> v1.CatalogEvent:
+    """The event of a change the catalog holds already (`stored`)."""
     return v1.CatalogEvent(run_id=entity_key(blueprint, identifier), id=event_id, action=action,
                            diff=v1.CatalogDiff(before=before, after=after),
                            context=v1.CatalogContext(blueprintIdentifier=blueprint, entityIdentifier=identifier),
-                           timestamp=timestamp, workspace=workspace)
+                           timestamp=timestamp, workspace=workspace, stored=True)
 
 
 async def publish_event(bus: Bus, event: v1.CatalogEvent, *, source: str) -> None:
@@ -76,16 +77,26 @@ async def publish_event(bus: Bus, event: v1.CatalogEvent, *, source: str) -> Non
 
 def event_of(envelope: Envelope, *, timestamp: str) -> v1.CatalogEvent | None:
     """The catalog event an envelope on the catalog-events topic carries: a `v1.CatalogEvent`, or a
-    `v1.ExternalMessage` whose value is Port's event JSON (unknown fields ignored; without an `id`
-    it gets one derived from the record's position, the same on every delivery). None for other
-    message types; InvalidCatalogEventError for an external value that is not a catalog event."""
-    if envelope.type not in (v1.CatalogEvent.TYPE, v1.ExternalMessage.TYPE):
+    message from outside Stepline (libs/contracts/cloudevents.py) whose payload is Port's event JSON
+    (unknown fields ignored). A CloudEvent's `id` is the event's id; plain JSON without an `id` gets one
+    derived from the record's position, the same on every delivery. None for Stepline's other message
+    types; InvalidCatalogEventError for an outside payload that is not a catalog event."""
+    if envelope.type == v1.CatalogEvent.TYPE:
+        return v1.CatalogEvent.model_validate(envelope.data)
+    if envelope.type in v1.MESSAGE_TYPES and envelope.type != v1.ExternalMessage.TYPE:
         return None
-    message = envelope.message()
-    if isinstance(message, v1.CatalogEvent):
-        return message
-    assert isinstance(message, v1.ExternalMessage)
-    value = message.value
-    if isinstance(value, dict) and not value.get("id"):
-        value = {**value, "id": derived_id("evt_", f"external:{message.message_id}")}
-    return parse_event(value, timestamp=timestamp, strict=False)
+    message = cloudevents.incoming(envelope)
+    value = message.payload
+    if isinstance(value, dict) and (message.is_cloud_event or not value.get("id")):
+        value = {**value, "id": _outside_id(message)}
+    workspace = (message.attributes or {}).get("workspace")
+    if isinstance(value, dict) and isinstance(workspace, str) and "workspace" not in value:
+        value = {**value, "workspace": workspace}  # the CloudEvents extension attribute
+    event = parse_event(value, timestamp=timestamp, strict=False)
+    return event.model_copy(update={"attributes": message.attributes}) if message.is_cloud_event else event
+
+
+def _outside_id(message: cloudevents.Incoming) -> str:
+    if message.is_cloud_event:
+        return message.id
+    return derived_id("evt_", f"external:{message.id}")

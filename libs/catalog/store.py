@@ -4,7 +4,8 @@ An upsert reads the entity and writes it back with `replace_entry` (compare-and-
 inserts it if absent, and starts over when another writer got there first: concurrent upserts of one
 entity never lose each other's fields. Entries of kind `entity-change` remember, per node run, the
 change an UPSERT_ENTITY made, so a re-executed attempt republishes that change instead of making
-another.
+another. Entries of kind `catalog-event-applied` (keyed `{workspace}/{event id}`) remember the catalog
+events from outside that `apply` wrote, so a redelivered or re-sent event id changes nothing again.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from libs.catalog.entities import EntityPatch, iso_time, merged, same_content
+from libs.catalog.entities import EntityPatch, iso_time, merged, mirrored, same_content
 from libs.access.principal import DEFAULT_WORKSPACE
 from libs.access.workspaces import scoped
+from libs.contracts import v1
 from libs.core.catalog import entity_key
 from libs.core.errors import ConcurrentUpdateError
 from libs.store.ports import EntryStore
 
 KIND = "entity"
 CHANGE_KIND = "entity-change"
+APPLIED_KIND = "catalog-event-applied"
 MAX_WRITE_ATTEMPTS = 50
 
 
@@ -81,3 +84,28 @@ class Catalog:
         """Remember `data` under `token` (first writer wins); returns what is stored."""
         entry, _ = await self._store.insert_entry(CHANGE_KIND, token, data, now=self._clock())
         return entry.data
+
+    async def apply(self, event: v1.CatalogEvent) -> bool:
+        """Make the stored entity what an outside catalog event says it became: CREATE and UPDATE store
+        `diff.after`, DELETE removes the entity. Once per event id (False when it was applied before);
+        an event applied but not yet remembered (a crash in between) is applied again, which rewrites
+        the same entity."""
+        marker = f"{self._workspace}/{event.id}"
+        if await self._store.get_entry(APPLIED_KIND, marker) is not None:
+            return False
+        blueprint, identifier = event.context.blueprintIdentifier, event.context.entityIdentifier
+        if event.action == "DELETE" or event.diff.after is None:
+            await self._store.delete_entry(KIND, self._key(blueprint, identifier))
+        else:
+            await self._mirror(blueprint, identifier, event.diff.after)
+        await self._store.insert_entry(APPLIED_KIND, marker, {"entity": entity_key(blueprint, identifier)},
+                                       now=self._clock())
+        return True
+
+    async def _mirror(self, blueprint: str, identifier: str, after: dict[str, Any]) -> None:
+        key = self._key(blueprint, identifier)
+        now = self._clock()
+        current = await self._store.get_entry(KIND, key)
+        entity = mirrored(current.data if current is not None else None, blueprint, identifier, after, iso_time(now))
+        if current is None or not same_content(current.data, entity):
+            await self._store.put_entry(KIND, key, entity, now=now)

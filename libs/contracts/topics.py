@@ -8,5 +8,8 @@ CATALOG_EVENTS = "stepline.catalog-events.v1"
 DEAD_LETTERS = "stepline.dead-letters.v1"
 AUDIT = "stepline.audit.v1"
 """The audit log's records (libs/audit), keyed by one constant: all in one partition (order them by `seq`)."""
+WORKFLOW_STATS = "stepline.workflow-stats.v1"
+"""Per workflow and hour, the statistics the notifier folded from the run events (docs/events.md);
+created compacted by the notifier's stream app, keyed `<workflow>@<hour>`, so not in ALL."""
 
 ALL = (RUN_COMMANDS, NODE_DISPATCH, NODE_RESULTS, RUN_EVENTS, CATALOG_EVENTS, DEAD_LETTERS, AUDIT)

@@ -38,6 +38,8 @@ class TriggerContext(BaseModel):
     by: str | None = None
     at: float = 0.0
     node: str = ""
+    event: dict[str, Any] | None = None
+    """The attributes of the CloudEvent that started the run (queue and catalog messages)."""
 
 
 # ---- commands to the scheduler (topic run-commands) -------------------------------------------
@@ -275,10 +277,15 @@ class CatalogEvent(Message):
     timestamp: str
     workspace: str = "default"
     """Only workflows of this workspace see the event."""
+    stored: bool = False
+    """The change is in Stepline's catalog already (UPSERT_ENTITY made it); the trigger applies every
+    other catalog event to the stored entity before it starts runs."""
+    attributes: dict[str, Any] | None = None
+    """The CloudEvent attributes of an event sent from outside as a CloudEvent (a run's `trigger.event`)."""
 
     def port_event(self) -> dict[str, Any]:
         """The event as Port shows it (what an EVENT_TRIGGER's output and condition see)."""
-        return self.model_dump(mode="json", exclude={"run_id", "workspace"})
+        return self.model_dump(mode="json", exclude={"run_id", "workspace", "stored", "attributes"})
 
 
 # ---- messages from outside Stepline (queue topics, catalog-events) ------------------------------
@@ -294,6 +301,8 @@ class ExternalMessage(Message):
     offset: int
     key: str | None = None
     value: Any = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    """The record's CloudEvents headers (`ce_` prefixed, binary mode; libs/contracts/cloudevents.py)."""
 
     @property
     def message_id(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from libs.core.run_triggers import RUN_EVENT_SCHEMA, RUN_SOURCE
 from libs.core.catalog import (
     BLUEPRINT_IDENTIFIER,
     BLUEPRINT_PATTERN,
@@ -69,24 +70,35 @@ EVENT_TRIGGER: dict[str, Any] = {
     "title": "EVENT_TRIGGER config",
     "description": "Starts a run for every catalog event of `event.type` on the blueprint whose "
     "`condition` holds; the output is the event `{action, diff: {before, after}, context, id, timestamp}`. "
-    "`TIMER_EXPIRED` fires once per entity and value when the date-time in its `propertyIdentifier` passes.",
+    "`TIMER_EXPIRED` fires once per entity and value when the date-time in its `propertyIdentifier` passes. "
+    "With `event: {source: \"run\", workflow, events}` it starts a run when a run of that workflow completes "
+    "(`run.completed`: SUCCESS, `run.failed`, `run.cancelled`); the output is that run "
+    "`{type, workflow, runId, version, result, error, durationMs, inputs, outputs}`.",
     "type": "object",
     "required": ["type", "event"],
     "properties": {
         "type": {"const": "EVENT_TRIGGER"},
         "event": {
             "type": "object",
-            "required": ["type", "blueprintIdentifier"],
             "properties": {
+                "source": {"enum": ["catalog", RUN_SOURCE], "default": "catalog",
+                           "description": "`catalog` (catalog events of a blueprint) or `run` (completions "
+                           "of another workflow's runs)."},
                 "type": {"enum": list(EVENT_TYPE_ACTIONS)},
                 "blueprintIdentifier": BLUEPRINT_IDENTIFIER,
                 "propertyIdentifier": {
                     "type": "string", "minLength": 1,
                     "description": "TIMER_EXPIRED: the entity property (a date-time) whose passing fires the trigger.",
                 },
+                **RUN_EVENT_SCHEMA["properties"],
             },
-            "if": {"properties": {"type": {"const": "TIMER_EXPIRED"}}, "required": ["type"]},
-            "then": {"required": ["propertyIdentifier"]},
+            "if": {"properties": {"source": {"const": RUN_SOURCE}}, "required": ["source"]},
+            "then": {"required": RUN_EVENT_SCHEMA["required"]},
+            "else": {
+                "required": ["type", "blueprintIdentifier"],
+                "if": {"properties": {"type": {"const": "TIMER_EXPIRED"}}, "required": ["type"]},
+                "then": {"required": ["propertyIdentifier"]},
+            },
         },
         "condition": {
             "type": "object",

@@ -120,7 +120,7 @@ class Workflow(_Frozen):
     tags: list[str] = Field(default_factory=list)
     allowAnyoneToViewRuns: bool = True
     notificationUrl: str | None = None
-    """Stepline extension: the notifier POSTs every run event of this workflow to this URL."""
+    """Stepline extension: the notifier POSTs each run's `run.started` and `run.completed` events here."""
     concurrencyLimit: int | None = Field(default=None, ge=1, le=100_000)
     """Stepline extension: at most this many runs IN_PROGRESS at once; later ones queue (FIFO)."""
     nodes: list[Node]

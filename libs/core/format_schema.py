@@ -58,7 +58,8 @@ def _workflow_properties() -> dict[str, Any]:
         "allowAnyoneToViewRuns": {"type": "boolean", "default": True},
         "notificationUrl": {
             "type": ["string", "null"],
-            "description": "Stepline extension: every run event of this workflow is POSTed here.",
+            "description": "Stepline extension: each run's `run.started` and `run.completed` events "
+                           "(CloudEvents, docs/events.md) are POSTed here; node events are not.",
         },
         "concurrencyLimit": {
             "type": ["integer", "null"], "minimum": 1, "maximum": 100_000,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from libs.core import pointer as jp
+from libs.core.ai_nodes import ai_issues
 from libs.core.egress import url_problem
 from libs.core.errors import Issue
 from libs.core.inputs import user_inputs_issues
@@ -149,4 +150,5 @@ _TYPE_CHECKS: dict[str, Callable[[dict[str, Any], str], list[Issue]]] = {
     "SCHEDULE_TRIGGER": schedule_issues,
     "WEBHOOK": _url,
     "NOTIFY": _url,
+    "AI": ai_issues,
 }

@@ -13,10 +13,13 @@ from typing import Any
 from jsonschema.protocols import Validator
 
 from libs.core import pointer as jp
+from libs.core.agent_nodes import AI_AGENT, MCP
+from libs.core.ai_nodes import AI
 from libs.core.catalog_nodes import EVENT_TRIGGER, UPSERT_ENTITY
 from libs.core.definition import GITHUB_PROVIDERS, IDENTIFIER_PATTERN, MAX_IDENTIFIER_LENGTH
 from libs.core.errors import Issue
 from libs.core.input_node import INPUT
+from libs.core.permission_policy import POLICY
 from libs.core.secrets import MAX_SECRET_NAME_LENGTH, SECRET_NAME_PATTERN
 from libs.core.schema_dialect import issues, make_validator
 from libs.core.webhook_signatures import (
@@ -124,7 +127,8 @@ SELF_SERVE_TRIGGER = _config(
             "description": "Who may start it (Port's shape): API keys whose `user` is in `users` or whose "
                            "role is in `roles`; owners and admins always may. Absent: every role that may start runs.",
             "properties": {"users": {"type": "array", "items": {"type": "string"}},
-                           "roles": {"type": "array", "items": {"type": "string"}}},
+                           "roles": {"type": "array", "items": {"type": "string"}},
+                           "policy": POLICY},
         },
         "allowAnyoneToViewRuns": {
             "type": "boolean", "default": True,
@@ -492,14 +496,13 @@ NODE_TYPE_SCHEMAS: dict[str, dict[str, Any]] = {
     "QUEUE_TRIGGER": QUEUE_TRIGGER,
     "WEBHOOK_TRIGGER": WEBHOOK_TRIGGER,
     "INPUT": INPUT,
+    "AI": AI,
+    "AI_AGENT": AI_AGENT,
+    "MCP": MCP,
 }
 
 
-NOT_YET: dict[str, str] = {
-    kind: f"Port's {kind} node (an LLM call) is not supported by Stepline yet; until it is, "
-    "a TRANSFORM returning {response} can stand in for it"
-    for kind in ("AI", "AI_AGENT")
-}
+NOT_YET: dict[str, str] = {}
 """Port node types that Stepline refuses with a message of their own."""
 
 

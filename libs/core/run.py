@@ -27,6 +27,7 @@ Result = Literal["SUCCESS", "FAILED", "CANCELLED"]
 NodeRunStatus = Literal["PENDING", "RUNNING", "WAITING", "COMPLETED"]
 NodeState = Literal["PENDING", "WAITING", "RETRY_WAIT", "SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"]
 LogLevel = Literal["DEBUG", "INFO", "WARN", "ERROR"]
+LogSource = Literal["user", "engine"]
 
 FINISHED_NODE_STATES: frozenset[str] = frozenset({"SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"})
 ACTIVE_NODE_STATES: frozenset[str] = frozenset({"PENDING", "WAITING", "RETRY_WAIT"})
@@ -37,6 +38,17 @@ NODE_RUN_TRANSITIONS: dict[str, frozenset[str]] = {
     "WAITING": frozenset({"COMPLETED"}),
     "COMPLETED": frozenset(),
 }
+FINISHED_BY_EXECUTOR: frozenset[str] = frozenset({"RUNNING"})
+"""The attempt an executor claimed (with its lease owner) completes."""
+FINISHED_FROM_OUTSIDE: frozenset[str] = frozenset({"WAITING", "RUNNING"})
+"""A PATCH, an approval decision or the end of its child runs completes a waiting node; RUNNING too:
+an asynchronous node may be completed before its executor has marked it WAITING."""
+FINISHED_BY_TIMER: frozenset[str] = frozenset({"WAITING"})
+"""A DELAY's timer or an approval's SLA completes the node that waits for it."""
+FINISHED_BY_TIMEOUT: frozenset[str] = frozenset({"PENDING", "RUNNING", "WAITING"})
+"""A waiting node's `timeoutSeconds` fails any attempt not completed yet."""
+FINISHED_BY_CANCEL: frozenset[str] = frozenset({"PENDING", "WAITING"})
+"""Cancelling a run cancels the attempts no executor holds (those in flight finish)."""
 NODE_STATE_TRANSITIONS: dict[str, frozenset[str]] = {
     "PENDING": frozenset({"WAITING", "RETRY_WAIT", "SUCCEEDED", "FAILED", "CANCELLED"}),
     "WAITING": frozenset({"SUCCEEDED", "FAILED", "RETRY_WAIT", "CANCELLED"}),
@@ -89,6 +101,8 @@ class TriggerInfo(_Record):
     by: str | None = None
     at: float = 0.0
     node: str = ""
+    event: dict[str, Any] | None = None
+    """The attributes of the CloudEvent that started the run (`.trigger.event` in templates), if one did."""
 
 
 class NodeProgress(_Record):
@@ -131,7 +145,8 @@ class Run(_Record):
     parent_node_run_key: str | None = None
     """The key of the parent node run that waits for this child run."""
     depth: int = 0
-    """How deeply this run is nested under parent runs (0: not a child run)."""
+    """How deeply this run is nested under parent runs, or chained after the runs whose completion
+    started it (EVENT_TRIGGER on runs); 0: neither."""
     error: str | None = None
     idempotency_key: str | None = None
     created_at: float = 0.0
@@ -153,6 +168,8 @@ class LogEntry(_Record):
     log: str = ""
     tags: dict[str, str] = Field(default_factory=dict)
     createdAt: float = 0.0
+    source: LogSource = "user"
+    """`engine`: written by Stepline itself (libs/core/engine_logs.py); `user`: sent with a PATCH."""
 
 
 class NodeRun(_Record):

@@ -7,6 +7,9 @@ duration percentiles and runs per hour over a window `[start, end)` of creation 
   and failed (a cancelled run is neither); None while no run has completed;
 - `durationMs` percentiles are over completed runs, creation to completion, by nearest rank;
 - `runsPerHour` has one entry per UTC hour that overlaps the window, empty hours included.
+
+Both modes fold the same `RunFact`s with `metrics_of`: embedded mode makes them from the stored runs
+(`fact_of`), distributed mode from the run events (`libs/core/run_stats.py`), so the arithmetic is one.
 """
 
 from __future__ import annotations
@@ -34,16 +37,37 @@ class Window:
         return [first + i * HOUR for i in range(max(0, math.ceil((self.end - first) / HOUR)))]
 
 
+@dataclass(frozen=True)
+class RunFact:
+    """What the metrics need of one run: its creation time, and once it completed its result and
+    duration (creation to completion, in ms)."""
+
+    created_at: float
+    completed: bool = False
+    result: str | None = None
+    duration_ms: int = 0
+
+
+def fact_of(run: Run) -> RunFact:
+    completed = run.status == "COMPLETED"
+    return RunFact(run.created_at, completed, run.result if completed else None, duration_ms(run) if completed else 0)
+
+
 def metrics(workflow: str, runs: Iterable[Run], window: Window) -> dict[str, Any]:
     """The API's `metrics` object for `runs` (those created in `window`; others are ignored)."""
-    inside = [r for r in runs if window.start <= r.created_at < window.end]
-    results = [r.result for r in inside if r.status == "COMPLETED"]
+    return metrics_of(workflow, (fact_of(r) for r in runs), window)
+
+
+def metrics_of(workflow: str, facts: Iterable[RunFact], window: Window) -> dict[str, Any]:
+    """The `metrics` object of the runs `facts` describe (those created in `window`)."""
+    inside = [f for f in facts if window.start <= f.created_at < window.end]
+    results = [f.result for f in inside if f.completed]
     succeeded, failed = results.count("SUCCESS"), results.count("FAILED")
     return {
         "workflow": workflow, "from": to_iso(window.start), "to": to_iso(window.end), "total": len(inside),
         "succeeded": succeeded, "failed": failed, "cancelled": results.count("CANCELLED"),
         "successRate": _rate(succeeded, len(results)), "failureRate": _rate(failed, len(results)),
-        "durationMs": percentiles(sorted(duration_ms(r) for r in inside if r.status == "COMPLETED")),
+        "durationMs": percentiles(sorted(f.duration_ms for f in inside if f.completed)),
         "runsPerHour": per_hour(inside, window),
     }
 
@@ -58,13 +82,13 @@ def percentiles(ordered: Sequence[int]) -> dict[str, int | None]:
     return {f"p{p}": ordered[math.ceil(p / 100 * len(ordered)) - 1] if ordered else None for p in PERCENTILES}
 
 
-def per_hour(runs: Iterable[Run], window: Window) -> list[dict[str, Any]]:
+def per_hour(facts: Iterable[RunFact], window: Window) -> list[dict[str, Any]]:
     hours = window.hours()
     total, failed = [0] * len(hours), [0] * len(hours)
-    for run in runs:
-        i = int((run.created_at - hours[0]) // HOUR)
+    for fact in facts:
+        i = int((fact.created_at - hours[0]) // HOUR)
         total[i] += 1
-        failed[i] += run.result == "FAILED"
+        failed[i] += fact.result == "FAILED"
     return [{"hour": to_iso(h), "total": t, "failed": f} for h, t, f in zip(hours, total, failed)]
 
 

@@ -9,6 +9,7 @@ over the same data breaches again); an ordinary jq error raises `TemplateError` 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from libs.core import templates
@@ -115,6 +116,28 @@ async def apply_variables(variables: Mapping[str, Any], raw_output: Any, *, at: 
     if not variables:
         return raw_output
     return await render(dict(variables), raw_output, at=at)
+
+
+@dataclass(frozen=True)
+class Shaped:
+    """A successful node's output as it is stored, or why its `variables` failed."""
+
+    output: Any
+    """The variables applied to the output (they replace it); the raw output when they failed."""
+    error: str | None = None
+    """The failure, naming the field (the node then fails with it)."""
+
+
+async def shaped_output(workflow: Workflow, node_id: str, output: Any) -> Shaped:
+    """The one way a node's `variables` are applied to an output it succeeded with (executor,
+    scheduler completions, trigger): `Shaped.error` set instead of an exception when they fail."""
+    variables = workflow.node(node_id).variables
+    if not variables:
+        return Shaped(output)
+    try:
+        return Shaped(await apply_variables(variables, output, at=f"{node_at(workflow, node_id)}/variables"))
+    except TemplateError as exc:
+        return Shaped(output, exc.message)
 
 
 async def render_config(config: dict[str, Any], context: Any, *, at: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from libs.runtime.ai_settings import AiSettings
 from libs.runtime.expression_settings import ExpressionSettings
 from libs.runtime.limits import LimitSettings
 from libs.secrets.cipher import parse_key
@@ -19,7 +20,7 @@ def default_instance_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class CommonSettings(BaseSettings, LimitSettings, ExpressionSettings):
+class CommonSettings(BaseSettings, LimitSettings, ExpressionSettings, AiSettings):
     model_config = SettingsConfigDict(env_prefix="STEPLINE_", env_nested_delimiter="__", extra="ignore",
                                       hide_input_in_errors=True)
 

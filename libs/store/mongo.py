@@ -19,6 +19,7 @@ Differences forced by the MongoDB subset that FerretDB 1.x shares:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
@@ -256,9 +257,10 @@ class MongoStore(MongoEntries, VersionPublishing):
         return await self._db.update(NODE_RUNS, q.leased_to(key, owner),
                                      {"$set": {"lease_expires_at": lease_until}})
 
-    async def mark_waiting(self, key: str, *, owner: str, now: float, output: Any = None) -> bool:
-        return await self._db.update(NODE_RUNS, q.leased_to(key, owner), q.setting(
-            status="WAITING", lease_owner=None, lease_expires_at=None, output=output, updated_at=now))
+    async def mark_waiting(self, key: str, *, owner: str, now: float, output: Any = None,
+                           logs: Sequence[LogEntry] = ()) -> bool:
+        return await self._db.update(NODE_RUNS, q.leased_to(key, owner), q.with_logs(q.setting(
+            status="WAITING", lease_owner=None, lease_expires_at=None, output=output, updated_at=now), logs))
 
     async def finish_node_run(self, key: str, completion: Completion, *, now: float,
                               from_statuses: frozenset[str], owner: str | None = None) -> NodeRun | None:

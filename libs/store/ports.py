@@ -8,6 +8,7 @@ Times are float seconds since the epoch, supplied by the caller (no adapter read
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
@@ -170,8 +171,9 @@ class NodeRunStore(Protocol):
         """Extend my lease while RUNNING; False if I no longer hold it."""
         ...
 
-    async def mark_waiting(self, key: str, *, owner: str, now: float, output: Any = None) -> bool:
-        """RUNNING and owner is me → WAITING (lease cleared). False otherwise."""
+    async def mark_waiting(self, key: str, *, owner: str, now: float, output: Any = None,
+                           logs: Sequence[LogEntry] = ()) -> bool:
+        """RUNNING and owner is me → WAITING (lease cleared), `logs` appended. False otherwise."""
         ...
 
     async def finish_node_run(self, key: str, completion: Completion, *, now: float,

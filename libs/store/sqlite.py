@@ -308,9 +308,10 @@ class SqliteStore(SqliteEntries, VersionPublishing):
         return bool(await self._rows(sql.RENEW_LEASE, {
             "key": key, "owner": owner, "until": lease_until, "until_j": _json(lease_until)}))
 
-    async def mark_waiting(self, key: str, *, owner: str, now: float, output: Any = None) -> bool:
-        return bool(await self._rows(sql.MARK_WAITING, {
-            "key": key, "owner": owner, "output_j": _json(output), "now_j": _json(now)}))
+    async def mark_waiting(self, key: str, *, owner: str, now: float, output: Any = None,
+                           logs: Sequence[LogEntry] = ()) -> bool:
+        return bool(await self._rows(sql.MARK_WAITING_WITH_LOGS if logs else sql.MARK_WAITING, {
+            "key": key, "owner": owner, "output_j": _json(output), "now_j": _json(now), **_logs_param(logs)}))
 
     async def finish_node_run(self, key: str, completion: Completion, *, now: float,
                               from_statuses: frozenset[str], owner: str | None = None) -> NodeRun | None:

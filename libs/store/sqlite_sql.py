@@ -137,11 +137,15 @@ RENEW_LEASE = """
 UPDATE node_runs SET lease_expires_at = :until, doc = json_set(doc, '$.lease_expires_at', json(:until_j))
 WHERE key = :key AND status = 'RUNNING' AND lease_owner = :owner RETURNING 1"""
 
-MARK_WAITING = """
-UPDATE node_runs SET status = 'WAITING', lease_owner = NULL, lease_expires_at = NULL,
-    doc = json_set(doc, '$.status', 'WAITING', '$.lease_owner', NULL, '$.lease_expires_at', NULL,
-                   '$.output', json(:output_j), '$.updated_at', json(:now_j))
+_WAITING_DOC = """json_set(doc, '$.status', 'WAITING', '$.lease_owner', NULL, '$.lease_expires_at', NULL,
+                   '$.output', json(:output_j), '$.updated_at', json(:now_j))"""
+
+
+def _waiting(doc_expr: str) -> str:
+    return f"""
+UPDATE node_runs SET status = 'WAITING', lease_owner = NULL, lease_expires_at = NULL, doc = {doc_expr}
 WHERE key = :key AND status = 'RUNNING' AND lease_owner = :owner RETURNING 1"""
+
 
 def _with_logs(doc_expr: str) -> str:
     """`doc_expr` with the log entries of parameter :logs_j (a JSON array) appended to `$.logs`, in one
@@ -165,7 +169,10 @@ RETURNING doc"""
 
 FINISH_NODE_RUN = _finish(_FINISHED_DOC)
 FINISH_NODE_RUN_WITH_LOGS = _finish(_with_logs(_FINISHED_DOC))
-"""The same completion, also appending the entries of :logs_j (most completions carry none)."""
+"""The same completion, also appending the entries of :logs_j (an executor's completion carries its
+attempt's engine log lines)."""
+MARK_WAITING = _waiting(_WAITING_DOC)
+MARK_WAITING_WITH_LOGS = _waiting(_with_logs(_WAITING_DOC))
 
 APPEND_LOGS = f"""
 UPDATE node_runs SET doc = {_with_logs("json_set(doc, '$.updated_at', json(:now_j))")}

@@ -1,9 +1,9 @@
 """`python -m services.executor`: performs node attempts; run any number of replicas."""
 
-import asyncio
 import logging
 import time
 
+from libs.runtime import event_loop
 from libs.runtime.egress import guarded_client
 from libs.runtime.runner import run_service
 from services.executor.app import build_executor
@@ -19,7 +19,7 @@ async def serve(settings: ExecutorSettings) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    asyncio.run(serve(ExecutorSettings()))
+    event_loop.run(serve(ExecutorSettings()))
 
 
 main()

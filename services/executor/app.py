@@ -29,6 +29,7 @@ def build_executor(settings: ExecutorSettings, store: Store, bus: Bus, client: h
     executor = Executor(store, bus, build_registry(deps),
                         owner=f"executor-{settings.instance_id}", clock=clock,
                         lease_seconds=settings.lease_seconds, default_timeout=settings.default_timeout_seconds,
-                        concurrency=settings.concurrency, secrets=secrets, limits=settings.limits())
+                        concurrency=settings.concurrency, secrets=secrets, limits=settings.limits(),
+                        api_url=settings.api_url)
     return Service(name="executor", subscriptions=[Subscription(topics.NODE_DISPATCH, GROUP, executor.handle)],
                    on_stop=[executor.drain])

@@ -11,14 +11,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 
+from libs.bus.node_runs import republish
 from libs.bus.ports import Bus
-from libs.contracts import topics, v1, wrap
+from libs.contracts import v1
 from libs.contracts.envelope import Envelope
+from libs.core import engine_logs
 from libs.core.errors import ActionError, SecretError, StoreError, TemplateError
 from libs.core.limits import Limits
 from libs.core.planner import timeout_error
-from libs.core.run import NodeRun
+from libs.core.run import FINISHED_BY_EXECUTOR, NodeRun
 from libs.access.secret_scope import in_workspace
 from libs.access.workspaces import public, workspace_of
 from libs.core.secrets import NoSecrets
@@ -26,20 +29,24 @@ from libs.core.templates import build_context
 from libs.expressions import evaluate as expressions
 from libs.store.definitions import DefinitionCache
 from libs.store.ports import ClaimOutcome, Completion, Store
+from libs.telemetry import spans
+from services.executor import attempt_log
 from services.executor.actions.base import Action, ActionInput, ActionResult
 from services.executor.output_limits import within_limits
 from services.executor.secret_use import TrackedSecrets, redact_completion, redacted_failure, tracking
 
 log = logging.getLogger("stepline.executor")
 SOURCE = "stepline/executor"
-FINISHABLE = frozenset({"RUNNING"})
 
 
 class Executor:
     def __init__(self, store: Store, bus: Bus, actions: dict[str, Action], *, owner: str,
                  clock: Callable[[], float], lease_seconds: float, default_timeout: float,
-                 concurrency: int = 64, secrets: TrackedSecrets | None = None, limits: Limits = Limits()) -> None:
+                 concurrency: int = 64, secrets: TrackedSecrets | None = None, limits: Limits = Limits(),
+                 api_url: str = "") -> None:
         self.store = store
+        self.api_url = api_url.rstrip("/") or None
+        """`.run.apiUrl` of templates: the engine's API as node requests reach it."""
         self.limits = limits
         self.secrets = secrets if secrets is not None else TrackedSecrets(NoSecrets())
         self.bus = bus
@@ -85,10 +92,14 @@ class Executor:
                       exc_info=task.exception())
 
     async def _attempt(self, msg: v1.ExecuteNode, record: NodeRun) -> None:
-        context = msg.context or await self._load_context(msg.run_id)
-        with in_workspace(workspace_of(msg.workflow)):  # secrets, entities and child runs of the run's workspace
-            result, completion = await self.perform(msg, context, record)
-        await self.record(msg.node_run_key, result, completion)
+        traced = spans.node_attempt(msg.run_id, public(msg.workflow), msg.node_id, record.node_type, record.attempt)
+        with traced as span:
+            context = msg.context or await self._load_context(msg.run_id)
+            with in_workspace(workspace_of(msg.workflow)):  # secrets, entities and child runs of the run's workspace
+                result, completion = await self.perform(msg, context, record)
+            if completion.result != "SUCCESS":
+                spans.failed(span, completion.error or completion.result)
+            await self.record(msg.node_run_key, result, completion)
 
     async def _load_context(self, run_id: str) -> v1.RunContext:
         run = await self.store.get_run(run_id)
@@ -102,15 +113,33 @@ class Executor:
     async def perform(self, msg: v1.ExecuteNode, run: v1.RunContext, record: NodeRun) -> tuple[ActionResult | None, Completion]:
         """One attempt. Every secret value it reveals is masked in the completion it returns, and an
         unexpected exception of such an attempt is re-raised without them (secret_use.py)."""
-        with tracking() as revealed:
+        with tracking() as revealed, attempt_log.collecting() as lines:
             try:
                 result, completion = await self._perform(msg, run, record)
                 result, completion = within_limits(result, completion, run, self.limits)
+                completion = await self._with_engine_logs(msg, record, result, completion, lines)
             except Exception as exc:
                 if not revealed:
                     raise
                 raise redacted_failure(exc, revealed) from None
         return result, redact_completion(completion, revealed)
+
+    async def _with_engine_logs(self, msg: v1.ExecuteNode, record: NodeRun, result: ActionResult | None,
+                                completion: Completion, lines: attempt_log.AttemptLog) -> Completion:
+        """The completion with the attempt's engine log lines first (stored by the same write)."""
+        node = (await self.definitions.get(msg.workflow, msg.version)).node(msg.node_id)
+        now = self.clock()
+        added = [engine_logs.attempt_started(record.attempt, node.max_attempts, record.started_at or now),
+                 *lines.entries()]
+        if result is not None and result.waiting:
+            added.append(engine_logs.waiting(node.type, completion.output, now))
+        elif completion.result == "FAILED" and completion.retryable and node.retry is not None \
+                and record.attempt < node.max_attempts:
+            delay = node.retry.delay_before(record.attempt + 1)
+            added.append(engine_logs.retry_scheduled(record.attempt + 1, node.max_attempts, delay,
+                                                     completion.error, now))
+        fitting = engine_logs.within_limits(record.logs, added, self.limits)
+        return replace(completion, logs=(*fitting, *completion.logs))
 
     async def _perform(self, msg: v1.ExecuteNode, run: v1.RunContext, record: NodeRun) -> tuple[ActionResult | None, Completion]:
         workflow = await self.definitions.get(msg.workflow, msg.version)
@@ -123,7 +152,8 @@ class Executor:
             refs = self.secrets.refs(msg.workflow, msg.version, node.identifier, node.config)
             secrets = await self.secrets.for_templates(refs) if not refs.none else {}
             context = build_context(outputs=run.outputs, inputs=run.inputs, secrets=secrets,
-                                    trigger=run.trigger, run={"id": msg.run_id, "workflow": public(msg.workflow), "version": msg.version})
+                                    trigger=run.trigger, run={"id": msg.run_id, "workflow": public(msg.workflow),
+                                                              "version": msg.version, "apiUrl": self.api_url})
             at = expressions.node_at(workflow, node.identifier)
             config = await expressions.render_config(node.config, context, at=f"{at}/config")
             data = ActionInput(node=node, config=config, context=context, run_id=msg.run_id, node_run_id=record.id,
@@ -132,32 +162,36 @@ class Executor:
                 result = await asyncio.wait_for(action.execute(data), timeout=timeout)
             if result.waiting:
                 return result, Completion(result="SUCCESS", output=result.output)
-            output = await expressions.apply_variables(node.variables, result.output, at=f"{at}/variables")
-            return result, Completion(result="SUCCESS", output=output, branch=result.branch)
+            shaped = await expressions.shaped_output(workflow, node.identifier, result.output)
+            if shaped.error is not None:
+                return None, Completion(result="FAILED", error=shaped.error)
+            return result, Completion(result="SUCCESS", output=shaped.output, branch=result.branch)
         except (TemplateError, SecretError) as exc:
             return None, Completion(result="FAILED", error=exc.message)
         except ActionError as exc:
             return None, Completion(result="FAILED", output=exc.output, error=exc.message, retryable=exc.retryable)
         except TimeoutError:
+            attempt_log.add(engine_logs.timed_out(timeout, self.clock()))
             return None, Completion(result="FAILED", error=timeout_error(timeout), retryable=True)
 
     async def record(self, key: str, result: ActionResult | None, completion: Completion) -> None:
         now = self.clock()
         if result is not None and result.waiting:
-            if await self.store.mark_waiting(key, owner=self.owner, now=now, output=completion.output):
+            if await self.store.mark_waiting(key, owner=self.owner, now=now, output=completion.output,
+                                             logs=completion.logs):
                 stored = await self.store.get_node_run(key)
                 await self.publish_result(stored)
                 return
         else:
-            done = await self.store.finish_node_run(key, completion, now=now, from_statuses=FINISHABLE, owner=self.owner)
+            done = await self.store.finish_node_run(key, completion, now=now, from_statuses=FINISHED_BY_EXECUTOR,
+                                                   owner=self.owner)
             if done is not None:
                 await self.publish_result(done)
                 return
         await self.publish_result(await self.store.get_node_run(key))
 
     async def publish_result(self, record: NodeRun) -> None:
-        if record.status in ("COMPLETED", "WAITING"):
-            await self.bus.publish(topics.NODE_RESULTS, wrap(v1.NodeResult.of(record), source=SOURCE))
+        await republish(self.bus, record, source=SOURCE)
 
     @contextlib.asynccontextmanager
     async def leased(self, key: str) -> AsyncIterator[None]:

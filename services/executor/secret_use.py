@@ -43,6 +43,13 @@ def tracking() -> Iterator[set[str]]:
         _revealed.reset(token)
 
 
+def revealed_values() -> frozenset[str]:
+    """The secret values revealed so far in the current attempt (an AI step's guardrails block a
+    prompt that carries one)."""
+    seen = _revealed.get()
+    return frozenset(seen) if seen is not None else frozenset()
+
+
 class TrackedSecrets:
     """The executor's `SecretReader`: reveals through the vault and records what it revealed."""
 

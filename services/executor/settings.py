@@ -26,6 +26,10 @@ class ExecutorSettings(CommonSettings):
     """Upgrade with STARTTLS: True requires it, False never, None when the server offers it."""
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
 
+    api_url: str = Field(default="", pattern=r"^(https?://\S+)?$")
+    """The engine's own API base URL as node requests reach it (`http://trigger:8080` in compose);
+    templates read it as `.run.apiUrl` (null when empty). Embedded mode sets it from host and port."""
+
     kafka_runs_topic: str = Field(default="port.runs", pattern=r"^[A-Za-z0-9._-]{1,249}$")
     """Where a KAFKA node without `topic` publishes (Port's default runs topic, `<org>.runs`); checked
     like any node's topic when it publishes (never one of Stepline's own)."""

@@ -1,8 +1,8 @@
 """`python -m services.notifier`: run events → notification URLs and live stats."""
 
-import asyncio
 import logging
 
+from libs.runtime import event_loop
 from libs.runtime.egress import guarded_client
 from libs.runtime.runner import run_service
 from services.notifier.app import build_notifier
@@ -18,7 +18,7 @@ async def serve(settings: NotifierSettings) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    asyncio.run(serve(NotifierSettings()))
+    event_loop.run(serve(NotifierSettings()))
 
 
 main()

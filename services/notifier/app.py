@@ -1,4 +1,5 @@
-"""Wire the notifier on the run-events topic."""
+"""Wire the notifier on the run-events topic; on a Kafka bus, with the workflow statistics' stream
+app (services/notifier/stats.py) as a background loop."""
 
 from __future__ import annotations
 
@@ -16,4 +17,10 @@ GROUP = "stepline-notifier"
 
 def build_notifier(settings: NotifierSettings, store: Store, bus: Bus, client: httpx.AsyncClient) -> tuple[Service, Notifier]:
     notifier = Notifier(store, client, timeout=settings.notify_timeout_seconds)
-    return Service(name="notifier", subscriptions=[Subscription(topics.RUN_EVENTS, GROUP, notifier.handle)]), notifier
+    service = Service(name="notifier", subscriptions=[Subscription(topics.RUN_EVENTS, GROUP, notifier.handle)])
+    if settings.bus_url.startswith("kafka://"):
+        from services.notifier.stats import StatsApp  # faust only where it runs: not in embedded mode
+
+        bootstrap = settings.bus_url.removeprefix("kafka://")
+        service.loops.append(lambda: StatsApp(settings, bootstrap, store).run())  # a fresh app on every (re)start
+    return service, notifier

@@ -12,11 +12,11 @@ from collections.abc import Callable
 
 from libs.core import concurrency
 from libs.core.concurrency import Slots
-from libs.core.errors import ConcurrentUpdateError, NotFoundError
+from libs.core.errors import NotFoundError
 from libs.store.ports import Store
+from libs.store.races import LOST, Lost, until_won
 
 KIND = "run-slots"
-MAX_RACES = 50
 ORPHAN_SECONDS = 60.0
 
 Change = Callable[[Slots], tuple[Slots, list[str]]]
@@ -61,15 +61,15 @@ class Admission:
         return admitted
 
     async def _change(self, workflow: str, change: Change) -> list[str]:
-        for _ in range(MAX_RACES):
+        async def attempt() -> list[str] | Lost:
             entry = await self.store.get_entry(KIND, workflow)
             slots, admitted = change(Slots.of(entry.data if entry else None))
             if entry is None:
                 _, inserted = await self.store.insert_entry(KIND, workflow, slots.data(), now=self.clock())
-                if inserted:
-                    return admitted
-                continue
+                return admitted if inserted else LOST
             if await self.store.replace_entry(KIND, workflow, slots.data(), expected_rev=entry.rev,
                                               now=self.clock()) is not None:
                 return admitted
-        raise ConcurrentUpdateError(f"the concurrency slots of {workflow!r} kept changing")
+            return LOST
+
+        return await until_won(attempt, f"the concurrency slots of {workflow!r}")

@@ -21,8 +21,8 @@ def build_scheduler(settings: SchedulerSettings, store: Store, bus: Bus, *, cloc
                       stale_seconds=settings.stale_seconds, batch=settings.sweep_batch)
     return Service(
         name="scheduler",
-        subscriptions=[Subscription(topics.RUN_COMMANDS, GROUP, scheduler.handle_command),
-                       Subscription(topics.NODE_RESULTS, GROUP, scheduler.handle_result)],
+        subscriptions=[Subscription(topics.RUN_COMMANDS, GROUP, scheduler.handle),
+                       Subscription(topics.NODE_RESULTS, GROUP, scheduler.handle)],
         loops=[sweeper.run_forever],
         on_stop=[scheduler.cancel_wakeups],
     )

@@ -18,20 +18,21 @@ from typing import TYPE_CHECKING
 
 from libs.contracts import topics, v1, wrap
 from libs.core.child_runs import CHILD_TRIGGER_TYPE, KIND, ChildBatch, child_outcome
-from libs.core.errors import ConcurrentUpdateError, NotFoundError
+from libs.core.errors import NotFoundError
 from libs.core.run import Run
+from libs.store.races import LOST, Lost, until_won
 
 if TYPE_CHECKING:
     from services.scheduler.handlers import Scheduler
 
 log = logging.getLogger("stepline.scheduler")
 SOURCE = "stepline/scheduler"
-MAX_RACES = 50
 
 
 def link_parent(run: Run, msg: v1.StartRun) -> None:
-    """Carry a child run's link to its parent from the StartRun onto the new run."""
-    if msg.parent_node_run_key is not None:
+    """Carry a child run's link to its parent from the StartRun onto the new run. A child started by
+    an agent's workflow tool has a parent run but no waiting parent node run (the agent awaits it)."""
+    if msg.parent_run_id is not None:
         run.parent_run_id = msg.parent_run_id
         run.parent_node_run_key = msg.parent_node_run_key
         run.depth = msg.depth
@@ -57,23 +58,25 @@ async def advance(scheduler: Scheduler, key: str, *, finished: Run | None = None
     """Move the batch of parent node run `key` forward. With `finished`, record that child;
     without, look at every running child (repair)."""
     store = scheduler.store
-    for _ in range(MAX_RACES):
+
+    async def attempt() -> Lost | None:
         entry = await store.get_entry(KIND, key)
         if entry is None:
             log.error("no child-run batch for node run %s", key)
-            return
+            return None
         batch = ChildBatch.model_validate(entry.data)
         updated, missing = await _recorded(scheduler, batch, finished)
         updated, started = updated.fill()
         if updated != batch and await store.replace_entry(
                 KIND, key, updated.model_dump(mode="json"), expected_rev=entry.rev, now=scheduler.clock()) is None:
-            continue
+            return LOST
         for index in missing + started:
             await _start(scheduler, updated, index)
         if updated.finished:
             await _complete_parent(scheduler, updated)
-        return
-    raise ConcurrentUpdateError(f"the child runs of node run {key} kept changing")
+        return None
+
+    await until_won(attempt, f"the child runs of node run {key}")
 
 
 async def _recorded(scheduler: Scheduler, batch: ChildBatch, finished: Run | None) -> tuple[ChildBatch, list[int]]:

@@ -9,17 +9,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from libs.contracts import v1
-from libs.core.errors import TemplateError
+from libs.core import engine_logs
 from libs.core.planner import Outcome, timeout_error
-from libs.core.run import NodeRun
+from libs.core.run import FINISHED_BY_TIMEOUT, FINISHED_FROM_OUTSIDE, LogEntry, NodeRun
 from libs.expressions import evaluate as expressions
 from libs.store.ports import Completion
 from services.scheduler import records
 
 if TYPE_CHECKING:
     from services.scheduler.handlers import Scheduler
-
-OPEN = frozenset({"PENDING", "RUNNING", "WAITING"})
 
 
 async def complete_waiting_node(scheduler: Scheduler, msg: v1.CompleteNode) -> None:
@@ -30,26 +28,27 @@ async def complete_waiting_node(scheduler: Scheduler, msg: v1.CompleteNode) -> N
         return
     record = await store.get_node_run(msg.node_run_key)
     completion = await _completion_of(scheduler, record, msg)
-    # RUNNING too: the API lets an asynchronous node be completed before the executor marked it
-    # WAITING; the executor's own conditional update then loses and it re-publishes this result.
-    done = await store.finish_node_run(msg.node_run_key, completion, now=now,
-                                       from_statuses=frozenset({"WAITING", "RUNNING"}))
+    # From RUNNING too: the executor's own conditional update then loses and it re-publishes this result.
+    done = await store.finish_node_run(msg.node_run_key, completion, now=now, from_statuses=FINISHED_FROM_OUTSIDE)
     await scheduler.apply(record.run_id, outcome_of_record(done or await store.get_node_run(msg.node_run_key)))
 
 
 async def _completion_of(scheduler: Scheduler, record: NodeRun, msg: v1.CompleteNode) -> Completion:
     workflow = await scheduler.definitions.get(record.workflow, (await scheduler.store.get_run(record.run_id)).version)
-    node = workflow.node(record.node_id)
     result = msg.result or "SUCCESS"
     if result != "SUCCESS":
         return Completion(result=result, output=msg.output, error=_error_text(msg.output, result),
                           logs=tuple(msg.logs))
-    try:
-        at = expressions.node_at(workflow, record.node_id)
-        output = await expressions.apply_variables(node.variables, msg.output, at=f"{at}/variables")
-    except TemplateError as exc:
-        return Completion(result="FAILED", output=msg.output, error=exc.message, logs=tuple(msg.logs))
-    return Completion(result="SUCCESS", output=output, logs=tuple(msg.logs), branch=msg.branch)
+    shaped = await expressions.shaped_output(workflow, record.node_id, msg.output)
+    return succeeded(shaped, logs=tuple(msg.logs), branch=msg.branch)
+
+
+def succeeded(shaped: expressions.Shaped, *, logs: tuple[LogEntry, ...] = (), branch: str | None = None) -> Completion:
+    """A success completed from outside the executor: SUCCESS with the shaped output, or FAILED with
+    the raw output when the node's `variables` failed."""
+    if shaped.error is not None:
+        return Completion(result="FAILED", output=shaped.output, error=shaped.error, logs=logs)
+    return Completion(result="SUCCESS", output=shaped.output, logs=logs, branch=branch)
 
 
 def _error_text(output: object, result: str) -> str:
@@ -63,9 +62,10 @@ def _error_text(output: object, result: str) -> str:
 
 
 async def time_out_node(scheduler: Scheduler, run_id: str, key: str, seconds: float) -> None:
+    now = scheduler.clock()
     completion = Completion(result="FAILED", error=timeout_error(seconds, " waiting for completion"),
-                            retryable=True)
-    done = await scheduler.store.finish_node_run(key, completion, now=scheduler.clock(), from_statuses=OPEN)
+                            retryable=True, logs=(engine_logs.timed_out(seconds, now, " waiting for completion"),))
+    done = await scheduler.store.finish_node_run(key, completion, now=now, from_statuses=FINISHED_BY_TIMEOUT)
     if done is not None:
         await scheduler.apply(run_id, outcome_of_record(done))
 

@@ -10,43 +10,38 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from libs.contracts import topics, v1, wrap
-from libs.core import planner
+from libs.core import engine_logs, planner
 from libs.core.definition import Workflow
-from libs.core.errors import ConcurrentUpdateError, NotFoundError
-from libs.core.run import NodeRun, Run, node_run_key
+from libs.core.errors import NotFoundError
+from libs.core.run import FINISHED_BY_CANCEL, NodeRun, Run, node_run_key
 from libs.store.ports import Completion
+from libs.store.races import LOST, Lost, until_won
 from services.scheduler import records
 
 if TYPE_CHECKING:
     from services.scheduler.handlers import Scheduler
 
 SOURCE = "stepline/scheduler"
-MAX_RACES = 20
-STOPPABLE = frozenset({"PENDING", "WAITING"})
 
 
 async def cancel(scheduler: Scheduler, msg: v1.CancelRun) -> None:
-    for _ in range(MAX_RACES):
-        run, _ = await scheduler.runs.get(msg.run_id, fresh=True)
+    async def decide(workflow: Workflow, run: Run) -> planner.Decision | None:
         if run.status == "COMPLETED":
-            return
-        workflow = await scheduler.definitions.get(run.workflow, run.version)
+            return None
         stopped = [node_id for node_id, p in run.nodes.items()
-                   if p.state in STOPPABLE and await _stop_attempt(scheduler, run, node_id, p.attempt, msg.by)]
-        decision = planner.cancel_run(workflow, run, stopped=stopped, now=scheduler.clock(), by=msg.by)
-        if decision is None:
-            return
-        if await scheduler.save_and_carry_out(workflow, run, decision):
-            return
-    raise ConcurrentUpdateError(f"run {msg.run_id} kept changing while cancelling it")
+                   if p.state in FINISHED_BY_CANCEL and await _stop_attempt(scheduler, run, node_id, p.attempt, msg.by)]
+        return planner.cancel_run(workflow, run, stopped=stopped, now=scheduler.clock(), by=msg.by)
+
+    await scheduler.update_run(msg.run_id, decide, what="cancelling it", repair=False)
 
 
 async def _stop_attempt(scheduler: Scheduler, run: Run, node_id: str, attempt: int, by: str | None) -> bool:
     """Cancel the node run unless an executor holds it; True if it is cancelled (or never existed)."""
     key = node_run_key(run.id, node_id, attempt)
-    error = f"cancelled by {by}" if by else "cancelled"
-    done = await scheduler.store.finish_node_run(key, Completion(result="CANCELLED", error=error),
-                                                 now=scheduler.clock(), from_statuses=STOPPABLE)
+    error, now = f"cancelled by {by}" if by else "cancelled", scheduler.clock()
+    done = await scheduler.store.finish_node_run(key, Completion(result="CANCELLED", error=error,
+                                                                 logs=(engine_logs.cancelled(by, now),)),
+                                                 now=now, from_statuses=FINISHED_BY_CANCEL)
     if done is not None:
         return True
     try:
@@ -65,21 +60,19 @@ async def admit_others(scheduler: Scheduler, admitted: list[str], *, but: str | 
 
 async def admit(scheduler: Scheduler, run_id: str) -> None:
     """Start a queued run that holds a slot now. Stale or repeated commands change nothing."""
-    for _ in range(MAX_RACES):
+    async def attempt() -> Lost | None:
         try:
             run, _ = await scheduler.runs.get(run_id, fresh=True)
         except NotFoundError:
-            return
+            return None
         if not run.queued or run.status == "COMPLETED":
-            return
+            return None
         if not await scheduler.admission.holds_slot(run.workflow, run.id):
-            return
+            return None
         workflow = await scheduler.definitions.get(run.workflow, run.version)
-        decision = await start_decision(scheduler, workflow, run)
-        if await scheduler.save_and_carry_out(workflow, run, decision):
-            await scheduler.store.insert_node_run(records.trigger_node_run(workflow, decision.run))
-            return
-    raise ConcurrentUpdateError(f"run {run_id} kept changing while admitting it")
+        return None if await scheduler.begin(workflow, run, admitting=True) else LOST
+
+    await until_won(attempt, f"run {run_id} (while admitting it)")
 
 
 async def start_decision(scheduler: Scheduler, workflow: Workflow, run: Run) -> planner.Decision:

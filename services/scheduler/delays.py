@@ -13,12 +13,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from libs.contracts import v1
-from libs.core.errors import NotFoundError, TemplateError
+from libs.core.errors import NotFoundError
 from libs.core.instants import parse_instant
-from libs.core.run import NodeRun
+from libs.core.run import FINISHED_BY_TIMER, NodeRun
 from libs.expressions import evaluate as expressions
 from libs.store.ports import Completion, Timer
-from services.scheduler.completion import outcome_of_record
+from services.scheduler.completion import outcome_of_record, succeeded
 
 if TYPE_CHECKING:
     from services.scheduler.handlers import Scheduler
@@ -27,7 +27,6 @@ log = logging.getLogger("stepline.scheduler")
 DELAY = "delay"
 APPROVAL_SLA = "approval-sla"
 TIMER_KINDS = frozenset({DELAY, APPROVAL_SLA})
-WAITING = frozenset({"WAITING"})
 
 
 def timer_of(record: NodeRun) -> Timer | None:
@@ -61,7 +60,8 @@ async def fire(scheduler: Scheduler, msg: v1.FireTimer) -> None:
     if record.status != "WAITING":
         return
     completion = await _completion(scheduler, record, msg.kind)
-    done = await scheduler.store.finish_node_run(key, completion, now=scheduler.clock(), from_statuses=WAITING)
+    done = await scheduler.store.finish_node_run(key, completion, now=scheduler.clock(),
+                                                 from_statuses=FINISHED_BY_TIMER)
     if done is not None:
         await scheduler.apply(record.run_id, outcome_of_record(done))
 
@@ -81,9 +81,4 @@ async def _success(scheduler: Scheduler, record: NodeRun, output: dict[str, Any]
     """SUCCESS with the node's `variables` applied to `output`, as for any completion."""
     run, _ = await scheduler.runs.get(record.run_id)
     workflow = await scheduler.definitions.get(run.workflow, run.version)
-    variables = workflow.node(record.node_id).variables
-    at = f"{expressions.node_at(workflow, record.node_id)}/variables"
-    try:
-        return Completion(result="SUCCESS", output=await expressions.apply_variables(variables, output, at=at))
-    except TemplateError as exc:
-        return Completion(result="FAILED", output=output, error=exc.message)
+    return succeeded(await expressions.shaped_output(workflow, record.node_id, output))

@@ -1,17 +1,21 @@
-"""Scheduler handlers: load, decide (pure planner call), save with a conditional update, publish.
+"""Scheduler handlers: load, decide (pure planner call), save with a conditional update, carry out.
 
-The scheduler is the only writer of run state. Every write is conditional (insert-if-absent on
-deterministic keys, `seq`-guarded run updates), so a redelivered message changes nothing; a stale or
-duplicate result instead re-ensures that the run's pending work was dispatched, which repairs a
-crash between a store write and the publish that should have followed it.
+The scheduler is the only writer of run state. One message type has one handler (`Scheduler.handlers`).
+Every write is conditional (insert-if-absent on deterministic keys, `seq`-guarded run updates through
+`update_run`), so a redelivered message changes nothing; a stale or duplicate result instead
+re-ensures that the run's pending work was dispatched, which repairs a crash between a store write
+and the publish that should have followed it. What a saved decision sets off is one `Effects` value
+(effects.py), carried out by `carry_out` in one fixed order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from libs.bus.node_runs import republish
 from libs.bus.ports import Bus
 from libs.contracts import topics, v1, wrap
 from libs.contracts.envelope import Envelope
@@ -21,16 +25,20 @@ from libs.core.errors import BusError, ConcurrentUpdateError
 from libs.core.run import NodeRun, Run, TriggerInfo, node_run_key
 from libs.store.definitions import DefinitionCache
 from libs.store.ports import Store, Timer
+from libs.store.races import LOST, Lost, until_won
 from services.scheduler import children, control, records, waits
 from services.scheduler import events as run_events
 from services.scheduler.admission import Admission
-from services.scheduler.run_cache import RunCache
 from services.scheduler.completion import complete_waiting_node, time_out_node
+from services.scheduler.effects import Effects, retry_timer
+from services.scheduler.run_cache import RunCache
 
 log = logging.getLogger("stepline.scheduler")
 SOURCE = "stepline/scheduler"
-MAX_RACES = 20
 WAKEUP_HORIZON_SECONDS = 300.0
+Decide = Callable[[Workflow, Run], Awaitable[planner.Decision | None]]
+"""What a state change decides over the current run (None: nothing to change)."""
+Handler = Callable[[Any], Awaitable[None]]
 
 
 class Scheduler:
@@ -43,30 +51,32 @@ class Scheduler:
         self.runs = RunCache(store)
         self.admission = Admission(store, clock)
         self.wakeups: set[asyncio.Task[None]] = set()
+        self.handlers: dict[type[v1.Message], Handler] = {
+            v1.StartRun: self.start_run,
+            v1.CompleteNode: lambda msg: complete_waiting_node(self, msg),
+            v1.FireTimer: self.fire_timer,
+            v1.ReconcileRun: lambda msg: self.reconcile(msg.run_id),
+            v1.CancelRun: lambda msg: control.cancel(self, msg),
+            v1.AdmitRun: lambda msg: control.admit(self, msg.run_id),
+            v1.NodeResult: self.apply_result,
+        }
+        """One message type (on run-commands or node-results), one handler."""
+        self.timers: dict[str, Handler] = {"retry": self._retry, "timeout": self._timeout,
+                                           **{kind: lambda msg: waits.fire(self, msg) for kind in waits.TIMER_KINDS}}
+        """One timer kind, one handler of its FireTimer."""
 
-    async def handle_command(self, envelope: Envelope) -> None:
+    async def handle(self, envelope: Envelope) -> None:
         msg = envelope.message()
-        if isinstance(msg, v1.StartRun):
-            await self.start_run(msg)
-        elif isinstance(msg, v1.CompleteNode):
-            await complete_waiting_node(self, msg)
-        elif isinstance(msg, v1.FireTimer):
-            await self.fire_timer(msg)
-        elif isinstance(msg, v1.ReconcileRun):
-            await self.reconcile(msg.run_id)
-        elif isinstance(msg, v1.CancelRun):
-            await control.cancel(self, msg)
-        elif isinstance(msg, v1.AdmitRun):
-            await control.admit(self, msg.run_id)
-        else:
-            log.warning("scheduler ignores %s on the command topic", envelope.type)
+        handler = self.handlers.get(type(msg))
+        if handler is None:
+            log.warning("scheduler ignores %s", envelope.type)
+            return
+        await handler(msg)
 
-    async def handle_result(self, envelope: Envelope) -> None:
-        msg = envelope.message()
-        if isinstance(msg, v1.NodeResult):
-            await self.apply(msg.run_id, records.outcome_of(msg))
-            if msg.waiting:
-                await waits.on_waiting(self, msg)
+    async def apply_result(self, msg: v1.NodeResult) -> None:
+        await self.apply(msg.run_id, records.outcome_of(msg))
+        if msg.waiting:
+            await waits.on_waiting(self, msg)
 
     async def start_run(self, msg: v1.StartRun) -> None:
         workflow = await self.definitions.get(msg.workflow, msg.version)
@@ -78,16 +88,37 @@ class Scheduler:
             if msg.run_id not in admitted:
                 await self._queue(workflow, pending, limit)
                 return
-        decision = await control.start_decision(self, workflow, pending)
-        run_events.stamp(workflow, None, decision, self.clock())
-        stored, inserted = await self._insert(workflow, decision.run, limit)
+        await self.begin(workflow, pending, admitting=False)
+
+    async def begin(self, workflow: Workflow, run: Run, *, admitting: bool) -> bool:
+        """The start sequence of every start path, written once: the start decision and its events
+        (`run.started` first), the run written (inserted; or, `admitting`, the stored queued `run`
+        updated), the firing trigger's node run stored, then the decision carried out. False: the
+        queued run changed meanwhile (the caller reloads)."""
+        decision = await control.start_decision(self, workflow, run)
+        written = await self._write_start(workflow, run, decision, admitting=admitting)
+        if written is None:
+            return False
+        stored, fresh = written
         if stored.queued:
-            return
-        await self.store.insert_node_run(records.trigger_node_run(workflow, stored))
-        if not inserted:
+            return True
+        trigger = records.trigger_node_run(workflow, stored)
+        if fresh:
+            await self.carry_out(workflow, stored,
+                                 Effects.of(workflow, stored, decision, self.clock(), completed_records=(trigger,)))
+        else:  # a redelivered start: the stored run only needs its pending work re-ensured
+            await self.store.insert_node_run(trigger)
             await self.ensure_dispatched(workflow, stored)
-            return
-        await self.carry_out(workflow, stored, decision)
+        return True
+
+    async def _write_start(self, workflow: Workflow, run: Run, decision: planner.Decision, *,
+                           admitting: bool) -> tuple[Run, bool] | None:
+        """The started run as stored and whether this write made it (None: a lost race)."""
+        if admitting:
+            saved = await self.save(workflow, run, decision)
+            return None if saved is None else (saved, True)
+        run_events.stamp(workflow, None, decision, self.clock())
+        return await self._insert(workflow, decision.run, workflow.concurrencyLimit)
 
     def _pending(self, workflow: Workflow, msg: v1.StartRun) -> Run:
         """The run `msg` asks for, as stored while it waits for a concurrency slot."""
@@ -95,9 +126,10 @@ class Scheduler:
         t = msg.trigger
         pending = planner.queued_run(
             workflow, run_id=msg.run_id, version=msg.version, inputs=msg.inputs, now=now,
-            trigger=TriggerInfo(type=t.type, by=t.by, at=t.at, node=t.node),
+            trigger=TriggerInfo(type=t.type, by=t.by, at=t.at, node=t.node, event=t.event),
             idempotency_key=msg.idempotency_key, trigger_output=msg.trigger_output).model_copy(
-            update={"rerun_of": msg.rerun_of, "rerun_from": msg.rerun_from, "check_at": now + self.stale_seconds})
+            update={"rerun_of": msg.rerun_of, "rerun_from": msg.rerun_from, "check_at": now + self.stale_seconds,
+                    "depth": msg.depth})
         children.link_parent(pending, msg)
         return pending
 
@@ -119,49 +151,63 @@ class Scheduler:
         return stored, inserted
 
     async def apply(self, run_id: str, outcome: planner.Outcome) -> None:
-        """Apply one node outcome with an optimistic, seq-guarded update."""
-        fresh = False
-        for _ in range(MAX_RACES):
-            run, cached = await self.runs.get(run_id, fresh=fresh)
-            workflow = await self.definitions.get(run.workflow, run.version)
-            decision = planner.apply_outcome(workflow, run, outcome, self.clock())
-            if decision is None and cached:
-                fresh = True
-                continue
-            if decision is None:
-                await self.ensure_dispatched(workflow, run)
-                return
-            if await self.save_and_carry_out(workflow, run, decision):
-                return
+        """Apply one node outcome, starting from the cached run."""
+        async def decide(workflow: Workflow, run: Run) -> planner.Decision | None:
+            return planner.apply_outcome(workflow, run, outcome, self.clock())
+
+        await self.update_run(run_id, decide, what=f"applying {outcome.node_id}", cached=True)
+
+    async def update_run(self, run_id: str, decide: Decide, *, what: str, cached: bool = False,
+                         repair: bool = True) -> None:
+        """The one way a run changes: `decide` over the run, the decision written seq-guarded and
+        carried out; a lost race reloads and decides again (races.until_won). `cached`: start from
+        the cached copy (nothing to decide against it is checked again against the store).
+        Nothing to decide: with `repair`, the run's pending work is re-ensured."""
+        fresh = not cached
+
+        async def attempt() -> Lost | None:
+            nonlocal fresh
+            run, from_cache = await self.runs.get(run_id, fresh=fresh)
             fresh = True
-        raise ConcurrentUpdateError(f"run {run_id} kept changing while applying {outcome.node_id}")
+            workflow = await self.definitions.get(run.workflow, run.version)
+            decision = await decide(workflow, run)
+            if decision is None:
+                if from_cache:
+                    return LOST
+                if repair:
+                    await self.ensure_dispatched(workflow, run)
+                return None
+            return None if await self.save_and_carry_out(workflow, run, decision) else LOST
+
+        await until_won(attempt, f"run {run_id} (while {what})")
 
     async def fire_timer(self, msg: v1.FireTimer) -> None:
-        if msg.kind == "retry":
-            await self._retry(msg.run_id, str(msg.payload["node_id"]), int(msg.payload["attempt"]))
-        elif msg.kind == "timeout":
-            await self._timeout(msg)
-        elif msg.kind in waits.TIMER_KINDS:
-            await waits.fire(self, msg)
+        fire = self.timers.get(msg.kind)
+        if fire is not None:
+            await fire(msg)
         await self.store.delete_timer(msg.timer_id)
 
-    async def _retry(self, run_id: str, node_id: str, attempt: int) -> None:
-        for _ in range(MAX_RACES):
-            run, _ = await self.runs.get(run_id, fresh=True)
-            workflow = await self.definitions.get(run.workflow, run.version)
-            decision = planner.retry_due(workflow, run, node_id, attempt, self.clock())
-            if decision is None:
-                await self.ensure_dispatched(workflow, run)
-                return
-            if await self.save_and_carry_out(workflow, run, decision):
-                return
-        raise ConcurrentUpdateError(f"run {run_id} kept changing while retrying {node_id}")
+    async def _retry(self, msg: v1.FireTimer) -> None:
+        node_id, attempt = str(msg.payload["node_id"]), int(msg.payload["attempt"])
+
+        async def decide(workflow: Workflow, run: Run) -> planner.Decision | None:
+            return planner.retry_due(workflow, run, node_id, attempt, self.clock())
+
+        await self.update_run(msg.run_id, decide, what=f"retrying {node_id}")
 
     async def _timeout(self, msg: v1.FireTimer) -> None:
         await time_out_node(self, msg.run_id, str(msg.payload["node_run_key"]), float(msg.payload["seconds"]))
 
     async def save_and_carry_out(self, workflow: Workflow, run: Run, decision: planner.Decision) -> bool:
         """False when another writer got there first (the caller reloads and decides again)."""
+        stored = await self.save(workflow, run, decision)
+        if stored is None:
+            return False
+        await self.carry_out(workflow, stored, Effects.of(workflow, stored, decision, self.clock()))
+        return True
+
+    async def save(self, workflow: Workflow, run: Run, decision: planner.Decision) -> Run | None:
+        """The seq-guarded write of a decision over `run`, with its events; None on a lost race."""
         now = self.clock()
         decision.run.check_at = now + self.stale_seconds
         run_events.stamp(workflow, run, decision, now, sent_upto=self.runs.sent_upto(run.id))
@@ -169,28 +215,27 @@ class Scheduler:
             stored = await self.store.update_run(decision.run, expected_seq=run.seq)
         except ConcurrentUpdateError:
             self.runs.forget(run.id)
-            return False
+            return None
         self.runs.put(stored)
-        await self.carry_out(workflow, stored, decision)
-        return True
+        return stored
 
-    async def carry_out(self, workflow: Workflow, run: Run, decision: planner.Decision) -> None:
-        """Effects of a saved decision: node runs and timers stored, the outbox's run events relayed,
-        then ExecuteNode published and timers armed. Relaying first means nothing the decision sets
-        off (a fast node's result, a zero-delay retry) can load the run before its outbox is emptied
-        and relay those events a second time."""
-        now = self.clock()
-        started = [(await self.store.insert_node_run(records.new_node_run(workflow, run, d.node_id, d.attempt, now)))[0]
-                   for d in decision.dispatch]
-        timers = [retry_timer(run.id, t) for t in decision.timers] + [timeout_timer(run.id, t) for t in decision.timeouts]
-        for timer in timers:
+    async def carry_out(self, workflow: Workflow, run: Run, effects: Effects) -> None:
+        """The one place the effects of a saved decision happen, in the order effects.py gives:
+        node runs stored, timers stored, the outbox's run events relayed, the dispatched attempts
+        driven, timers armed, a completed run's followers told. Relaying first means nothing the
+        decision sets off (a fast node's result, a zero-delay retry) can load the run before its
+        outbox is emptied and relay those events a second time."""
+        for record in effects.completed_records:
+            await self.store.insert_node_run(record)
+        started = [(await self.store.insert_node_run(record))[0] for record in effects.dispatched]
+        for timer in effects.timers:
             await self.store.put_timer(timer)
-        await self.relay(run, clear=decision.run_completed)
+        await self.relay(run, clear=effects.run_completed)
         for record in started:
             await self.redrive(run, record)
-        for timer in timers:
+        for timer in effects.timers:
             self.wake_at(timer)
-        if decision.run_completed:
+        if effects.run_completed:
             await children.on_run_completed(self, run)
             if workflow.concurrencyLimit is not None:
                 admitted = await self.admission.release(workflow.identifier, run.id, workflow.concurrencyLimit)
@@ -203,11 +248,8 @@ class Scheduler:
     async def redrive(self, run: Run, record: NodeRun) -> None:
         """Publish whatever moves this node run forward: ExecuteNode while it is not finished
         (a live lease makes the executor ignore it), its stored result once it is."""
-        if record.status in ("COMPLETED", "WAITING"):  # WAITING: a waiting result the run has not applied
-            await self.bus.publish(topics.NODE_RESULTS, wrap(v1.NodeResult.of(record), source=SOURCE))
-        else:
-            await self.bus.publish(topics.NODE_DISPATCH, wrap(
-                records.execute_command(run, record.node_id, record.attempt), source=SOURCE))
+        await republish(self.bus, record, source=SOURCE,
+                        execute=lambda: records.execute_command(run, record.node_id, record.attempt))
 
     async def ensure_dispatched(self, workflow: Workflow, run: Run) -> None:
         """Repair: the outbox is relayed; every PENDING node has its node run and a dispatch; every
@@ -285,13 +327,3 @@ class Scheduler:
         await self.store.clear_outbox(run.id, run.seq)
         return run.model_copy(update={"outbox": []})
 
-
-def retry_timer(run_id: str, t: planner.RetryTimer) -> Timer:
-    return Timer(id=f"retry:{node_run_key(run_id, t.node_id, t.attempt)}", run_id=run_id, kind="retry",
-                 due_at=t.due_at, payload={"node_id": t.node_id, "attempt": t.attempt})
-
-
-def timeout_timer(run_id: str, t: planner.TimeoutTimer) -> Timer:
-    key = node_run_key(run_id, t.node_id, t.attempt)
-    return Timer(id=f"timeout:{key}", run_id=run_id, kind="timeout", due_at=t.due_at,
-                 payload={"node_run_key": key, "seconds": t.seconds})

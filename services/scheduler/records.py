@@ -31,7 +31,7 @@ def reused_node_run(workflow: Workflow, run: Run, node_id: str, earlier: NodeRun
     """A node's success carried over from `earlier` (a rerun from `failed`): completed at once."""
     record = new_node_run(workflow, run, node_id, 1, run.updated_at)
     note = LogEntry(logLevel="INFO", log=f"reused the output of node run {earlier.id} of run {earlier.run_id}",
-                    createdAt=run.updated_at)
+                    createdAt=run.updated_at, source="engine")
     return record.model_copy(update={"status": "COMPLETED", "result": "SUCCESS", "output": earlier.output,
                                      "branch": earlier.branch, "logs": [note], "started_at": run.updated_at,
                                      "completed_at": run.updated_at})

@@ -1,9 +1,9 @@
 """`python -m services.trigger`: the HTTP API (and, later, webhook/event/queue/schedule ingress)."""
 
-import asyncio
 import logging
 import time
 
+from libs.runtime import event_loop
 from libs.runtime.runner import run_service
 from services.trigger.app import build_app
 from services.trigger.run_waiters import RunWaiters
@@ -15,7 +15,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = TriggerSettings()
     waiters = RunWaiters(limit=settings.max_waiters)
-    asyncio.run(run_service("trigger", settings,
+    event_loop.run(run_service("trigger", settings,
                             lambda store, bus: [build_trigger_workers(settings, store, bus, waiters=waiters)],
                             api=lambda store, bus: build_app(settings, store, bus, clock=time.time, waiters=waiters),
                             host=settings.host, port=settings.port))

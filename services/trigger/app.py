@@ -17,8 +17,8 @@ from libs.bus.ports import Bus
 from libs.store.definitions import DefinitionCache
 from libs.secrets.vault import open_vault
 from libs.store.ports import Store
-from services.trigger.api import (access, approvals, audit, catalog, control, health, hooks, human_inputs,
-                                  integrations, metrics, node_runs, prometheus, runs, secrets, workflows)
+from services.trigger.api import (access, agents, ai_providers, approvals, audit, catalog, control, health, hooks, human_inputs,
+                                  integrations, metrics, node_permissions, node_runs, prometheus, runs, secrets, workflows)
 from services.trigger.api.context import ApiContext
 from services.trigger.authn import AuthenticationMiddleware
 from services.trigger.authz import authorize, check_routes
@@ -40,6 +40,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     # `/v1/workflows/runs...` must be matched before `/v1/workflows/{workflow_id}...`.
     runs.router, control.runs_router, node_runs.router, approvals.router, workflows.router,
     control.workflows_router, metrics.router, integrations.router, prometheus.router, human_inputs.router,
+    agents.agents_router, agents.mcp_router, node_permissions.router, ai_providers.router,
 )
 
 

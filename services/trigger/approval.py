@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from libs.contracts import v1
+from libs.core import engine_logs
 from libs.core.errors import ConflictError, ForbiddenError
 from libs.core.run import NodeRun
 from libs.core.waiting_nodes import ENGINE_COMPLETED_TYPES
@@ -70,14 +71,16 @@ def check(node_run: NodeRun, decision: Decision, decider: Decider) -> None:
                              f"(approval node {node_run.node_id!r} does not set allowSelfApproval)")
 
 
-def complete_message(node_run: NodeRun, decision: Decision) -> v1.CompleteNode:
+def complete_message(node_run: NodeRun, decision: Decision, now: float = 0.0) -> v1.CompleteNode:
+    """The completion, with an engine log line of the decision made at `now`."""
     output: dict[str, Any] = decision.as_data()
+    logs = [engine_logs.approval_decided(decision.decision, decision.by, now)]
     if decision.decision == "approve":
         return v1.CompleteNode(run_id=node_run.run_id, node_run_key=node_run.key, result="SUCCESS",
-                               output=output, by=decision.by)
+                               output=output, by=decision.by, logs=logs)
     output["error"] = {"message": f"rejected by {decision.by}"}
     return v1.CompleteNode(run_id=node_run.run_id, node_run_key=node_run.key, result="FAILED",
-                           output=output, by=decision.by)
+                           output=output, by=decision.by, logs=logs)
 
 
 def already_decided(node_run: NodeRun, earlier: dict[str, Any]) -> ConflictError:

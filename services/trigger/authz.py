@@ -50,6 +50,10 @@ ROUTES: Final[dict[tuple[str, str], Need]] = {
     ("GET", "/v1/workflows"): "workflow.read",
     ("GET", "/v1/workflows/{workflow_id}"): "workflow.read",
     ("GET", "/v1/workflows/{workflow_id}/nodes/{node}"): "workflow.read",
+    ("GET", "/v1/workflows/{workflow_id}/nodes/{node}/permissions"): "workflow.read",
+    ("POST", "/v1/workflows/{workflow_id}/nodes/{node}/permissions"): "workflow.write",
+    ("PATCH", "/v1/workflows/{workflow_id}/nodes/{node}/permissions"): "workflow.write",
+    ("DELETE", "/v1/workflows/{workflow_id}/nodes/{node}/permissions"): "workflow.write",
     ("PUT", "/v1/workflows/{workflow_id}"): "workflow.write",
     ("DELETE", "/v1/workflows/{workflow_id}"): "workflow.write",
     ("GET", "/v1/workflows/{workflow_id}/versions"): "workflow.read",
@@ -65,6 +69,14 @@ ROUTES: Final[dict[tuple[str, str], Need]] = {
     ("GET", "/v1/workspaces"): "workspace.read",
     ("GET", "/v1/audit"): "audit.read",
     ("GET", "/v1/audit/verify"): "workspace.manage",  # the one chain spans every workspace
+    ("PUT", "/v1/agents/{identifier}"): "workflow.write",
+    ("GET", "/v1/agents/{identifier}"): "workflow.read",
+    ("DELETE", "/v1/agents/{identifier}"): "workflow.write",
+    # A stdio MCP server is a command the executor starts: as trusted as secrets.
+    ("PUT", "/v1/mcp-servers/{identifier}"): "secret.write",
+    ("GET", "/v1/mcp-servers/{identifier}"): "workflow.read",
+    ("DELETE", "/v1/mcp-servers/{identifier}"): "secret.write",
+    ("GET", "/v1/ai/providers"): "workflow.read",
 }
 
 

@@ -9,9 +9,8 @@ from enum import Enum
 from typing import Any, Literal
 
 from libs.contracts import v1
-from libs.core.errors import ConflictError, TemplateError
+from libs.core.errors import ConflictError
 from libs.core.run import LogEntry, NodeRun
-from libs.expressions import evaluate as expressions
 
 PatchStatus = Literal["IN_PROGRESS", "COMPLETED"]
 
@@ -33,18 +32,6 @@ class Patch:
     output_given: bool = False
     logs: tuple[LogEntry, ...] = ()
     by: str | None = None
-
-
-async def as_stored(variables: dict[str, Any], result: str | None, output: Any, *, at: str) -> Any:
-    """The output the scheduler stores for a completion: on SUCCESS the node's `variables` (at
-    pointer `at`) rendered against it (they replace it), otherwise the output itself. Bounded like
-    every evaluation (libs/expressions), since it runs in the API."""
-    if result != "SUCCESS":
-        return output
-    try:
-        return await expressions.apply_variables(variables, output, at=at)
-    except TemplateError:
-        return output
 
 
 def _same(value: Any) -> Any:

@@ -1,5 +1,8 @@
 """EVENT_TRIGGER: every catalog event on the catalog-events topic starts one run of each live
-EVENT_TRIGGER whose event type and blueprint match it and whose jq `condition` holds.
+EVENT_TRIGGER whose event type and blueprint match it and whose jq `condition` holds. An event from
+outside Stepline (Port's JSON or a CloudEvent written to the topic, or `POST /v1/catalog/events`) is
+first applied to the stored entity (`Catalog.apply`, once per event id); UPSERT_ENTITY's own events
+(`stored`) describe a change the catalog holds already.
 
 The trigger's output is the event in Port's shape (`.diff.after.properties…` in the condition and in
 `.outputs.<trigger>`). A run's idempotency key is `event:{event id}:{trigger node}`, so a redelivered
@@ -17,6 +20,7 @@ from libs.access.workspaces import belongs_to
 from libs.bus.ports import Bus
 from libs.catalog.entities import iso_time
 from libs.catalog.events import InvalidCatalogEventError, event_of
+from libs.catalog.store import Catalog
 from libs.contracts import topics, v1
 from libs.contracts.envelope import Envelope
 from libs.core.catalog import EVENT_TYPE_ACTIONS
@@ -66,15 +70,19 @@ class EventTriggers:
         self.clock = clock
 
     async def handle(self, envelope: Envelope) -> None:
-        """The catalog-events handler: other message types on the topic are ignored, and so (logged)
-        are events not in Port's shape."""
+        """The catalog-events handler: an event from outside (not `stored`) is applied to the stored
+        entity first, then it starts runs. Other message types on the topic are ignored, and so
+        (logged) are events not in Port's shape."""
         try:
             event = event_of(envelope, timestamp=iso_time(self.clock()))
         except InvalidCatalogEventError as exc:
             log.warning("ignoring message %s on the catalog-events topic: %s", envelope.id, exc.message)
             return
-        if event is not None:
-            await self.fire(event)
+        if event is None:
+            return
+        if not event.stored:
+            await Catalog(self.store, self.clock, workspace=event.workspace).apply(event)
+        await self.fire(event)
 
     async def fire(self, event: v1.CatalogEvent) -> list[StartOutcome]:
         """Start a run of every live EVENT_TRIGGER the event matches."""
@@ -89,7 +97,8 @@ class EventTriggers:
                 continue
             started.append(await self.starter.fire(TriggerStart(
                 workflow=workflow, version=trigger.version, node=trigger.node.identifier, trigger_type="EVENT",
-                output=payload, idempotency_key=f"event:{event.id}:{trigger.node.identifier}", wait=False)))
+                output=payload, idempotency_key=f"event:{event.id}:{trigger.node.identifier}", wait=False,
+                event=event.attributes)))
         return started
 
     async def _matches(self, trigger: LiveTrigger, event: v1.CatalogEvent, payload: dict[str, Any]) -> bool:

@@ -84,7 +84,7 @@ def run(record: Run, node_runs: Sequence[NodeRun] | None = None) -> dict[str, An
         "result": record.result,
         "error": record.error,
         "trigger": {"type": record.trigger.type, "by": record.trigger.by,
-                    "at": iso(record.trigger.at), "node": record.trigger.node},
+                    "at": iso(record.trigger.at), "node": record.trigger.node, "event": record.trigger.event},
         "inputs": record.inputs,
         "variables": {"outputs": record.outputs},
         "nodes": {node_id: _progress(p) for node_id, p in record.nodes.items()},
@@ -112,7 +112,8 @@ def accepted_run(run_id: str, workflow_id: str, version: int) -> dict[str, Any]:
 
 
 def _log(entry: LogEntry) -> dict[str, Any]:
-    return {"logLevel": entry.logLevel, "log": entry.log, "tags": entry.tags, "createdAt": iso(entry.createdAt)}
+    return {"logLevel": entry.logLevel, "log": entry.log, "tags": entry.tags, "createdAt": iso(entry.createdAt),
+            "source": entry.source}
 
 
 def node_run(record: NodeRun) -> dict[str, Any]:

@@ -8,10 +8,13 @@ subscribed; its messages start nothing. A new subscription reads from the oldest
 For each message, every live QUEUE_TRIGGER of that topic (in a workflow that is not paused) gets a
 `StartRun` before the handler returns, so the bus commits the message only once the runs are
 accepted; a failure to publish is redelivered. The idempotency key `queue:{node}:{message id}`
-makes a redelivered message start nothing new. The run's trigger output is:
-- a `v1.ExternalMessage` (plain JSON written to the topic by anything): its value if that is an
-  object, else `{"value": value}`;
-- any other envelope (such as the KAFKA node's `dev.stepline.kafka.message.v1`): its data.
+makes a redelivered message start nothing new. One rule (libs/contracts/cloudevents.py) for what a
+message yields:
+- a CloudEvent (structured or binary mode, the KAFKA node's messages included): its `data` is the
+  run's trigger output and its attributes are the run's `.trigger.event`; its `id` is the message id,
+  so a producer re-sending an event starts nothing new either;
+- plain JSON: the value is the output, and the message id is `{topic}/{partition}/{offset}`.
+An output that is not an object becomes `{"value": output}`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any, Final
 from libs.access.principal import DEFAULT_WORKSPACE
 from libs.access.workspaces import belongs_to
 from libs.bus.ports import Bus, Handler
-from libs.contracts import v1
+from libs.contracts import cloudevents
 from libs.contracts.envelope import Envelope
 from libs.core.limits import topic_allowed
 from libs.store.definitions import DefinitionCache
@@ -40,18 +43,20 @@ GROUP: Final = "stepline-trigger-queue"
 log = logging.getLogger("stepline.trigger.queue")
 
 
-def message_output(envelope: Envelope) -> dict[str, Any]:
+def message_output(message: cloudevents.Incoming) -> dict[str, Any]:
     """A queue message as its run's trigger output."""
-    if envelope.type == v1.ExternalMessage.TYPE:
-        value = envelope.data.get("value")
-        return value if isinstance(value, dict) else {"value": value}
-    return dict(envelope.data)
+    payload = message.payload
+    return payload if isinstance(payload, dict) else {"value": payload}
 
 
-def message_workspace(output: dict[str, Any]) -> str:
-    """The workspace whose QUEUE_TRIGGERs a message starts: its `workspace` field, else `default`."""
-    workspace = output.get("workspace")
-    return workspace if isinstance(workspace, str) and workspace else DEFAULT_WORKSPACE
+def message_workspace(message: cloudevents.Incoming) -> str:
+    """The workspace whose QUEUE_TRIGGERs a message starts: its payload's `workspace` field, else a
+    CloudEvent's `workspace` extension attribute, else `default`."""
+    for holder in (message.payload, message.attributes):
+        workspace = holder.get("workspace") if isinstance(holder, dict) else None
+        if isinstance(workspace, str) and workspace:
+            return workspace
+    return DEFAULT_WORKSPACE
 
 
 def trigger_topic(trigger: LiveTrigger) -> str | None:
@@ -104,8 +109,9 @@ class QueueIngress:
 
     async def handle(self, topic: str, envelope: Envelope) -> None:
         """Start a run of every live QUEUE_TRIGGER of `topic` for `envelope`; return once published."""
-        output = message_output(envelope)
-        workspace = message_workspace(output)
+        message = cloudevents.incoming(envelope)
+        output = message_output(message)
+        workspace = message_workspace(message)
         triggers = [t for t in await live_triggers(self._store, self._definitions, NODE_TYPE)
                     if trigger_topic(t) == topic and belongs_to(t.workflow.identifier, workspace)]
         for trigger in triggers:
@@ -116,7 +122,7 @@ class QueueIngress:
                 continue
             await self._starter.fire(TriggerStart(
                 workflow=workflow, version=trigger.version, node=node, trigger_type="QUEUE", output=output,
-                idempotency_key=f"queue:{node}:{envelope.id}", wait=False))
+                idempotency_key=f"queue:{node}:{message.id}", wait=False, event=message.attributes))
 
 
 def queue_loop(settings: TriggerSettings, store: Store, bus: Bus, *,

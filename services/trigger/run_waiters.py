@@ -1,4 +1,5 @@
-"""Long polls (`GET /v1/workflows/runs/{id}?wait=S`) woken by the run's completion.
+"""Long polls (`GET /v1/workflows/runs/{id}?wait=S`) woken by the run's completion, and start
+requests woken by their run's first event (the scheduler has inserted it).
 
 The trigger consumes the run-events topic (its own consumer group per replica, so every replica sees
 every completion) and sets the event of the runs someone waits for; a waiter re-reads the run when
@@ -8,6 +9,8 @@ requests wait at once per replica; one more is refused with 429 instead of holdi
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from libs.contracts import v1
@@ -31,6 +34,7 @@ class RunWaiters:
         self.limit = limit
         self.recheck_seconds = recheck_seconds
         self._runs: dict[str, _Waiting] = {}
+        self._starting: dict[str, asyncio.Event] = {}
         self._total = 0
 
     @property
@@ -38,14 +42,29 @@ class RunWaiters:
         return self._total
 
     async def handle(self, envelope: Envelope) -> None:
-        """The run-events handler: wake the waiters of a run that completed."""
+        """The run-events handler: wake the start of a run that has an event, and the waiters of a run
+        that completed."""
+        if (started := self._starting.get(envelope.subject)) is not None:
+            started.set()
         if envelope.type == v1.RunCompleted.TYPE and (waiting := self._runs.get(envelope.subject)) is not None:
             waiting.event.set()
 
-    async def wait_for_completion(self, store: RunStore, run_id: str, timeout: float) -> Run:
+    @contextlib.contextmanager
+    def starting(self, run_id: str) -> Iterator[asyncio.Event]:
+        """An event set by the first event of run `run_id`, while the block runs (enter it before
+        publishing the start, so no event passes unseen)."""
+        self._starting[run_id] = started = asyncio.Event()
+        try:
+            yield started
+        finally:
+            self._starting.pop(run_id, None)
+
+    async def wait_for_completion(self, store: RunStore, run_id: str, timeout: float, *,
+                                  read: Run | None = None) -> Run:
         """The run as soon as it is COMPLETED, or as it is after `timeout` seconds; NotFoundError at
-        once for an unknown run; TooManyRequestsError (429) when `limit` requests wait already."""
-        run = await store.get_run(run_id)
+        once for an unknown run; TooManyRequestsError (429) when `limit` requests wait already. `read`:
+        the run as the caller has just read it (one store read fewer)."""
+        run = read or await store.get_run(run_id)
         if run.status == "COMPLETED" or timeout <= 0:
             return run
         if self._total >= self.limit:

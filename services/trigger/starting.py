@@ -3,17 +3,18 @@ publish `StartRun`, then wait for the scheduler to insert the run (the trigger n
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from libs.access.principal import Principal
-from libs.access.trigger_permissions import may_start
+from libs.access.trigger_permissions import has_policy, may_start
 from libs.access.workspaces import public
 from libs.bus.ports import Bus
 from libs.contracts import v1
 from libs.core.definition import Node, Workflow
-from libs.core.errors import ConflictError, ForbiddenError, TemplateError
+from libs.core.errors import ConflictError, ForbiddenError
 from libs.core.inputs import validate_inputs
 from libs.core.run import Run, new_run_id
 from libs.core.versioning import WorkflowRecord, is_valid_tag
@@ -25,6 +26,7 @@ from libs.store.ports import Store
 from services.trigger.errors import invalid
 from services.trigger.input_defaults import with_jq_defaults
 from services.trigger.publishing import send_command
+from services.trigger.run_waiters import RunWaiters
 from services.trigger.waiting import wait_for_insert
 
 SELF_SERVE = "SELF_SERVE_TRIGGER"
@@ -80,6 +82,14 @@ def self_serve_trigger(workflow: Workflow, version: int) -> Node:
                         "so it cannot be started through the API")
 
 
+def check_permitted(request: StartRequest, trigger: Node, inputs: dict[str, Any] | None) -> None:
+    """ForbiddenError unless the caller may start the trigger (`config.permissions`, its `policy`
+    reading `inputs` as the form)."""
+    if request.caller is not None and not may_start(trigger.config, request.caller, inputs):
+        raise ForbiddenError(f"{request.caller.user!r} may not start {public(request.workflow)!r}: its "
+                             f"{SELF_SERVE} node {trigger.identifier!r} lists who may (config.permissions)")
+
+
 def start_message(request: StartRequest, run_id: str, version: int, trigger: Node,
                   inputs: dict[str, Any], now: float, output: dict[str, Any] | None = None) -> v1.StartRun:
     context = v1.TriggerContext(type="API", by=request.by, at=now, node=trigger.identifier)
@@ -92,12 +102,11 @@ async def shaped_output(workflow: Workflow, node: Node, payload: dict[str, Any])
     the payload is its output). A 422 naming the workflow's field when one fails."""
     if not node.variables:
         return None
-    at = f"{expressions.node_at(workflow, node.identifier)}/variables"
-    try:
-        shaped = await expressions.apply_variables(node.variables, payload, at=at)
-    except TemplateError as exc:
-        raise invalid(at, f"the trigger node's variables (workflow definition, {at}) failed: {exc.message}") from None
-    return shaped if isinstance(shaped, dict) else {"value": shaped}
+    shaped = await expressions.shaped_output(workflow, node.identifier, payload)
+    if shaped.error is not None:
+        at = f"{expressions.node_at(workflow, node.identifier)}/variables"
+        raise invalid(at, f"the trigger node's variables (workflow definition, {at}) failed: {shaped.error}")
+    return shaped.output if isinstance(shaped.output, dict) else {"value": shaped.output}
 
 
 @dataclass(frozen=True)
@@ -118,11 +127,18 @@ class TriggerStart:
     by: str | None = None
     wait: bool = True
     """Wait up to the accept timeout for the scheduler to insert the run."""
+    event: dict[str, Any] | None = None
+    """The attributes of the CloudEvent that fired it (`.trigger.event`)."""
+    depth: int = 0
+    """The run's depth (a run started by another run's completion is one deeper than it)."""
 
 
 class RunStarter:
     def __init__(self, store: Store, bus: Bus, definitions: DefinitionCache, clock: Callable[[], float],
-                 accept_timeout: float) -> None:
+                 accept_timeout: float, waiters: RunWaiters | None = None) -> None:
+        """With `waiters` (fed by the run-events stream), a start waits for its run's first event
+        instead of polling the store."""
+        self._waiters = waiters
         self._store = store
         self._bus = bus
         self._definitions = definitions
@@ -138,13 +154,13 @@ class RunStarter:
         await refuse_if_paused(self._store, request.workflow)
         definition = await self._definitions.get(record.identifier, version)
         trigger = self_serve_trigger(definition, version)
-        if request.caller is not None and not may_start(trigger.config, request.caller):
-            raise ForbiddenError(f"{request.caller.user!r} may not start {public(request.workflow)!r}: its "
-                                 f"{SELF_SERVE} node {trigger.identifier!r} lists who may (config.permissions)")
+        if not has_policy(trigger.config):  # refused before the inputs are read; a policy may read them
+            check_permitted(request, trigger, None)
         user_inputs = trigger.config.get("userInputs")
         form = user_inputs if isinstance(user_inputs, dict) else {}
         at = f"{expressions.node_at(definition, trigger.identifier)}/config"
         inputs = validate_inputs(form, await with_jq_defaults(form, request.inputs or {}, request.by, at=at))
+        check_permitted(request, trigger, inputs)
         output = await shaped_output(definition, trigger, inputs)
         return await self.send(start_message(request, new_run_id(), version, trigger, inputs, self._clock(), output))
 
@@ -155,19 +171,22 @@ class RunStarter:
             return repeat
         workflow = await self._definitions.get(start.workflow, start.version)
         output = await shaped_output(workflow, workflow.node(start.node), start.output)
-        context = v1.TriggerContext(type=start.trigger_type, by=start.by, at=self._clock(), node=start.node)
+        context = v1.TriggerContext(type=start.trigger_type, by=start.by, at=self._clock(), node=start.node,
+                                    event=start.event)
         return await self.send(v1.StartRun(run_id=new_run_id(), workflow=start.workflow, version=start.version,
                                            trigger=context, inputs=start.output, trigger_output=output,
-                                           idempotency_key=start.idempotency_key), wait=start.wait)
+                                           idempotency_key=start.idempotency_key, depth=start.depth), wait=start.wait)
 
     async def send(self, message: v1.StartRun, *, wait: bool = True) -> StartOutcome:
         """Publish `message`; with `wait`, wait up to the accept timeout for the scheduler to insert
         the run (or the earlier run holding its idempotency key)."""
-        await send_command(self._bus, message)
-        run = None
-        if wait:
+        if not wait:
+            await send_command(self._bus, message)
+            return StartOutcome(message.run_id, message.workflow, message.version, None, repeated=False)
+        with self._waiters.starting(message.run_id) if self._waiters else contextlib.nullcontext() as woken:
+            await send_command(self._bus, message)
             run = await wait_for_insert(self._store, message.run_id, message.workflow, message.idempotency_key,
-                                        self._accept_timeout)
+                                        self._accept_timeout, woken)
         return StartOutcome(message.run_id, message.workflow, message.version, run,
                             repeated=run is not None and run.id != message.run_id)
 

@@ -1,9 +1,11 @@
-"""Polling the store: for the scheduler to accept a run, and for a cancel to be recorded (short waits,
-bounded by the accept timeout). Long polls for a run's completion are woken by events (run_waiters.py)."""
+"""Waiting on the store: for the scheduler to accept a run (woken by the run's first event when the
+caller has one, else polling), and for a cancel to be recorded (short waits, bounded by the accept
+timeout). Long polls for a run's completion are woken by events (run_waiters.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 from libs.core.errors import NotFoundError
@@ -12,6 +14,10 @@ from libs.store.ports import RunStore
 
 FIRST_DELAY = 0.001
 MAX_DELAY = 0.05
+WOKEN_RECHECK = 0.05
+"""With a wake-up event, the store is re-read this often anyway (a lost event, or a run that exists
+under an earlier request's id), doubling up to MAX_RECHECK."""
+MAX_RECHECK = 0.4
 COMPLETION_POLL_SECONDS = 0.025
 
 
@@ -27,19 +33,27 @@ async def _inserted(store: RunStore, run_id: str, workflow: str, key: str | None
 
 
 async def wait_for_insert(store: RunStore, run_id: str, workflow: str, key: str | None,
-                          timeout: float) -> Run | None:
-    """Poll with growing sleeps (1 ms doubling to 50 ms) until the scheduler has inserted the run;
-    None if `timeout` seconds pass first."""
+                          timeout: float, woken: asyncio.Event | None = None) -> Run | None:
+    """The run once the scheduler has inserted it; None if `timeout` seconds pass first. Without
+    `woken` (set by the run's first event), poll with growing sleeps (1 ms doubling to 50 ms)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    delay = FIRST_DELAY
+    delay, longest = (FIRST_DELAY, MAX_DELAY) if woken is None else (WOKEN_RECHECK, MAX_RECHECK)
     while True:
         run = await _inserted(store, run_id, workflow, key)
         remaining = deadline - loop.time()
         if run is not None or remaining <= 0:
             return run
-        await asyncio.sleep(min(delay, remaining))
-        delay = min(delay * 2, MAX_DELAY)
+        await _pause(woken, min(delay, remaining))
+        delay = min(delay * 2, longest)
+
+
+async def _pause(woken: asyncio.Event | None, seconds: float) -> None:
+    if woken is None or woken.is_set():
+        await asyncio.sleep(seconds)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(woken.wait(), seconds)
 
 
 async def wait_for_run(store: RunStore, run_id: str, done: Callable[[Run], bool], timeout: float) -> Run:

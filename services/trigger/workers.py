@@ -1,5 +1,5 @@
-"""The trigger service's non-HTTP ingress, as one `Service`: catalog events, entity timers, queue
-topics and schedules. Each ingress adds its subscription or loop in `build_trigger_workers`; the embedded engine
+"""The trigger service's non-HTTP ingress, as one `Service`: catalog events, run completions
+(EVENT_TRIGGER on runs), entity timers, queue topics and schedules. Each ingress adds its subscription or loop in `build_trigger_workers`; the embedded engine
 and `python -m services.trigger` both run it."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from libs.store.ports import Store
 from services.trigger.entity_timers import entity_timers
 from services.trigger.event_triggers import event_trigger_subscription
 from services.trigger.queues import queue_loop
+from services.trigger.run_triggers import run_trigger_subscription
 from services.trigger.schedules import schedule_loop
 from services.trigger.run_waiters import WAITERS_GROUP, RunWaiters
 from services.trigger.settings import TriggerSettings
@@ -29,6 +30,7 @@ def build_trigger_workers(settings: TriggerSettings, store: Store, bus: Bus, *,
         service.subscriptions.append(Subscription(topics.RUN_EVENTS, f"{WAITERS_GROUP}-{settings.instance_id}",
                                                   waiters.handle))
     service.subscriptions.append(event_trigger_subscription(settings, store, bus, group=GROUP, clock=clock))
+    service.subscriptions.append(run_trigger_subscription(settings, store, bus, group=GROUP, clock=clock))
     timers, fire_timers = entity_timers(settings, store, bus, group=GROUP, clock=clock)
     service.subscriptions.append(timers)
     service.loops.append(fire_timers)

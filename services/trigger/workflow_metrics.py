@@ -1,6 +1,7 @@
-"""Workflow metrics in embedded mode (and whenever the API reads them from the store): the runs of a
-window read page by page and folded by `libs/core/run_metrics.py`; the run summary of the workflow
-list from count queries."""
+"""Workflow metrics. Embedded mode: the runs of a window read page by page and folded by
+`libs/core/run_metrics.py`. Distributed mode (a Kafka bus): the hourly buckets the notifier's stream
+app folded from the run events and wrote to the store (`libs/core/run_stats.py`), folded by the same
+arithmetic. The run summary of the workflow list comes from count queries on the runs in both."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import Any
 
 from libs.core.instants import to_iso
 from libs.core.run import Run
-from libs.core.run_metrics import Window, metrics
-from libs.store.ports import RunFilter, RunStore
+from libs.core.run_metrics import Window, metrics, metrics_of
+from libs.core.run_stats import STORE_KIND, Bucket, facts, window_keys
+from libs.store.ports import EntryStore, RunFilter, RunStore
 
 PAGE = 1000
 DAY = 86400.0
@@ -29,6 +31,33 @@ async def runs_in(store: RunStore, workflow_key: str, window: Window) -> list[Ru
 
 async def workflow_metrics(store: RunStore, workflow_key: str, shown_as: str, window: Window) -> dict[str, Any]:
     return metrics(shown_as, await runs_in(store, workflow_key, window), window)
+
+
+def from_stream(bus_url: str) -> bool:
+    """Whether the metrics come from the notifier's fold: in distributed mode, where it runs."""
+    return bus_url.startswith("kafka://")
+
+
+async def folded_metrics(store: EntryStore, workflow_key: str, shown_as: str, window: Window) -> dict[str, Any]:
+    return metrics_of(shown_as, facts(await buckets_in(store, workflow_key, window)), window)
+
+
+async def buckets_in(store: EntryStore, workflow_key: str, window: Window) -> list[Bucket]:
+    """The stored buckets of the window's hours, listed by the keys' common prefix (ISO hours sort
+    in time order)."""
+    keys = window_keys(workflow_key, window)
+    prefix, wanted = _common_prefix(keys[0], keys[-1]), set(keys)
+    found: list[Bucket] = []
+    offset = 0
+    while page := await store.list_entries(STORE_KIND, prefix=prefix, limit=PAGE, offset=offset):
+        found += [e.data["runs"] for e in page if e.key in wanted]
+        offset += len(page)
+    return found
+
+
+def _common_prefix(first: str, last: str) -> str:
+    size = next((i for i, (a, b) in enumerate(zip(first, last)) if a != b), min(len(first), len(last)))
+    return first[:size]
 
 
 async def run_summary(store: RunStore, workflow_key: str, now: float) -> dict[str, Any]:

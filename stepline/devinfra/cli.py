@@ -2,6 +2,11 @@
 
     python -m stepline.devinfra fetch|up|down|status [--dir .stepline/infra]
                                 [--kafka-port 19092] [--mongo-port 27018]
+
+and for the local language model (``make model``; see `stepline.devinfra.model`)::
+
+    python -m stepline.devinfra model up|down|fetch|status|provider [--dir .stepline/infra]
+                                [--model-port 18080]
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from stepline.devinfra.errors import InfraError
 from stepline.devinfra.ferretdb import DEFAULT_MONGO_PORT
 from stepline.devinfra.infra import DevInfra
 from stepline.devinfra.kafka import DEFAULT_KAFKA_PORT
+from stepline.devinfra.model import DEFAULT_MODEL_PORT
+from stepline.devinfra.model_cli import ACTIONS as MODEL_ACTIONS
+from stepline.devinfra.model_cli import model_command
 from stepline.devinfra.records import NAMES, load_server, record_path, write_record
 from stepline.devinfra.server import Server
 
@@ -100,8 +108,11 @@ def _cmd_status(_infra: DevInfra, args: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m stepline.devinfra",
-                                description="Fetch, start and stop the development Kafka and FerretDB.")
-    p.add_argument("command", choices=["fetch", "up", "down", "status"])
+                                description="Fetch, start and stop the development Kafka, FerretDB "
+                                            "and language model.")
+    p.add_argument("command", choices=["fetch", "up", "down", "status", "model"])
+    p.add_argument("action", nargs="?", choices=sorted(MODEL_ACTIONS),
+                   help="with `model`: what to do with the local language model")
     p.add_argument("--dir", type=Path, default=Path(".stepline/infra"),
                    help="data, logs and pid files (default: .stepline/infra)")
     p.add_argument("--cache", type=Path, default=None,
@@ -110,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--kafka-controller-port", type=int, default=0,
                    help="KRaft controller port (default: kafka port + 1)")
     p.add_argument("--mongo-port", type=int, default=DEFAULT_MONGO_PORT)
+    p.add_argument("--model-port", type=int, default=DEFAULT_MODEL_PORT)
     p.add_argument("--wipe", action="store_true", help="down: also delete the data directories")
     return p
 
@@ -119,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.dir = args.dir.resolve()
     infra = DevInfra(args.cache or default_cache_dir())
     commands: dict[str, Callable[[DevInfra, argparse.Namespace], int]] = {
-        "fetch": _cmd_fetch, "up": _cmd_up, "down": _cmd_down, "status": _cmd_status}
+        "fetch": _cmd_fetch, "up": _cmd_up, "down": _cmd_down, "status": _cmd_status, "model": model_command}
     try:
         return commands[args.command](infra, args)
     except InfraError as exc:

@@ -1,5 +1,5 @@
 """`DevInfra`: the cache directory of the development servers, and the entry point that fetches or
-builds Kafka and FerretDB into it and starts them."""
+builds Kafka, FerretDB and the local language model into it and starts them."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 from stepline.devinfra.cache import REPO_ROOT
 from stepline.devinfra.ferretdb import FerretDBMixin
 from stepline.devinfra.kafka import KafkaMixin
+from stepline.devinfra.model import ModelMixin
 
 
 @dataclass
-class DevInfra(KafkaMixin, FerretDBMixin):
+class DevInfra(KafkaMixin, FerretDBMixin, ModelMixin):
     """Fetches/builds the development servers into `cache_dir` and starts them."""
 
     cache_dir: Path

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from stepline.devinfra.ferretdb import ferretdb_ready
 from stepline.devinfra.kafka import kafka_ready
+from stepline.devinfra.model import model_ready
 from stepline.devinfra.ports import tcp_answers
 from stepline.devinfra.server import Server
 
@@ -36,7 +37,7 @@ def load_server(base: Path, name: str) -> Server | None:
         rec = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    check = {"kafka": kafka_ready, "ferretdb": ferretdb_ready}.get(name, _answers)
+    check = {"kafka": kafka_ready, "ferretdb": ferretdb_ready, "model": model_ready}.get(name, _answers)
     ticks = rec.get("start_ticks")
     return Server(name=name, url=str(rec["url"]), port=int(rec["port"]), argv=[],
                   log_path=Path(rec["log"]), ready_timeout=0, ready_check=check,

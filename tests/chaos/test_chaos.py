@@ -12,6 +12,7 @@ fault-free p99 + 5 s, no stall over 10 s). `STEPLINE_CHAOS_SEED` replays an orde
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import time
@@ -23,6 +24,7 @@ import pytest
 
 from tests.chaos.faults import Chaos, chaos_cluster, inject_until, kinds
 from tests.chaos.figures import HEADER, Figures, breaches, figures, slowest
+from tests.chaos.hops import breakdown
 from tests.chaos.invariants import Verdict, judge
 from tests.chaos.workload import Tracked, approver, plan, settle, start_paced, stopped
 from tests.conftest import Target
@@ -82,7 +84,8 @@ async def test_runs_survive_chaos(tmp_path: Path, target: Target, kafka_broker: 
         dead = {n: chaos.cluster.log_tail(n) for n in chaos.cluster.dead()}
     verdict = judge(free + faulted, target, approving.refused)
     rows = [figures("fault-free", free), figures("faults", faulted)]
-    print("\n" + render(seed, chaos, verdict, rows, faulted))
+    dump(tmp_path / "runs.json", free + faulted, approving.timings)
+    print("\n" + render(seed, chaos, verdict, rows, faulted, approving.timings))
     assert not dead, f"services exited on their own: {dead}"
     assert not verdict.violations, {name: items[:10] for name, items in verdict.violations.items()}
     if p.thresholds:
@@ -104,7 +107,14 @@ def alive(chaos: Chaos) -> None:
     assert not dead, f"services exited on their own: { {n: chaos.cluster.log_tail(n) for n in dead} }"
 
 
-def render(seed: int, chaos: Chaos, v: Verdict, rows: list[Figures], faulted: list[Tracked]) -> str:
+def dump(path: Path, runs: list[Tracked], approvals: dict[str, tuple[float, float]]) -> None:
+    """Every run as the test saw it, for a closer look at a slow one (`tests/chaos/hops.py`)."""
+    path.write_text(json.dumps({"runs": [{"key": t.key, "phase": t.phase, "sentAt": t.sent_at, "answered": t.answered,
+                                          "run": t.run} for t in runs], "approvals": approvals}))
+
+
+def render(seed: int, chaos: Chaos, v: Verdict, rows: list[Figures], faulted: list[Tracked],
+           approvals: dict[str, tuple[float, float]]) -> str:
     t0 = min(t.sent_at for t in faulted)
     stall_end = rows[1].stall_at
     before = [what for began, _, what in chaos.injected if began <= stall_end]
@@ -120,6 +130,7 @@ def render(seed: int, chaos: Chaos, v: Verdict, rows: list[Figures], faulted: li
         f"longest stall under faults ended {stall_end - t0:.1f} s into the phase, after: {before[-1] if before else '-'}",
         f"faults (s into the phase, which began {began} UTC; s taken): {faults}",
         "log lines: " + ", ".join(f"{name} {n}" for name, n in logs.items()),
+        "critical path under faults, mean s per hop (tests/chaos/hops.py):", *breakdown(faulted, approvals),
         "slowest runs under faults (s into the phase):", *slowest(faulted, t0)]
     if v.lingering:
         lines.append(f"WARNING: {len(v.lingering)} node runs of completed runs are not COMPLETED: {v.lingering[:5]}")

@@ -126,6 +126,9 @@ class Approver:
     done: set[str] = field(default_factory=set)
     refused: list[str] = field(default_factory=list)
     seen: int = 0
+    timings: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Per node run id: (wall-clock time its request was first seen, time its PATCH was taken)."""
+    seen_at: dict[str, float] = field(default_factory=dict)
 
     async def run(self) -> None:
         while True:
@@ -134,13 +137,16 @@ class Approver:
                 if await self.patch(node_run_id, output):
                     del self.pending[node_run_id]
                     self.done.add(node_run_id)
+                    self.timings[node_run_id] = (self.seen_at[node_run_id], time.time())
             await asyncio.sleep(0.2)
 
     def collect(self) -> None:
         new, self.seen = self.target.requests[self.seen:], len(self.target.requests)
         for r in new:
-            if r["path"] == APPROVAL_PATH and r["headers"]["x-stepline-node-run-id"] not in self.done:
-                self.pending[r["headers"]["x-stepline-node-run-id"]] = self.outputs[r["headers"]["x-change"]]
+            node_run_id = r["headers"].get("x-stepline-node-run-id", "")
+            if r["path"] == APPROVAL_PATH and node_run_id not in self.done:
+                self.pending[node_run_id] = self.outputs[r["headers"]["x-change"]]
+                self.seen_at.setdefault(node_run_id, time.time())
 
     async def patch(self, node_run_id: str, output: dict[str, Any]) -> bool:
         """True once the API took the completion (or refused it for good: noted in `refused`)."""

@@ -463,6 +463,16 @@ class StoreContract(abc.ABC):
         assert (stored.output, stored.updated_at) == (OUTPUT, NOW + 1)
         assert not await store.mark_waiting(key, owner="w1", now=NOW + 2)
 
+    async def test_mark_waiting_appends_logs(self, store: Store) -> None:
+        key = (await store.insert_node_run(node_run(logs=[log("queued")])))[0].key
+        await store.claim_node_run(key, owner="w1", now=NOW, lease_until=NOW + LEASE)
+        engine = log("waiting for a callback", NOW + 1).model_copy(update={"source": "engine"})
+        lines = (log("attempt 1 started", NOW), engine)
+        assert await store.mark_waiting(key, owner="w1", now=NOW + 1, output=OUTPUT, logs=lines)
+        stored = await store.get_node_run(key)
+        assert [(e.log, e.source) for e in stored.logs] == [
+            ("queued", "user"), ("attempt 1 started", "user"), ("waiting for a callback", "engine")]
+
     async def test_finish_node_run_by_owner(self, store: Store) -> None:
         key = (await store.insert_node_run(node_run(logs=[log("queued")])))[0].key
         await store.claim_node_run(key, owner="w1", now=NOW, lease_until=NOW + LEASE)

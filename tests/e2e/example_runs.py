@@ -1,7 +1,7 @@
 """The example workflows (`examples/*.json`) as a load: which runs to start, and what each must end as.
 
-Every loopback URL of an example points at the test's `Target` server instead of the engine's own
-API. Each planned run carries its inputs and a check of its finished state, so a test can start
+Every URL of an example that calls the engine's own API (`{{ .run.apiUrl }}`) points at the test's
+`Target` server instead. Each planned run carries its inputs and a check of its finished state, so a test can start
 hundreds of runs of five different shapes (a condition with two branches, a fan-out with a fan-in,
 a chain, a webhook with an error branch, an asynchronous webhook completed by a PATCH) and verify
 every single result, not just that the runs ended.
@@ -23,7 +23,8 @@ import pytest
 from tests.conftest import Target
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-ENGINE_URL = "http://127.0.0.1:8080"
+ENGINE_URL = "{{ .run.apiUrl }}"
+"""How the examples reach the engine's own API (`.run.apiUrl`, whatever port it listens on)."""
 APPROVAL_PATH = "/async/approval"
 
 Run = dict[str, Any]

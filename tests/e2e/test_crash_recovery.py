@@ -25,12 +25,13 @@ RUNS = 50
 
 
 @contextmanager
-def engine_process(data_dir: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def engine_process(data_dir: Path, port: int, log: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`stepline up` on `port` (with more CLI `args`), stopped with SIGTERM at the end."""
     env = {**os.environ, "STEPLINE_LEASE_SECONDS": "2", "STEPLINE_STALE_SECONDS": "1",
            "STEPLINE_SWEEP_INTERVAL_SECONDS": "0.2"}
     with log.open("ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "stepline", "up", "--port", str(port),
-                                 "--data-dir", str(data_dir)], env=env, stdout=out, stderr=subprocess.STDOUT)
+                                 "--data-dir", str(data_dir), *args], env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         yield proc
     finally:

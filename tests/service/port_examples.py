@@ -1,5 +1,5 @@
-"""The 32 workflow definitions Port published (read from `../shared/reference/port-examples/`, never
-copied), what each is expected to do in Stepline, and the loopback echo server their edited copies call.
+"""The 32 workflow definitions Port published (read from `shared/reference/port-examples/` in a parent
+directory of the checkout, or `STEPLINE_PORT_EXAMPLES`; never copied), what each is expected to do in Stepline, and the loopback echo server their edited copies call.
 
 `VALIDATION` names every example that does not validate unchanged, with the pointers of its issues and
 the reason; every other example must validate with no issue at all. `CASES` says how each edited copy
@@ -18,9 +18,24 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-EXAMPLES = Path(os.environ.get("STEPLINE_PORT_EXAMPLES",
-                               Path(__file__).resolve().parents[3] / "shared" / "reference" / "port-examples"))
+WHERE = Path("shared") / "reference" / "port-examples"
+CONFIGURED = os.environ.get("STEPLINE_PORT_EXAMPLES", "")
+
+
+def find_examples() -> Path:
+    """`STEPLINE_PORT_EXAMPLES` when set; else the first `shared/reference/port-examples` in a parent
+    directory of the checkout (`../shared` next to it, or higher up); else where that would be."""
+    if CONFIGURED:
+        return Path(CONFIGURED)
+    parents = Path(__file__).resolve().parents[2].parents
+    return next((p / WHERE for p in parents if (p / WHERE).is_dir()), parents[0] / WHERE)
+
+
+EXAMPLES = find_examples()
 EDITED = EXAMPLES / "edited"
+SKIP_REASON = (f"Port's examples are not at {EXAMPLES} nor in any parent directory's {WHERE} (set "
+               "STEPLINE_PORT_EXAMPLES); skipped also under STEPLINE_REQUIRE_INFRA=1: they are reference data, "
+               "not infrastructure")
 
 
 def example_names() -> list[str]:
@@ -50,7 +65,7 @@ class Refusal:
     pointers: frozenset[str]
     why: str
     kind: str
-    """`ai` (AI nodes, their own issue), `not-port` (Port refuses it too), `fragment` (a doc snippet with
+    """`not-port` (Port refuses it too), `fragment` (a doc snippet with
     no identifier or trigger: validated for everything else), `not-yet` (a Port feature still missing)."""
     message: str = ""
     """A text every issue's message contains."""
@@ -60,7 +75,6 @@ def _refused(kind: str, why: str, *pointers: str, message: str = "") -> Refusal:
     return Refusal(frozenset(pointers), why, kind, message)
 
 
-_AI = "Port's AI / AI_AGENT node (an LLM call); refused with a message of its own"
 _GO = "Go-template helpers (`now | date`, `lower`, `replace`, `add_duration`) are not jq, in Port as here"
 _FRAGMENT = "a docs snippet without a workflow identifier (Port's API requires one)"
 
@@ -77,19 +91,12 @@ VALIDATION: dict[str, Refusal] = {
         "not-port", _GO, "/nodes/2/config/mapping/properties/createdAt", message="templates are jq"),
     "14-A-examples-deploy-service-condition": _refused(
         "not-port", _GO, "/nodes/4/config/mapping/properties/lastDeployedAt", message="templates are jq"),
-    "23-S-skills-event-ai-incident": _refused("ai", _AI, "/nodes/1/config/type", message="not supported by Stepline yet"),
     "25-O-ocean-readme-trigger-claude-agent": _refused("fragment", _FRAGMENT, "/identifier"),
     "26-O-ocean-readme-sync-port-skill": _refused("fragment", _FRAGMENT, "/identifier"),
     "27-O-ocean-readme-create-claude-agent": _refused("fragment", _FRAGMENT, "/identifier"),
     "29-D-docs-guide-self-heal-scorecard": _refused(
-        "ai", _AI + "; also `[\\s\\S]` in a jq string, an invalid escape in jq", "/nodes/0/config/type",
-        "/nodes/0/variables/task_description"),
-    "30-D-docs-guide-ticket-resolution-coding-agents": _refused("ai", _AI, "/nodes/2/config/type",
-                                                                message="not supported by Stepline yet"),
-    "31-D-docs-ai-node-analyze-and-notify": _refused("ai", _AI, "/nodes/1/config/type",
-                                                     message="not supported by Stepline yet"),
-    "32-D-docs-ai-node-incident-summary": _refused("ai", _AI, "/nodes/1/config/type",
-                                                   message="not supported by Stepline yet"),
+        "not-port", "`[\\s\\S]` in a jq string is an invalid escape in jq (Port's templates are jq too)",
+        "/nodes/0/variables/task_description", message="Invalid escape"),
 }
 
 

@@ -114,6 +114,33 @@ async def _create_workspace(world: World, caller: Principal | None) -> Request:
     return "/v1/workspaces", {"identifier": world.fresh("ws"), "title": "W"}
 
 
+POLICY = {"combinator": "and", "rules": [{"property": {"context": "user", "property": "role"}, "operator": "=",
+                                         "value": "runner"}]}
+
+
+def _node_permissions(with_policy: bool) -> Build:
+    """A fresh workflow's trigger-node permissions path; with `with_policy`, the node has a policy."""
+    async def build(world: World, caller: Principal | None) -> Request:
+        path = f"/v1/workflows/{await world.new_workflow()}/nodes/trigger/permissions"
+        if with_policy:
+            assert (await world.api.post(path, json=POLICY)).status_code == 201
+        return path, POLICY
+    return build
+
+
+AGENT = {"title": "A", "tools": ["list_entities"]}
+MCP_SERVER = {"transport": "http", "url": "http://127.0.0.1:9/mcp"}
+
+
+def _stored(collection: str, body: dict[str, Any]) -> Build:
+    """A fresh agent or MCP server of the default workspace (made with the owner key), addressed."""
+    async def build(world: World, caller: Principal | None) -> Request:
+        path = f"/v1/{collection}/{world.fresh('made')}"
+        assert (await world.api.put(path, json=body)).status_code == 201
+        return path, None
+    return build
+
+
 EVENT = {"action": "CREATE", "context": {"blueprintIdentifier": "service", "entityIdentifier": "e1"},
          "diff": {"before": None, "after": {"identifier": "e1"}}}
 DONE = {"status": "COMPLETED", "result": "SUCCESS"}
@@ -153,6 +180,11 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("GET", "/v1/workflows"): fixed("/v1/workflows"),
     ("GET", "/v1/workflows/{workflow_id}"): fixed("/v1/workflows/wf", scoped=True),
     ("GET", "/v1/workflows/{workflow_id}/nodes/{node}"): fixed("/v1/workflows/wf/nodes/gate", scoped=True),
+    ("GET", "/v1/workflows/{workflow_id}/nodes/{node}/permissions"): made(_node_permissions(True), scoped=True),
+    ("POST", "/v1/workflows/{workflow_id}/nodes/{node}/permissions"): made(_node_permissions(False), scoped=True),
+    ("PATCH", "/v1/workflows/{workflow_id}/nodes/{node}/permissions"): made(_node_permissions(True), scoped=True),
+    ("DELETE", "/v1/workflows/{workflow_id}/nodes/{node}/permissions"): made(_node_permissions(True),
+                                                                             scoped=True),
     ("PUT", "/v1/workflows/{workflow_id}"): fixed("/v1/workflows/wf", None, scoped=True),
     ("DELETE", "/v1/workflows/{workflow_id}"): made(_delete_workflow, scoped=True),
     ("GET", "/v1/workflows/{workflow_id}/versions"): fixed("/v1/workflows/wf/versions", scoped=True),
@@ -169,6 +201,13 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("GET", "/v1/workspaces"): fixed("/v1/workspaces"),
     ("GET", "/v1/audit"): fixed("/v1/audit"),
     ("GET", "/v1/audit/verify"): fixed("/v1/audit/verify"),
+    ("PUT", "/v1/agents/{identifier}"): fixed("/v1/agents/written", AGENT),
+    ("GET", "/v1/agents/{identifier}"): made(_stored("agents", AGENT), scoped=True),
+    ("DELETE", "/v1/agents/{identifier}"): made(_stored("agents", AGENT), scoped=True),
+    ("PUT", "/v1/mcp-servers/{identifier}"): fixed("/v1/mcp-servers/written", MCP_SERVER),
+    ("GET", "/v1/mcp-servers/{identifier}"): made(_stored("mcp-servers", MCP_SERVER), scoped=True),
+    ("DELETE", "/v1/mcp-servers/{identifier}"): made(_stored("mcp-servers", MCP_SERVER), scoped=True),
+    ("GET", "/v1/ai/providers"): fixed("/v1/ai/providers"),
 }
 
 LEAST: dict[tuple[str, str], Role] = {
@@ -196,6 +235,10 @@ LEAST: dict[tuple[str, str], Role] = {
     ("GET", "/v1/workflows"): "viewer",
     ("GET", "/v1/workflows/{workflow_id}"): "viewer",
     ("GET", "/v1/workflows/{workflow_id}/nodes/{node}"): "viewer",
+    ("GET", "/v1/workflows/{workflow_id}/nodes/{node}/permissions"): "viewer",
+    ("POST", "/v1/workflows/{workflow_id}/nodes/{node}/permissions"): "editor",
+    ("PATCH", "/v1/workflows/{workflow_id}/nodes/{node}/permissions"): "editor",
+    ("DELETE", "/v1/workflows/{workflow_id}/nodes/{node}/permissions"): "editor",
     ("PUT", "/v1/workflows/{workflow_id}"): "editor",
     ("DELETE", "/v1/workflows/{workflow_id}"): "editor",
     ("GET", "/v1/workflows/{workflow_id}/versions"): "viewer",
@@ -211,6 +254,13 @@ LEAST: dict[tuple[str, str], Role] = {
     ("GET", "/v1/workspaces"): "viewer",
     ("GET", "/v1/audit"): "admin",
     ("GET", "/v1/audit/verify"): "owner",
+    ("PUT", "/v1/agents/{identifier}"): "editor",
+    ("GET", "/v1/agents/{identifier}"): "viewer",
+    ("DELETE", "/v1/agents/{identifier}"): "editor",
+    ("PUT", "/v1/mcp-servers/{identifier}"): "admin",
+    ("GET", "/v1/mcp-servers/{identifier}"): "viewer",
+    ("DELETE", "/v1/mcp-servers/{identifier}"): "admin",
+    ("GET", "/v1/ai/providers"): "viewer",
 }
 """The least role each route admits, written independently of authz.ROUTES (routes absent are open)."""
 

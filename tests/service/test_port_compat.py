@@ -159,13 +159,16 @@ async def test_a_github_node_in_neither_shape_is_refused(api: httpx.AsyncClient)
                         "/nodes/1/config/integrationActionExecutionProperties/workflow"}
 
 
-@pytest.mark.parametrize("kind", ["AI", "AI_AGENT"])
-async def test_ai_nodes_are_refused_with_their_own_message(api: httpx.AsyncClient, kind: str) -> None:
-    node = {"identifier": "think", "config": {"type": kind, "userPrompt": "hi"}}
+async def test_an_ai_node_with_ports_fields_is_accepted_and_a_missing_prompt_refused(api: httpx.AsyncClient) -> None:
+    node = {"identifier": "think", "config": {"type": "AI", "userPrompt": "hi {{ .inputs.x }}", "systemPrompt": "s",
+                                              "tools": ["^(list|get)_.*"], "provider": "p", "model": "m"}}
     answer = await api.post("/v1/workflows", json=chain("port-ai", node))
+    assert answer.status_code == 201, answer.text
+    node["config"].pop("userPrompt")
+    answer = await api.post("/v1/workflows", json=chain("port-ai-bad", node))
     assert answer.status_code == 422
     [detail] = answer.json()["details"]
-    assert detail["pointer"] == "/nodes/1/config/type" and "not supported by Stepline yet" in detail["message"]
+    assert detail["pointer"] == "/nodes/1/config/userPrompt" or "userPrompt" in detail["message"]
 
 
 async def test_go_template_helpers_are_refused_naming_the_jq(api: httpx.AsyncClient, target: Target) -> None:
@@ -201,7 +204,7 @@ async def test_logs_in_ports_later_shape_by_post_and_patch(api: httpx.AsyncClien
                                     "logs": [{"level": "INFO", "message": "done"}]})
     assert patched.status_code == 200, patched.text
     run = await wait_run(api, run_id)
-    logs = [(e["logLevel"], e["log"]) for e in node_runs(run, "hook")[0]["nodeRunLogs"]]
+    logs = [(e["logLevel"], e["log"]) for e in node_runs(run, "hook")[0]["nodeRunLogs"] if e["source"] == "user"]
     assert logs == [("WARN", "starting"), ("INFO", "done")]
     empty = await api.post(f"/v1/workflows/nodes/runs/{waiting['identifier']}/logs", json={"logs": []})
     assert empty.status_code == 422
@@ -424,9 +427,37 @@ async def test_get_one_node_of_a_workflow(api: httpx.AsyncClient, target: Target
 
 
 async def test_runs_show_their_workflows_title_and_icon(api: httpx.AsyncClient, target: Target) -> None:
+    """Port's run `title`, `icon` (the workflow's) and `nodeConfigType` (the starting trigger's type), in
+    the start answer, the run and the list."""
     definition = {**chain("port-run-labels", webhook("w", f"{target.base_url}/labels")), "title": "Labels", "icon": "Git"}
     await create(api, definition)
-    run = await run_to_end(api, "port-run-labels")
-    assert (run["title"], run["icon"]) == ("Labels", "Git")
+    started = (await api.post("/v1/workflows/port-run-labels/runs", json={"inputs": {}})).json()["workflowRun"]
+    assert (started["title"], started["icon"], started["nodeConfigType"]) == ("Labels", "Git", "SELF_SERVE_TRIGGER")
+    run = await wait_run(api, started["identifier"])
+    assert (run["title"], run["icon"], run["nodeConfigType"]) == ("Labels", "Git", "SELF_SERVE_TRIGGER")
     listed = (await api.get("/v1/workflows/runs", params={"workflow": "port-run-labels"})).json()["workflowRuns"]
-    assert [(r["title"], r["icon"]) for r in listed] == [("Labels", "Git")]
+    assert [(r["title"], r["icon"], r["nodeConfigType"]) for r in listed] == [("Labels", "Git", "SELF_SERVE_TRIGGER")]
+
+
+async def test_async_webhooks_carry_ports_context_in_the_body(api: httpx.AsyncClient, target: Target) -> None:
+    """A receiver written from Port's docs reads `context.workflowRunId` and `context.nodeRunId` from the
+    body and completes the node run with them; the configured body is sent alongside, and a body that
+    sets its own `context` (or is not an object) is sent as configured."""
+    hook = webhook("hook", f"{target.base_url}/async/ctx", config={"synchronized": False})
+    own = webhook("own", f"{target.base_url}/async/own", config={"synchronized": False,
+                                                                  "body": {"context": "mine"}})
+    await create(api, chain("port-context", hook, own))
+    run_id = (await api.post("/v1/workflows/port-context/runs", json={"inputs": {}})).json()["workflowRun"]["identifier"]
+    received = (await target.wait_for("/async/ctx"))[0]["body"]
+    assert received["run"] == run_id, "the configured body is kept"
+    context = received["context"]
+    assert context["workflowRunId"] == run_id and context["nodeRunId"].startswith("wfnr_")
+    done = await api.patch(f"/v1/workflows/runs/{context['workflowRunId']}/nodes/{context['nodeRunId']}",
+                           json={"status": "COMPLETED", "result": "SUCCESS", "output": {"ok": 1}})
+    assert done.status_code == 200, done.text
+    second = (await target.wait_for("/async/own"))[0]
+    assert second["body"] == {"context": "mine"}
+    await api.patch(f"/v1/workflows/nodes/runs/{second['headers']['x-stepline-node-run-id']}",
+                    json={"status": "COMPLETED", "result": "SUCCESS"})
+    run = await wait_run(api, run_id)
+    assert run["result"] == "SUCCESS" and run["variables"]["outputs"]["hook"] == {"ok": 1}

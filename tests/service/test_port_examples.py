@@ -1,4 +1,5 @@
-"""Port's 32 published workflows (`../shared/reference/port-examples/`, read from there): each validates
+"""Port's 32 published workflows (`shared/reference/port-examples/` next to or above the checkout, or
+`STEPLINE_PORT_EXAMPLES`; read from there, see port_examples.find_examples): each validates
 unchanged, or fails for the reason `port_examples.VALIDATION` names; each that validates and has an
 identifier is applied unchanged; each edited copy runs in an embedded engine against a loopback echo
 server (or from its catalog event) to the result `port_examples.CASES` says, outputs asserted; the node
@@ -24,8 +25,10 @@ from tests.auth_helpers import engine_client
 from tests.conftest import serving
 from tests.service.port_examples import (
     CASES,
+    CONFIGURED,
     EXAMPLES,
     SECRETS,
+    SKIP_REASON,
     VALIDATION,
     Case,
     Echo,
@@ -36,24 +39,24 @@ from tests.service.port_examples import (
 )
 from tests.service.test_catalog import runs_of, settled
 
-pytestmark = pytest.mark.skipif(not EXAMPLES.is_dir(), reason=f"Port's examples are not at {EXAMPLES}")
+# Absent examples skip (reference data, not infrastructure); a configured path that is missing fails.
+pytestmark = pytest.mark.skipif(not EXAMPLES.is_dir() and not CONFIGURED, reason=SKIP_REASON)
 
 COMPAT = Path(__file__).parents[2] / "docs" / "port-compatibility.md"
 
 
 def test_all_32_examples_and_26_edited_copies_are_there() -> None:
+    assert EXAMPLES.is_dir(), f"STEPLINE_PORT_EXAMPLES={CONFIGURED} is not a directory"
     assert len(example_names()) == 32
     assert sorted(CASES) == edited_names()
     assert set(VALIDATION) <= set(example_names())
 
 
-def test_only_named_examples_fail_validation_and_ai_ones_say_why() -> None:
+def test_only_named_examples_fail_validation_and_ai_ones_validate() -> None:
     valid = [n for n in example_names() if n not in VALIDATION]
-    assert len(valid) == 17, valid
-    assert sorted(n for n, r in VALIDATION.items() if r.kind == "ai") == [
-        "23-S-skills-event-ai-incident", "29-D-docs-guide-self-heal-scorecard",
-        "30-D-docs-guide-ticket-resolution-coding-agents", "31-D-docs-ai-node-analyze-and-notify",
-        "32-D-docs-ai-node-incident-summary"]
+    assert len(valid) == 21, valid
+    assert {"23-S-skills-event-ai-incident", "30-D-docs-guide-ticket-resolution-coding-agents",
+            "31-D-docs-ai-node-analyze-and-notify", "32-D-docs-ai-node-incident-summary"} <= set(valid)
 
 
 @pytest.mark.parametrize("name", sorted(set(example_names()) if EXAMPLES.is_dir() else []))

@@ -62,12 +62,14 @@ async def watched(tmp_path: Path) -> AsyncIterator[tuple[Engine, Events]]:
     await engine.stop()
 
 
-def validators() -> dict[str, Draft7Validator]:
-    """The AsyncAPI document's payload schema of each message name (`type`)."""
+def validators(channel: str = "runEvents") -> dict[str, Draft7Validator]:
+    """The AsyncAPI document's payload schema of each message name (`type`) of one channel
+    (`workflowStats`: tests/e2e/test_workflow_stats_on_broker.py)."""
     doc = yaml.safe_load(ASYNCAPI.read_text())
     registry: Registry[Any] = Registry().with_resource("urn:asyncapi", Resource.from_contents(doc, default_specification=DRAFT7))
     named = {}
-    for key, message in doc["components"]["messages"].items():
+    for key in (m["$ref"].rsplit("/", 1)[1] for m in doc["channels"][channel]["messages"].values()):
+        message = doc["components"]["messages"][key]
         ref = message["payload"]["$ref"]
         named[message["name"]] = Draft7Validator({"$ref": f"urn:asyncapi{ref}"}, registry=registry)
         assert ref == f"#/components/schemas/{key}"

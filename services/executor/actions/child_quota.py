@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from libs.core.errors import ActionError
+from libs.core.errors import ActionError, ConcurrentUpdateError
 from libs.core.limits import Limits
 from libs.core.run import Run
 from libs.store.ports import Store
+from libs.store.races import LOST, Lost, until_won
 
 KIND = "child-run-counts"
-_ATTEMPTS = 50
 
 
 class ChildQuota:
@@ -40,16 +40,21 @@ class ChildQuota:
         return run.id
 
     async def _take(self, key: str, count: int, limit: int, whose: str, setting: str) -> None:
-        for _ in range(_ATTEMPTS):
+        async def attempt() -> Lost | None:
             entry = await self.store.get_entry(KIND, key)
             total = (entry.data.get("total", 0) if entry is not None else 0) + count
             if total > limit:
                 raise ActionError(f"starting {count} more child run{'s' if count != 1 else ''} would make "
                                   f"{total} for {whose}, over the limit of {limit} ({setting})")
             if entry is None:
-                if (await self.store.insert_entry(KIND, key, {"total": total}, now=self.clock()))[1]:
-                    return
-            elif await self.store.replace_entry(KIND, key, {"total": total}, expected_rev=entry.rev,
-                                                now=self.clock()) is not None:
-                return
-        raise ActionError(f"could not count the child runs of {whose}: too many concurrent updates", retryable=True)
+                _, inserted = await self.store.insert_entry(KIND, key, {"total": total}, now=self.clock())
+                return None if inserted else LOST
+            replaced = await self.store.replace_entry(KIND, key, {"total": total}, expected_rev=entry.rev,
+                                                      now=self.clock())
+            return None if replaced is not None else LOST
+
+        try:
+            await until_won(attempt, f"the child-run count of {whose}")
+        except ConcurrentUpdateError:
+            raise ActionError(f"could not count the child runs of {whose}: too many concurrent updates",
+                              retryable=True) from None

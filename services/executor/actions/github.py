@@ -27,6 +27,7 @@ from urllib.parse import quote
 import httpx
 
 from libs.core.errors import ActionError
+from services.executor.actions import bounded_http
 
 log = logging.getLogger("stepline.executor.github")
 
@@ -107,8 +108,9 @@ class GitHubApi:
                    params: dict[str, str] | None = None) -> httpx.Response:
         what = f"{method} {path}"
         try:
-            response = await self.client.request(method, self.base_url + path, json=json, params=params,
-                                                 headers=self.headers, timeout=REQUEST_TIMEOUT)
+            response = await bounded_http.observed(method, self.base_url + path, lambda: self.client.request(
+                method, self.base_url + path, json=json, params=params, headers=self.headers,
+                timeout=REQUEST_TIMEOUT), lambda answer: answer.status_code)
         except httpx.TimeoutException:
             raise ActionError(f"GitHub {what} timed out", retryable=True) from None
         except httpx.HTTPError as exc:

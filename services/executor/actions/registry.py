@@ -12,6 +12,8 @@ from libs.access.callback_tokens import CallbackTokens
 from libs.bus.ports import Bus
 from libs.core.secrets import SecretReader
 from libs.store.ports import Store
+from services.executor.actions.ai import AiAction
+from services.executor.actions.ai_agent import AgentAction
 from services.executor.actions.approval import ApprovalAction
 from services.executor.actions.base import Action
 from services.executor.actions.child_runs import ChildRuns
@@ -20,12 +22,19 @@ from services.executor.actions.foreach import ForeachAction
 from services.executor.actions.human_input import InputAction
 from services.executor.actions.integration import IntegrationAction
 from services.executor.actions.kafka import KafkaAction
+from services.executor.actions.mcp import McpAction
 from services.executor.actions.logic import ConditionAction, NoopAction, TransformAction
 from services.executor.actions.notify import NotifyAction
 from services.executor.actions.smtp_mail import SmtpMailer
 from services.executor.actions.sub_workflow import SubWorkflowAction
 from services.executor.actions.upsert_entity import UpsertEntityAction
 from services.executor.actions.webhook import WebhookAction
+from services.executor.ai.agent_runner import AgentToolRunner
+from services.executor.ai.catalog_tools import CatalogTools
+from services.executor.ai.client import ChatClient
+from services.executor.ai.mcp_tools import McpServers
+from services.executor.ai.toolbox import Toolbox
+from services.executor.ai.workflow_tools import WorkflowTools
 from services.executor.settings import ExecutorSettings
 
 
@@ -42,6 +51,10 @@ class ActionDeps:
 def build_registry(deps: ActionDeps) -> dict[str, Action]:
     limits = deps.settings.limits()
     children = ChildRuns(deps.store, deps.clock, limits)
+    chat = ChatClient(deps.client, deps.settings, deps.secrets)
+    mcp = McpServers(deps.store, deps.secrets, deps.settings.egress_policy())
+    runner = AgentToolRunner(chat, deps.store, tools(deps, children, mcp), deps.clock)
+    ai = AiAction(chat, deps.settings, deps.store, tool_runner=runner, clock=deps.clock)
     actions: dict[str, Action] = {
         "WEBHOOK": WebhookAction(deps.client, max_response_bytes=deps.settings.max_response_bytes,
                                  callback_tokens=CallbackTokens.from_setting(deps.settings.secrets_key)),
@@ -56,6 +69,15 @@ def build_registry(deps: ActionDeps) -> dict[str, Action]:
         "APPROVAL": ApprovalAction(deps.clock),
         "INPUT": InputAction(),
         "SUB_WORKFLOW": SubWorkflowAction(children),
+        "AI": ai,
+        "AI_AGENT": AgentAction(ai, runner, deps.store),
+        "MCP": McpAction(mcp),
     }
     actions["FOREACH"] = ForeachAction(actions, children, limits)
     return actions
+
+
+def tools(deps: ActionDeps, children: ChildRuns, mcp: McpServers) -> Toolbox:
+    """What AI steps and agents may call: catalog reads, workflows (as child runs), MCP servers' tools."""
+    return Toolbox(CatalogTools(deps.store, deps.clock), WorkflowTools(children, deps.store, deps.bus, deps.clock),
+                   mcp, children)

@@ -2,8 +2,9 @@
 `max_response_bytes` is read only that far and shown as text with `truncated: true`.
 
 `synchronized: false` sends the request and leaves the node WAITING for a PATCH of its node run;
-the receiver learns which node run from the `X-Stepline-*` headers and the `context` it may read,
-and may complete it without an API key by sending back the `X-Stepline-Callback-Token` it got.
+the receiver learns which node run from the `X-Stepline-*` headers and from Port's body field
+`context: {workflowRunId, nodeRunId}` (added to an object body), and may complete it without an API
+key by sending back the `X-Stepline-Callback-Token` it got.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import httpx
 
 from libs.access.callback_tokens import HEADER as CALLBACK_HEADER
 from libs.access.callback_tokens import CallbackTokens
+from libs.core import engine_logs
 from libs.core.errors import ActionError
 from services.executor.actions import bounded_http
 from services.executor.actions.base import ActionInput, ActionResult
@@ -41,7 +43,7 @@ class WebhookAction:
         if cfg.get("synchronized") is False and self.callback_tokens is not None:
             headers[CALLBACK_HEADER] = self.callback_tokens.token(data.node_run_key)
         method = str(cfg.get("method") or "POST").upper()
-        body = cfg.get("body")
+        body = with_context(cfg.get("body"), data) if cfg.get("synchronized") is False else cfg.get("body")
         try:
             response = await bounded_http.request(
                 self.client, method, url, limit=self.max_response_bytes, headers=headers, timeout=data.timeout,
@@ -55,6 +57,18 @@ class WebhookAction:
             raise ActionError(f"{method} {_origin(url)} answered HTTP {response.status}",
                               retryable=response.status in RETRYABLE_STATUS, output=output)
         return ActionResult(output=output, waiting=cfg.get("synchronized") is False)
+
+
+def with_context(body: Any, data: ActionInput) -> Any:
+    """An asynchronous WEBHOOK's body with Port's `context: {workflowRunId, nodeRunId}` added, where
+    Port's receivers read it: no body becomes `{context}`, an object gains the field unless it sets
+    its own `context`; any other body is sent as configured (the ids are in the headers too)."""
+    context = {"workflowRunId": data.run_id, "nodeRunId": data.node_run_id}
+    if body is None:
+        return {"context": context}
+    if isinstance(body, dict) and "context" not in body:
+        return {**body, "context": context}
+    return body
 
 
 def _response(received: bounded_http.Received) -> dict[str, Any]:
@@ -71,12 +85,8 @@ def _response(received: bounded_http.Received) -> dict[str, Any]:
 
 
 def _origin(url: str) -> str:
-    """Scheme, host and path only: query strings may carry credentials."""
-    try:
-        u = httpx.URL(url)
-    except httpx.InvalidURL:
-        return "<invalid url>"
-    return f"{u.scheme}://{u.host}{':' + str(u.port) if u.port else ''}{u.path}"
+    """Scheme, host and path only: query strings may carry credentials (as in the engine's logs)."""
+    return engine_logs.url_without_secrets(url)
 
 
 def _short(value: object) -> str:

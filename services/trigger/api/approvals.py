@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from libs.access.principal import Principal
 from libs.core.errors import ConflictError, ForbiddenError, NotFoundError
 from libs.core.run import NodeRun, Run, node_run_key
+from libs.store.ports import Entry
 from services.trigger import approval
 from services.trigger.api import scope
 from services.trigger.api.context import ApiContext, Caller, Context
@@ -58,6 +59,15 @@ async def decider(ctx: ApiContext, caller: Principal, run: Run, node_run: NodeRu
                             may_self_approve=config.get("allowSelfApproval") is True)
 
 
+async def _decided_already(ctx: ApiContext, node_run: NodeRun, recorded: Entry) -> ConflictError:
+    """The 409 for a second decision; while the node run still waits, the first decision's command
+    is sent again (it may have been lost)."""
+    if node_run.status == "WAITING":
+        earlier = approval.Decision(**recorded.data)
+        await send_command(ctx.bus, approval.complete_message(node_run, earlier, ctx.clock()))
+    return approval.already_decided(node_run, recorded.data)
+
+
 @router.post("/runs/{run_id}/nodes/{node}/approval")
 async def decide(ctx: Context, caller: Caller, run_id: RunId, node: NodeRef, body: ApprovalBody) -> dict[str, Any]:
     """Approve or reject a waiting APPROVAL node as the API key's user. 403 if that user (or role) is
@@ -67,15 +77,14 @@ async def decide(ctx: Context, caller: Caller, run_id: RunId, node: NodeRef, bod
         raise ForbiddenError(f"by {body.by!r} is not the caller: decisions are made as the API key's user {caller.user!r}")
     run = await scope.run_of(ctx, caller, run_id)
     node_run = await waiting_node_run(ctx, run, node)
+    if (recorded := await ctx.store.get_entry(approval.KIND, node_run.key)) is not None:
+        raise await _decided_already(ctx, node_run, recorded)  # also while its completion is on its way
     decision = approval.Decision(decision=body.decision, by=caller.user, comment=body.comment, payload=body.payload)
     approval.check(node_run, decision, await decider(ctx, caller, run, node_run))
     entry, inserted = await ctx.store.insert_entry(approval.KIND, node_run.key, decision.as_data(), now=ctx.clock())
     if not inserted:
-        earlier = approval.Decision(**entry.data)
-        if node_run.status == "WAITING":  # the first decision's command may have been lost: send it again
-            await send_command(ctx.bus, approval.complete_message(node_run, earlier))
-        raise approval.already_decided(node_run, entry.data)
-    await send_command(ctx.bus, approval.complete_message(node_run, decision))
+        raise await _decided_already(ctx, node_run, entry)
+    await send_command(ctx.bus, approval.complete_message(node_run, decision, ctx.clock()))
     await ctx.audit(caller, "approval.decided", node_run.id, {"run": run.id, "node": node_run.node_id,
                                                              "decision": body.decision})
     return {"ok": True, "approval": {"workflowRunIdentifier": run.id, "nodeIdentifier": node_run.node_id,

@@ -1,5 +1,5 @@
 """The catalog: read entities, and accept catalog events from other systems (→ catalog-events topic,
-where EVENT_TRIGGERs match them)."""
+whose consumer applies them to the stored entities and matches EVENT_TRIGGERs against them)."""
 
 from __future__ import annotations
 
@@ -53,9 +53,9 @@ async def get_entity(ctx: Context, caller: Caller, blueprint: Blueprint,
 
 @router.post("/catalog/events", status_code=202, response_model=None)
 async def post_event(ctx: Context, caller: Caller, body: Annotated[dict[str, Any], Body()]) -> Response:
-    """Publish a catalog event in Port's shape to the catalog-events topic: every live EVENT_TRIGGER it
-    matches starts a run. An absent `id` is generated; sending the same `id` again starts nothing new.
-    The stored entity is not changed."""
+    """Publish a catalog event in Port's shape to the catalog-events topic, whose consumer applies it
+    to the stored entity and then starts a run of every live EVENT_TRIGGER it matches. An absent `id`
+    is generated; sending the same `id` again changes and starts nothing new."""
     try:
         event = parse_event({**body, "workspace": caller.workspace}, timestamp=iso_time(ctx.clock()))
     except InvalidCatalogEventError as exc:

@@ -49,7 +49,8 @@ class ApiContext:
             await self.audit_log.record(caller, action, target, details or {})
 
     def starter(self) -> RunStarter:
-        return RunStarter(self.store, self.bus, self.definitions, self.clock, self.settings.accept_timeout_seconds)
+        return RunStarter(self.store, self.bus, self.definitions, self.clock, self.settings.accept_timeout_seconds,
+                          self.waiters)
 
 
 async def _context(request: Request) -> ApiContext:

@@ -13,7 +13,7 @@ from services.trigger.api.context import Caller, Context
 from services.trigger.api.runs import From, Until, instant
 from services.trigger.errors import invalid
 from services.trigger.strict_json import StrictJsonRoute
-from services.trigger.workflow_metrics import DAY, workflow_metrics
+from services.trigger.workflow_metrics import DAY, folded_metrics, from_stream, workflow_metrics
 
 router = APIRouter(prefix="/v1/workflows", tags=["metrics"], route_class=StrictJsonRoute)
 
@@ -38,5 +38,6 @@ async def get_metrics(ctx: Context, caller: Caller, workflow_id: Annotated[str, 
     """Counts, rates, duration percentiles and runs per hour of the runs created in the window."""
     record = await scope.workflow_of(ctx, caller, workflow_id, include_deleted=True)
     window = window_of(instant("from", created_from), instant("to", to), ctx.clock())
-    shown = await workflow_metrics(ctx.store, record.identifier, public(record.identifier), window)
+    read = folded_metrics if from_stream(ctx.settings.bus_url) else workflow_metrics
+    shown = await read(ctx.store, record.identifier, public(record.identifier), window)
     return {"ok": True, "metrics": shown}

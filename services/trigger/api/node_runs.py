@@ -21,7 +21,7 @@ from services.trigger.approval import refuse_patch
 from services.trigger.api import scope
 from services.trigger.api.context import ApiContext, Context, MaybeCaller
 from services.trigger.api.models import LogsBody, NodeRunPatch
-from services.trigger.completion import Decision, Patch, as_stored, complete_message, decide
+from services.trigger.completion import Decision, Patch, complete_message, decide
 from services.trigger.patch_limits import refuse_over_limits
 from services.trigger.publishing import send_command
 from services.trigger.strict_json import StrictJsonRoute
@@ -56,9 +56,9 @@ async def stored_form(ctx: ApiContext, node_run: NodeRun, patch: Patch) -> Calla
         return lambda output: output
     run = await ctx.store.get_run(node_run.run_id)
     workflow = await ctx.definitions.get(node_run.workflow, run.version)
-    variables = dict(workflow.node(node_run.node_id).variables) if workflow.has_node(node_run.node_id) else {}
-    at = f"{expressions.node_at(workflow, node_run.node_id)}/variables"
-    stored = await as_stored(variables, patch.result, patch.output, at=at)
+    stored = patch.output
+    if patch.result == "SUCCESS" and workflow.has_node(node_run.node_id):  # as the scheduler stores it
+        stored = (await expressions.shaped_output(workflow, node_run.node_id, patch.output)).output
     return lambda _output: stored
 
 

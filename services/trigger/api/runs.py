@@ -49,7 +49,7 @@ def _merged(*groups: Iterable[T] | None) -> tuple[T, ...]:
     return tuple(item for group in groups for item in group or ())
 
 
-def run_filter(workflowIdentifiers: Strings = None, workflow: Strings = None,  # noqa: N803 (query names)
+async def run_filter(workflowIdentifiers: Strings = None, workflow: Strings = None,  # noqa: N803 (query names)
                workflowRunIdentifiers: Strings = None, statuses: Statuses = None, status: Statuses = None,
                results: Results = None, result: Results = None, workflowVersions: Versions = None,
                version: Versions = None, createdBy: Strings = None, trigger: Strings = None,
@@ -92,7 +92,7 @@ async def start_answer(ctx: ApiContext, outcome: StartOutcome) -> Response:
         shown = presenters.accepted_run(outcome.run_id, outcome.workflow, outcome.version)
         return ApiJSONResponse({"ok": True, "workflowRun": shown}, status_code=202)
     node_runs = await ctx.store.list_node_runs(outcome.run.id)
-    body = {"ok": True, "workflowRun": presenters.run(outcome.run, node_runs)}
+    body = {"ok": True, "workflowRun": {**presenters.run(outcome.run, node_runs), **await labels(ctx, outcome.run)}}
     return ApiJSONResponse(body, status_code=200 if outcome.repeated else 201)
 
 
@@ -124,9 +124,12 @@ async def list_runs(ctx: Context, caller: Caller, flt: Annotated[RunFilter, Depe
 
 
 async def labels(ctx: ApiContext, run: Run) -> dict[str, Any]:
-    """Port's `title` and `icon` of a run: its workflow version's (the definition is cached)."""
+    """Port's `title` and `icon` of a run (its workflow version's; the definition is cached) and its
+    `nodeConfigType`: the type of the trigger node that started it (null when it names none)."""
     workflow = await ctx.definitions.get(run.workflow, run.version)
-    return {"title": workflow.title, "icon": workflow.icon}
+    trigger = run.trigger.node
+    node_type = workflow.node(trigger).type if trigger and workflow.has_node(trigger) else None
+    return {"title": workflow.title, "icon": workflow.icon, "nodeConfigType": node_type}
 
 
 def in_workspace(flt: RunFilter, caller: Principal) -> RunFilter:
@@ -140,7 +143,7 @@ async def get_run(ctx: Context, caller: Caller, run_id: Annotated[str, Path()],
                   wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0) -> dict[str, Any]:
     """A run with its node runs. With `wait`, returns as soon as the run is COMPLETED or when
     `wait` seconds have passed."""
-    await scope.run_of(ctx, caller, run_id)
-    run = await ctx.waiters.wait_for_completion(ctx.store, run_id, wait)
+    read = await scope.run_of(ctx, caller, run_id)
+    run = await ctx.waiters.wait_for_completion(ctx.store, run_id, wait, read=read)
     node_runs = await ctx.store.list_node_runs(run.id)
     return {"ok": True, "workflowRun": {**presenters.run(run, node_runs), **await labels(ctx, run)}}

@@ -161,7 +161,8 @@ def test_the_actions_are_those_of_the_issue() -> None:
         "workflow.created", "workflow.published", "workflow.deleted", "tag.moved", "run.started",
         "run.cancelled", "run.rerun", "workflow.paused", "workflow.resumed", "node.completed_externally",
         "approval.decided", "secret.written", "secret.deleted", "apikey.created", "apikey.revoked",
-        "workspace.created", "auth.denied"}
+        "workspace.created", "auth.denied", "agent.written", "agent.deleted", "mcp_server.written",
+        "mcp_server.deleted"}
 
 
 def test_times_are_fixed_width_iso() -> None:

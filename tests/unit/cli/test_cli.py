@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 import uvicorn
 
+from libs.core.waiting_nodes import ENGINE_COMPLETED_TYPES
 from tests.auth_helpers import key_of
 from stepline.cli import main
 from stepline.cli_inputs import parse_value
-from stepline.cli_render import Progress, final_line
+from stepline.cli_render import WAITING_HINTS, Progress, final_line, waiting_hints
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
@@ -356,3 +357,17 @@ async def test_keys_create_offline_writes_a_working_key_into_the_store(
     code, out = await cli(served, capsys, "--api-key", key, "keys", "list")
     assert code == 0 and "ops@example.com" in out and "bootstrap" not in out, "an admin of ops lists ops keys"
     assert [w.identifier for w in await engine.app.state.context.workspaces.list()] == ["default", "ops"]
+
+
+def test_show_says_how_each_waiting_node_moves_on() -> None:
+    """APPROVAL and INPUT through their routes, DELAY and child runs by themselves (a node-run PATCH
+    would answer 409), every other waiting node by the PATCH."""
+    assert set(WAITING_HINTS) == ENGINE_COMPLETED_TYPES
+    types = {"gate": "APPROVAL", "ask": "INPUT", "pause": "DELAY", "hook": "WEBHOOK"}
+    run = {"identifier": "wfr_1", "nodes": {n: {"state": "WAITING"} for n in types},
+           "nodeRuns": [{"nodeIdentifier": n, "identifier": f"wfnr_{n}", "nodeConfigType": t} for n, t in types.items()]}
+    hints = dict(line.split(" is WAITING: ") for line in waiting_hints(run)[1:])
+    assert hints["gate"].startswith("decide it with POST /v1/workflows/runs/wfr_1/nodes/gate/approval")
+    assert hints["ask"].startswith("answer it with POST /v1/workflows/runs/wfr_1/nodes/ask/input")
+    assert "PATCH" not in hints["pause"] and "delay ends" in hints["pause"]
+    assert hints["hook"] == "complete it with PATCH /v1/workflows/nodes/runs/wfnr_hook"

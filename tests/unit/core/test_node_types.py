@@ -10,8 +10,8 @@ from libs.core.node_types import NODE_TYPE_SCHEMAS, config_issues, config_valida
 
 
 DESIGN_NODE_TYPES = [
-    "APPROVAL", "CONDITION", "DELAY", "EVENT_TRIGGER", "FOREACH", "INPUT", "INTEGRATION_ACTION", "KAFKA", "NOOP",
-    "NOTIFY", "QUEUE_TRIGGER", "SCHEDULE_TRIGGER", "SELF_SERVE_TRIGGER", "SUB_WORKFLOW", "TRANSFORM",
+    "AI", "AI_AGENT", "APPROVAL", "CONDITION", "DELAY", "EVENT_TRIGGER", "FOREACH", "INPUT", "INTEGRATION_ACTION", "KAFKA", "MCP",
+    "NOOP", "NOTIFY", "QUEUE_TRIGGER", "SCHEDULE_TRIGGER", "SELF_SERVE_TRIGGER", "SUB_WORKFLOW", "TRANSFORM",
     "UPSERT_ENTITY", "WEBHOOK", "WEBHOOK_TRIGGER"]
 
 
@@ -52,6 +52,9 @@ def _minimal(name: str) -> dict[str, Any]:
         "SUB_WORKFLOW": {"workflowIdentifier": "child"},
         "FOREACH": {"items": [], "node": {"type": "NOOP"}},
         "INPUT": {"outlets": [{"identifier": "ok"}]},
+        "AI": {"userPrompt": "Summarise {{ .inputs.text }}"},
+        "AI_AGENT": {"agentIdentifier": "helper", "userPrompt": "hi"},
+        "MCP": {"server": "tools", "tool": "echo", "arguments": {}},
     }
     return minimal[name]
 

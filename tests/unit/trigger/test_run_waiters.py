@@ -13,7 +13,9 @@ from libs.contracts.envelope import Envelope
 from libs.core.run import Run, TriggerInfo
 from libs.store.sqlite import SqliteStore
 from services.trigger.errors import TooManyRequestsError
+from services.trigger import waiting as insert_waiting
 from services.trigger.run_waiters import RunWaiters
+from services.trigger.waiting import wait_for_insert
 
 
 class CountingStore(SqliteStore):
@@ -73,3 +75,26 @@ async def test_the_number_of_waiters_is_capped(store: CountingStore) -> None:
     await waiters.handle(completed_event())
     await asyncio.wait_for(first, 5)
     await store.close()
+
+
+async def test_a_start_is_woken_by_its_runs_first_event_of_any_type() -> None:
+    waiters = RunWaiters()
+    with waiters.starting("wfr_1") as started, waiters.starting("wfr_2") as other:
+        await waiters.handle(Envelope(type=v1.RunStarted.TYPE, source="tests", subject="wfr_1", data={}))
+        assert started.is_set() and not other.is_set()
+    await waiters.handle(Envelope(type=v1.RunStarted.TYPE, source="tests", subject="wfr_1", data={}))  # nobody waits
+
+
+async def test_an_insert_wait_reads_the_store_again_when_woken(store: CountingStore,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(insert_waiting, "WOKEN_RECHECK", 60.0)  # only the event can wake it
+    woken = asyncio.Event()
+    waiting = asyncio.create_task(wait_for_insert(store, "wfr_new", "w", None, 30, woken))
+    while store.reads == 0:
+        await asyncio.sleep(0)
+    reads = store.reads
+    await store.insert_run(Run(id="wfr_new", workflow="w", version=1, trigger=TriggerInfo(), created_at=1.0,
+                               updated_at=1.0))
+    woken.set()
+    run = await asyncio.wait_for(waiting, 5)
+    assert run is not None and run.id == "wfr_new" and store.reads == reads + 1

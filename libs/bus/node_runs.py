@@ -1,0 +1,24 @@
+"""What a stored node run stands for, published again: the one re-publish path of the executor and
+the scheduler whenever a redelivery, a lost race or a repair finds an attempt further along than
+the message in hand."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from libs.bus.ports import Bus
+from libs.contracts import topics, v1, wrap
+from libs.core.run import NodeRun
+
+REPORTED = frozenset({"COMPLETED", "WAITING"})
+"""Node-run statuses that stand for a result: the outcome, or a waiting result the run may not have applied."""
+
+
+async def republish(bus: Bus, record: NodeRun, *, source: str,
+                    execute: Callable[[], v1.ExecuteNode] | None = None) -> None:
+    """The result of a COMPLETED or WAITING node run; while it is PENDING or RUNNING, `execute()` to
+    re-drive it (a live lease makes the executor ignore it), or nothing without `execute`."""
+    if record.status in REPORTED:
+        await bus.publish(topics.NODE_RESULTS, wrap(v1.NodeResult.of(record), source=source))
+    elif execute is not None:
+        await bus.publish(topics.NODE_DISPATCH, wrap(execute(), source=source))
