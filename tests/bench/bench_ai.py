@@ -22,6 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from libs.runtime import event_loop  # noqa: E402
 from libs.contracts import topics, v1, wrap  # noqa: E402
 from libs.contracts.envelope import Envelope  # noqa: E402
 from libs.core.run import new_run_id  # noqa: E402
@@ -141,4 +142,4 @@ if __name__ == "__main__":
     parser.add_argument("--in-flight", type=int, nargs="+", default=[1, 8],
                         help="runs kept in flight (closed loop); one row per value")
     args = parser.parse_args()
-    asyncio.run(main(args.runs, args.in_flight))
+    event_loop.run(main(args.runs, args.in_flight))

@@ -10,7 +10,6 @@ To compare two commits, run it in a worktree of each, alternately:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_embedded as bench  # noqa: E402
+from libs.runtime import event_loop  # noqa: E402
 from stepline.embedded import Engine  # noqa: E402
 from stepline.settings import EmbeddedSettings  # noqa: E402
 
@@ -48,4 +48,4 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=400)
     parser.add_argument("--in-flight", type=int, default=32)
     args = parser.parse_args()
-    asyncio.run(main(args.shape, args.runs, args.in_flight))
+    event_loop.run(main(args.shape, args.runs, args.in_flight))

@@ -21,6 +21,7 @@ from libs.contracts import topics, v1, wrap
 from libs.contracts.envelope import Envelope
 from libs.core.run import new_run_id
 from libs.core.versioning import WorkflowRecord
+from libs.runtime import event_loop
 from stepline.embedded import Engine
 from stepline.settings import EmbeddedSettings
 
@@ -120,4 +121,4 @@ if __name__ == "__main__":
     parser.add_argument("--in-flight", type=int, nargs="+", default=[32, 4],
                         help="runs kept in flight (closed loop); one table row per value and workflow")
     args = parser.parse_args()
-    asyncio.run(main(args.runs, args.in_flight))
+    event_loop.run(main(args.runs, args.in_flight))

@@ -13,13 +13,9 @@ import json
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import mcp_types
-from mcp.client.session import ClientSession
-from mcp.client.stdio import StdioServerParameters, stdio_client
-from mcp.client.streamable_http import streamable_http_client
 
 from libs.access.secret_scope import current_workspace
 from libs.access.workspaces import scoped
@@ -27,9 +23,12 @@ from libs.core.agents import KIND_MCP_SERVERS, McpServer
 from libs.core.egress import EgressPolicy
 from libs.core.errors import ActionError
 from libs.core.secrets import SecretReader
-from libs.runtime.egress_httpx2 import guarded_client2
 from libs.store.ports import EntryStore
 from services.executor.ai.models import ToolSpec
+
+if TYPE_CHECKING:  # the SDK is imported when a server is first used: it takes seconds to import
+    import mcp_types
+    from mcp.client.session import ClientSession
 
 MAX_TEXT = 100_000
 
@@ -70,7 +69,7 @@ class McpConnection:
 
 def text_of(result: mcp_types.CallToolResult) -> str:
     """The text blocks of a result, joined; other blocks are named by type."""
-    parts = [block.text if isinstance(block, mcp_types.TextContent) else f"[{block.type} content]"
+    parts = [str(getattr(block, "text", "")) if block.type == "text" else f"[{block.type} content]"
              for block in result.content]
     return "\n".join(parts)[:MAX_TEXT]
 
@@ -139,6 +138,11 @@ class McpServers:
             raise unwrapped(group, identifier) from None
 
     async def _open(self, stack: AsyncExitStack, server: McpServer) -> ClientSession:
+        from mcp.client.session import ClientSession
+        from mcp.client.stdio import StdioServerParameters, stdio_client
+        from mcp.client.streamable_http import streamable_http_client
+
+        from libs.runtime.egress_httpx2 import guarded_client2
         if server.transport == "stdio":
             argv = server.command or []
             streams = await stack.enter_async_context(
