@@ -28,7 +28,7 @@ test: install check
 	$(BIN)/pytest -q
 
 test-fast: install
-	$(BIN)/pytest -q -m "not e2e"
+	$(BIN)/pytest -q -m "not e2e and not model"
 
 # The chaos test (tests/chaos): `test-chaos` runs its short profile (also part of `test`), `chaos` the
 # long one (300 runs under faults), asserting the issue's recovery thresholds; both print the figures.

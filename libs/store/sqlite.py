@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -139,11 +140,13 @@ class SqliteStore(SqliteEntries, VersionPublishing):
         db = self._db
         if db is None:
             raise StoreUnavailableError("the SQLite store is not open")
+        started = time.perf_counter()
         try:
-            with metrics.store_call("sqlite", *metrics.sql_call(statement)):
-                return db.execute(statement, params).fetchall()
+            return db.execute(statement, params).fetchall()
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
+        finally:
+            metrics.STORE_CALLS.observe(metrics.sql_call(statement), time.perf_counter() - started)
 
     async def _scalar(self, statement: str, params: Params = ()) -> Any:
         """The first column of the first row, or None when there is no row."""

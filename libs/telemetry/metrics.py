@@ -21,6 +21,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from libs.contracts import v1
+from libs.telemetry.loop_histogram import LoopHistogram
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 SECONDS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
@@ -35,12 +36,19 @@ NODE_ATTEMPT_DURATION = Histogram(
     "result (an attempt that will be retried counts as FAILED).", ["workspace", "node_type", "result"], buckets=SECONDS)
 DEAD_LETTERS = Counter("stepline_dead_letters", "Messages sent to the dead-letter topic, by the topic they failed on.",
                        ["topic"])
-STORE_CALLS = Histogram("stepline_store_call_seconds", "Store round trips: one SQLite statement or one MongoDB "
-                        "operation, by store, operation and table (collection).", ["store", "operation", "table"],
-                        buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+STORE_CALLS = LoopHistogram("stepline_store_call_seconds", "Store round trips: one SQLite statement or one "
+                            "MongoDB operation, by store, operation and table (collection).",
+                            ("store", "operation", "table"),
+                            (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+REGISTRY.register(STORE_CALLS)
 EXPRESSION_BREACHES = Counter("stepline_expression_limit_breaches", "jq evaluations stopped at a limit "
                               "(`timeout`: STEPLINE_EXPRESSION_TIMEOUT, `memory`: STEPLINE_EXPRESSION_MEMORY_MB).",
                               ["kind"])
+
+
+OBSERVED_TYPES: frozenset[str] = frozenset(
+    t.TYPE for t in (v1.RunStarted, v1.RunCompleted, v1.NodeRunCompleted, v1.NodeRunRetrying))
+"""The event types `observe` folds."""
 
 
 def observe(event: v1.Message) -> None:
@@ -58,28 +66,22 @@ def observe(event: v1.Message) -> None:
 @contextmanager
 def store_call(store: str, operation: str, table: str) -> Iterator[None]:
     """Time one store round trip (failed ones included)."""
-    child = _store_child(store, operation, table)
     started = time.perf_counter()
     try:
         yield
     finally:
-        child.observe(time.perf_counter() - started)
-
-
-@lru_cache(maxsize=512)
-def _store_child(store: str, operation: str, table: str) -> Histogram:
-    return STORE_CALLS.labels(store, operation, table)
+        STORE_CALLS.observe((store, operation, table), time.perf_counter() - started)
 
 
 _SQL_TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE|TABLE|ON)\s+(\w+)", re.IGNORECASE)
 
 
 @lru_cache(maxsize=512)
-def sql_call(statement: str) -> tuple[str, str]:
-    """(operation, table) of a SQL statement: `("UPDATE", "runs")`."""
+def sql_call(statement: str) -> tuple[str, str, str]:
+    """The `STORE_CALLS` labels of an SQLite statement: `("sqlite", "UPDATE", "runs")`."""
     operation = statement.split(None, 1)[0].upper() if statement.strip() else "?"
     table = _SQL_TABLE.search(statement)
-    return operation, table.group(1) if table else "?"
+    return "sqlite", operation, table.group(1) if table else "?"
 
 
 class _Workspace(Collector):

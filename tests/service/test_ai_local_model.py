@@ -43,8 +43,6 @@ MODEL_CALL = "model call to local ("
 AI_TYPES = ("AI", "AI_AGENT")
 SCHEMA_FAILURE = "does not satisfy config.outputSchema"
 AGENT_STEPS = 2
-
-
 RUN_WAIT = 120
 """Polls of up to 5 s each for a run: CPU-bound model calls take seconds to minutes."""
 
@@ -277,6 +275,9 @@ async def test_port_ai_example_runs_against_the_local_model(port_world: PortWorl
     for node in ai_nodes:
         [node_run] = node_runs(run, node)
         assert_port_ai_node(node_run, nodes[node])
+    if name.startswith("31-") and run["result"] == "SUCCESS":  # the answer reaches the Slack message
+        answer = run["variables"]["outputs"]["ai-analyze"]["response"]
+        assert port_world.echo.bodies("/slack") == [{"text": f"AI Analysis for payments:\n{answer}"}]
 
 
 async def ai_nodes_done(api: httpx.AsyncClient, run_id: str, nodes: list[str]) -> None:

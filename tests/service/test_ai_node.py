@@ -315,4 +315,5 @@ async def test_an_ai_node_with_tools_runs_the_tool_loop(api: httpx.AsyncClient, 
     assert [call["tool"] for call in output["toolCalls"]] == ["list_blueprints"]
     offered = {t["function"]["name"] for t in model.bodies()[0]["tools"]}
     assert "list_blueprints" in offered and "get_entity" not in offered
+    assert model.bodies()[0]["tool_choice"] == "auto"
     assert model.bodies()[1]["messages"][-1]["role"] == "tool"

@@ -26,6 +26,7 @@ def body(model: str, messages: Sequence[Message], tools: Sequence[ToolSpec], *, 
     if tools:
         out["tools"] = [{"type": "function", "function": {"name": t.name, "description": t.description,
                                                           "parameters": t.parameters}} for t in tools]
+        out["tool_choice"] = "auto"  # OpenAI's default, said aloud: some servers drop `tools` without it
     if json_mode:
         out["response_format"] = {"type": "json_object"}
     if max_tokens is not None:
