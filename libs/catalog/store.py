@@ -19,13 +19,12 @@ from libs.access.principal import DEFAULT_WORKSPACE
 from libs.access.workspaces import scoped
 from libs.contracts import v1
 from libs.core.catalog import entity_key
-from libs.core.errors import ConcurrentUpdateError
 from libs.store.ports import EntryStore
+from libs.store.races import LOST, Lost, until_won
 
 KIND = "entity"
 CHANGE_KIND = "entity-change"
 APPLIED_KIND = "catalog-event-applied"
-MAX_WRITE_ATTEMPTS = 50
 
 
 @dataclass(frozen=True)
@@ -59,21 +58,22 @@ class Catalog:
         """Create the entity or apply `patch` to it; ConcurrentUpdateError (retryable) if it kept
         losing the compare-and-set."""
         key = self._key(blueprint, patch.identifier)
-        for _ in range(MAX_WRITE_ATTEMPTS):
+
+        async def attempt() -> Change | Lost:
             now = self._clock()
             current = await self._store.get_entry(KIND, key)
             if current is None:
                 created = merged(None, blueprint, patch, iso_time(now))
                 _, inserted = await self._store.insert_entry(KIND, key, created, now=now)
-                if inserted:
-                    return Change("CREATE", None, created)
-                continue
+                return Change("CREATE", None, created) if inserted else LOST
             after = merged(current.data, blueprint, patch, iso_time(now))
             if same_content(current.data, after):
                 return Change(None, current.data, current.data)
             if await self._store.replace_entry(KIND, key, after, expected_rev=current.rev, now=now) is not None:
                 return Change("UPDATE", current.data, after)
-        raise ConcurrentUpdateError(f"entity {key!r} kept changing during {MAX_WRITE_ATTEMPTS} upsert attempts")
+            return LOST
+
+        return await until_won(attempt, f"entity {key!r}")
 
     async def recorded_change(self, token: str) -> dict[str, Any] | None:
         """What `record_change(token, ...)` stored, if anything."""

@@ -6,6 +6,7 @@ Raw JSON goes through `normalize()` (older/later condition shapes folded into `o
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -126,14 +127,19 @@ class Workflow(_Frozen):
     nodes: list[Node]
     connections: list[Connection] = Field(default_factory=list)
 
-    def node(self, identifier: str) -> Node:
+    @cached_property
+    def _by_identifier(self) -> dict[str, Node]:
+        """The nodes by identifier (the first of a repeated one, as validation reports it)."""
+        index: dict[str, Node] = {}
         for n in self.nodes:
-            if n.identifier == identifier:
-                return n
-        raise KeyError(identifier)
+            index.setdefault(n.identifier, n)
+        return index
+
+    def node(self, identifier: str) -> Node:
+        return self._by_identifier[identifier]
 
     def has_node(self, identifier: str) -> bool:
-        return any(n.identifier == identifier for n in self.nodes)
+        return identifier in self._by_identifier
 
     def triggers(self) -> list[Node]:
         return [n for n in self.nodes if n.is_trigger]

@@ -7,10 +7,8 @@ from __future__ import annotations
 import abc
 from typing import Any
 
-from libs.core.errors import ConcurrentUpdateError
 from libs.core.versioning import VersionRecord, WorkflowRecord
-
-MAX_VERSION_RACES = 50
+from libs.store.races import LOST, Lost, until_won
 
 
 class VersionPublishing(abc.ABC):
@@ -45,15 +43,15 @@ class VersionPublishing(abc.ABC):
                        by: str | None, title: str | None,
                        description: str | None) -> tuple[WorkflowRecord, VersionRecord]:
         """Insert the next version (retrying on a lost race), then move `$LIVE` forward to it."""
-        for _ in range(MAX_VERSION_RACES):
+        async def attempt() -> VersionRecord | Lost:
             number = await self._last_version(identifier) + 1
             version = VersionRecord(workflow=identifier, version=number, definition=definition,
                                     created_at=now, created_by=by)
-            if await self._insert_version(version):
-                break
-        else:
-            raise ConcurrentUpdateError(f"too many concurrent versions of workflow {identifier!r}")
-        record = await self._point_live(identifier, number, title=title, description=description, by=by, now=now)
+            return version if await self._insert_version(version) else LOST
+
+        version = await until_won(attempt, f"the versions of workflow {identifier!r}")
+        record = await self._point_live(identifier, version.version, title=title, description=description, by=by,
+                                        now=now)
         if record is None:  # a concurrent publisher already moved it past this version
             return await self.get_workflow(identifier, include_deleted=True), version
         return record, version

@@ -18,7 +18,8 @@ GROUP = "stepline-scheduler"
 def build_scheduler(settings: SchedulerSettings, store: Store, bus: Bus, *, clock: Callable[[], float]) -> Service:
     scheduler = Scheduler(store, bus, clock=clock, stale_seconds=settings.stale_seconds)
     sweeper = Sweeper(store, bus, clock=clock, interval=settings.sweep_interval_seconds,
-                      stale_seconds=settings.stale_seconds, batch=settings.sweep_batch)
+                      stale_seconds=settings.stale_seconds, batch=settings.sweep_batch,
+                      max_seconds=settings.reconcile_max_seconds)
     return Service(
         name="scheduler",
         subscriptions=[Subscription(topics.RUN_COMMANDS, GROUP, scheduler.handle),

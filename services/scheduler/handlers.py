@@ -276,6 +276,8 @@ class Scheduler:
         run, _ = await self.runs.get(run_id, fresh=True)
         run = await self.relay(run)
         if run.status == "COMPLETED":
+            if run.outbox:  # events not relayed yet: due again at the stale pace, not the sweeper's longest
+                await self.store.postpone_check(run_id, self.clock() + self.stale_seconds)
             return
         workflow = await self.definitions.get(run.workflow, run.version)
         if run.queued and workflow.concurrencyLimit is not None:

@@ -7,6 +7,10 @@ invariant of tests/chaos/invariants.py must hold, and the recovery figures are p
 minutes: every kind of fault once, timing figures printed and never asserted) or `long` (`make
 chaos`: 300 runs under faults, and the issue's thresholds asserted: p99 under faults ≤ 3 × the
 fault-free p99 + 5 s, no stall over 10 s). `STEPLINE_CHAOS_SEED` replays an order of faults.
+
+Besides the figures it prints where the latency under faults went (each run's critical path cut into
+hops, tests/chaos/hops.py) and writes every run's record to `runs.json` in the test's directory,
+beside the services' logs (`pytest --basetemp DIR` keeps them).
 """
 
 from __future__ import annotations
