@@ -29,6 +29,7 @@ import jq
 
 from libs.core import pointer as jp
 from libs.core.errors import TemplateError
+from libs.core.jq_escapes import lenient
 from libs.core.redaction import redact_text, secret_values
 from libs.core.run_context import port_views
 
@@ -83,7 +84,7 @@ def compile_expression(expr: str) -> Program:
     calling process for `jq_bounds` expressions): jq folds constants while compiling, so
     `"a" * 1e10` allocates 10 GB right here. Checking syntax uses `check_syntax`."""
     check_syntax(expr)
-    return cast(Program, jq.compile(_SANDBOX + expr))
+    return cast(Program, jq.compile(lenient(_SANDBOX + expr)))
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
@@ -95,12 +96,12 @@ def check_syntax(expr: str) -> None:
         raise _SyntaxError(expr, "the expression is empty")
     inert = expr.replace("*", "+")
     try:
-        jq.compile(_SANDBOX + inert)
+        jq.compile(lenient(_SANDBOX + inert))
         return
     except ValueError:
         pass
     try:  # for jq's own message, with the expression's line and column
-        jq.compile(inert)
+        jq.compile(lenient(inert))
     except ValueError as exc:
         raise _SyntaxError(expr, _compile_reason(exc)) from None
     raise _SyntaxError(expr, "module directives (import, include) are not allowed")
@@ -337,7 +338,7 @@ def _batch_program(expressions: tuple[str, ...], prelude: str = "") -> Program |
         f'(try ([limit(1; (\n{e}\n))]) catch {{"{_ERROR_KEY}": .}})' for e in expressions
     )
     try:
-        return cast(Program, jq.compile(f"{_SANDBOX}{prelude}[\n{items}\n]"))
+        return cast(Program, jq.compile(lenient(f"{_SANDBOX}{prelude}[\n{items}\n]")))
     except ValueError:
         return None
 
@@ -347,7 +348,7 @@ def _single_program(expression: str, prelude: str) -> Program:
     if not prelude:
         return compile_expression(expression)
     compile_expression(expression)  # named errors
-    return cast(Program, jq.compile(_SANDBOX + prelude + expression))
+    return cast(Program, jq.compile(lenient(_SANDBOX + prelude + expression)))
 
 
 def _unwrap_outcome(wrapped: Any) -> Any:

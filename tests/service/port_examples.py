@@ -94,9 +94,6 @@ VALIDATION: dict[str, Refusal] = {
     "25-O-ocean-readme-trigger-claude-agent": _refused("fragment", _FRAGMENT, "/identifier"),
     "26-O-ocean-readme-sync-port-skill": _refused("fragment", _FRAGMENT, "/identifier"),
     "27-O-ocean-readme-create-claude-agent": _refused("fragment", _FRAGMENT, "/identifier"),
-    "29-D-docs-guide-self-heal-scorecard": _refused(
-        "not-port", "`[\\s\\S]` in a jq string is an invalid escape in jq (Port's templates are jq too)",
-        "/nodes/0/variables/task_description", message="Invalid escape"),
 }
 
 

@@ -54,7 +54,7 @@ def test_all_32_examples_and_26_edited_copies_are_there() -> None:
 
 def test_only_named_examples_fail_validation_and_ai_ones_validate() -> None:
     valid = [n for n in example_names() if n not in VALIDATION]
-    assert len(valid) == 21, valid
+    assert len(valid) == 22, valid
     assert {"23-S-skills-event-ai-incident", "30-D-docs-guide-ticket-resolution-coding-agents",
             "31-D-docs-ai-node-analyze-and-notify", "32-D-docs-ai-node-incident-summary"} <= set(valid)
 
