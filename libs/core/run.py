@@ -69,10 +69,14 @@ def new_run_id() -> str:
     return "wfr_" + "".join(_RANDOM.choices(_ALNUM, k=16))
 
 
+_BYTE_TO_ALNUM = bytes(ord(_ALNUM[b % 62]) for b in range(256))
+"""Byte b → the letter or digit `_ALNUM[b % 62]`, as a `bytes.translate` table."""
+
+
 def derived_id(prefix: str, key: str) -> str:
     """A deterministic `<prefix>` + 16 alphanumerics from `key` (so redelivery re-derives the same id)."""
     digest = hashlib.blake2b(key.encode(), digest_size=16).digest()
-    return prefix + "".join(_ALNUM[b % 62] for b in digest)
+    return prefix + digest.translate(_BYTE_TO_ALNUM).decode()
 
 
 def node_run_key(run_id: str, node_id: str, attempt: int) -> str:

@@ -195,26 +195,33 @@ class Executor:
 
     @contextlib.asynccontextmanager
     async def leased(self, key: str) -> AsyncIterator[None]:
-        """Renew the claim's lease while the action runs, so a long action is not re-claimed."""
-        task = asyncio.create_task(self._renew(key))
+        """Renew the claim's lease while the action runs, so a long action is not re-claimed. The
+        renewing task starts once the action has run for a third of the lease (most actions end
+        sooner, and a timer costs less than a task per attempt)."""
+        renewing: list[asyncio.Task[None]] = []
+        timer = asyncio.get_running_loop().call_later(
+            self.lease_seconds / 3, lambda: renewing.append(asyncio.create_task(self._renew(key))))
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            timer.cancel()
+            for task in renewing:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _renew(self, key: str) -> None:
-        """Renew until cancelled. A store that is briefly unavailable only delays a renewal (the
-        lease has two more periods to run); its error never reaches the action's own outcome."""
+        """Renew now and every third of the lease until cancelled. A store that is briefly
+        unavailable only delays a renewal (the lease has two more periods to run); its error never
+        reaches the action's own outcome."""
         while True:
-            await asyncio.sleep(self.lease_seconds / 3)
             try:
                 renewed = await self.store.renew_lease(key, owner=self.owner,
                                                        lease_until=self.clock() + self.lease_seconds)
             except StoreError as exc:
                 log.warning("could not renew the lease on %s (%s); trying again", key, exc.code)
-                continue
+                renewed = True
             if not renewed:
                 log.warning("lost the lease on %s; its completion will not be recorded by this executor", key)
                 return
+            await asyncio.sleep(self.lease_seconds / 3)

@@ -3,6 +3,7 @@ WEBHOOK node calling a real HTTP server on loopback."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from pathlib import Path
@@ -263,3 +264,38 @@ async def test_redelivered_execute_during_an_action_does_not_repeat_it(engine: A
     run = await wait_run(api, started["identifier"])
     assert run["result"] == "SUCCESS"
     assert target.hits["/slow/300/once"] == 1
+
+
+async def test_an_action_longer_than_its_lease_has_it_renewed_and_runs_once(tmp_path: Path, target: Target) -> None:
+    """The executor renews the claim of an action that outlives a third of its lease: the stored
+    lease moves past the one the claim took, and the target is called once."""
+    from stepline.embedded import Engine
+    from stepline.settings import EmbeddedSettings
+
+    engine = Engine(EmbeddedSettings(data_dir=tmp_path / "short-lease", stale_seconds=0.3,
+                                     sweep_interval_seconds=0.1, lease_seconds=0.6, partitions=4))
+    await engine.start()
+    try:
+        async with engine_client(engine) as api:
+            await create(api, chain("long", webhook("call", f"{target.base_url}/slow/1500/long")))
+            run_id = (await api.post("/v1/workflows/long/runs", json={})).json()["workflowRun"]["identifier"]
+            await target.wait_for("/slow/1500/long")
+            claimed = (await engine.store.get_node_run(f"{run_id}/call/1")).lease_expires_at
+            assert await renewed_past(engine, f"{run_id}/call/1", claimed), "the lease was never renewed"
+            run = await wait_run(api, run_id)
+    finally:
+        await engine.stop()
+    assert run["result"] == "SUCCESS", run
+    assert target.hits["/slow/1500/long"] == 1
+
+
+async def renewed_past(engine: Any, key: str, lease: float | None) -> bool:
+    """Whether the node run's lease moves past `lease` while its action runs (read every 20 ms)."""
+    for _ in range(100):
+        record = await engine.store.get_node_run(key)
+        if record.status != "RUNNING":
+            return False
+        if record.lease_expires_at is not None and lease is not None and record.lease_expires_at > lease:
+            return True
+        await asyncio.sleep(0.02)
+    return False
