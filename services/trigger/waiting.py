@@ -39,6 +39,8 @@ async def wait_for_insert(store: RunStore, run_id: str, workflow: str, key: str 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     delay, longest = (FIRST_DELAY, MAX_DELAY) if woken is None else (WOKEN_RECHECK, MAX_RECHECK)
+    if woken is not None:  # the start was just published: its event comes before the run can be read
+        await _pause(woken, min(delay, timeout))
     while True:
         run = await _inserted(store, run_id, workflow, key)
         remaining = deadline - loop.time()
