@@ -60,7 +60,7 @@ from typing import Final
 
 from libs.bus import kafka_tracing
 from libs.bus.dead_letter import dead_letter_envelope
-from libs.bus.ports import Handler
+from libs.bus.ports import ForTypes, Handler
 from libs.bus.redelivery import GaveUp, Retries, call_handler, redeliver
 from libs.contracts import topics
 from libs.contracts.envelope import Envelope
@@ -140,7 +140,7 @@ class _Topic:
 class _Consumer:
     """Consumes one partition of one topic for one group."""
 
-    __slots__ = ("bus", "topic", "part", "group", "handler", "offset", "busy", "task", "waiters")
+    __slots__ = ("bus", "topic", "part", "group", "handler", "types", "offset", "busy", "task", "waiters")
 
     def __init__(self, bus: MemoryBus, topic: _Topic, part: _Partition, group: str, handler: Handler) -> None:
         self.bus = bus
@@ -148,6 +148,8 @@ class _Consumer:
         self.part = part
         self.group = group
         self.handler = handler
+        self.types = handler.types if isinstance(handler, ForTypes) else None
+        """The only message types delivered; the others are committed as they are reached."""
         self.offset = part.base  # the next offset to handle; everything before is committed
         self.busy = False  # a handler call is in progress
         self.task: asyncio.Task[None] | None = None
@@ -167,7 +169,8 @@ class _Consumer:
                 part.event.clear()
                 await part.event.wait()
                 continue
-            if not await self._handle(part.log[index]):
+            envelope = part.log[index]
+            if (self.types is None or envelope.type in self.types) and not await self._handle(envelope):
                 return
             self._commit()
             streak += 1

@@ -13,11 +13,26 @@ Semantics every adapter keeps (`MemoryBus`, later `KafkaBus`):
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from libs.contracts.envelope import Envelope
 
 Handler = Callable[[Envelope], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ForTypes:
+    """A handler of some message types only: the others are acknowledged without calling it. Any
+    adapter may pass them over before a delivery (the in-memory bus does; on Kafka the call returns
+    at once), so a consumer group that reads a few types of a busy topic pays nothing for the rest."""
+
+    types: frozenset[str]
+    handler: Handler
+
+    async def __call__(self, envelope: Envelope) -> None:
+        if envelope.type in self.types:
+            await self.handler(envelope)
 
 
 class Bus(Protocol):

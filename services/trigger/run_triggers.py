@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from libs.access.workspaces import belongs_to, split
-from libs.bus.ports import Bus
+from libs.bus.ports import Bus, ForTypes
 from libs.contracts import topics, v1
 from libs.contracts.envelope import Envelope
 from libs.core.errors import NotFoundError, TemplateError
@@ -106,4 +106,5 @@ def run_trigger_subscription(settings: TriggerSettings, store: Store, bus: Bus, 
                              clock: Callable[[], float]) -> Subscription:
     starter = RunStarter(store, bus, DefinitionCache(store), clock, settings.accept_timeout_seconds)
     triggers = RunTriggers(store, starter, max_depth=settings.limits().max_run_depth)
-    return Subscription(topics.RUN_EVENTS, group + GROUP_SUFFIX, triggers.handle)
+    completions = ForTypes(frozenset({v1.RunCompleted.TYPE}), triggers.handle)
+    return Subscription(topics.RUN_EVENTS, group + GROUP_SUFFIX, completions)

@@ -21,6 +21,8 @@ from services.trigger.errors import TooManyRequestsError
 
 WAITERS_GROUP = "stepline-trigger-waiters"
 """Suffixed with the replica's instance id: one group per replica."""
+WAKING: frozenset[str] = frozenset({v1.RunQueued.TYPE, v1.RunStarted.TYPE, v1.RunCompleted.TYPE})
+"""The events that can wake someone: a run's first (`run.queued` or `run.started`) and its last."""
 
 
 @dataclass

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from libs.bus.ports import Bus
+from libs.bus.ports import Bus, ForTypes
 from libs.contracts import topics
 from libs.runtime.service import Service, Subscription
 from libs.store.ports import Store
@@ -16,7 +16,7 @@ from services.trigger.event_triggers import event_trigger_subscription
 from services.trigger.queues import queue_loop
 from services.trigger.run_triggers import run_trigger_subscription
 from services.trigger.schedules import schedule_loop
-from services.trigger.run_waiters import WAITERS_GROUP, RunWaiters
+from services.trigger.run_waiters import WAITERS_GROUP, WAKING, RunWaiters
 from services.trigger.settings import TriggerSettings
 
 GROUP = "stepline-trigger"
@@ -28,7 +28,7 @@ def build_trigger_workers(settings: TriggerSettings, store: Store, bus: Bus, *,
     service = Service(name="trigger")
     if waiters is not None:
         service.subscriptions.append(Subscription(topics.RUN_EVENTS, f"{WAITERS_GROUP}-{settings.instance_id}",
-                                                  waiters.handle))
+                                                  ForTypes(WAKING, waiters.handle)))
     service.subscriptions.append(event_trigger_subscription(settings, store, bus, group=GROUP, clock=clock))
     service.subscriptions.append(run_trigger_subscription(settings, store, bus, group=GROUP, clock=clock))
     timers, fire_timers = entity_timers(settings, store, bus, group=GROUP, clock=clock)

@@ -28,7 +28,7 @@ import pytest
 
 from libs.bus.dead_letter import DEAD_LETTER_TYPE
 from libs.bus.memory import partition_for
-from libs.bus.ports import Bus
+from libs.bus.ports import Bus, ForTypes
 from libs.contracts import topics
 from libs.contracts.envelope import Envelope
 from libs.core.errors import ActionError, BusError, ConcurrentUpdateError, ConflictError
@@ -39,6 +39,10 @@ BusFactory = Callable[..., Awaitable[Bus]]
 
 def msg(key: str, n: int = 0) -> Envelope:
     return Envelope(type="dev.stepline.test.v1", source="tests", subject=key, data={"n": n})
+
+
+def marker(key: str, n: int = 0) -> Envelope:
+    return Envelope(type=MARKER_TYPE, source="tests", subject=key, data={"n": n})
 
 
 def keys_in_partition(partitions: int, partition: int, count: int) -> list[str]:
@@ -194,6 +198,20 @@ class BusContract(abc.ABC):
         for recorder in groups.values():
             await recorder.wait_for_count(100)
             assert sorted(recorder.ids) == sorted(e.id for e in sent)
+
+    async def test_a_handler_for_some_types_sees_only_those_in_order(
+            self, new_bus: BusFactory, name: Callable[[str], str]) -> None:
+        bus = await new_bus()
+        topic, wanted, everything = name("typed"), self.recorder(), self.recorder()
+        bus.subscribe(topic, name("typed-only"), ForTypes(frozenset({MARKER_TYPE}), wanted))
+        bus.subscribe(topic, name("typed-all"), everything)
+        await bus.start()
+        sent = [msg("run-1", i) if i % 3 else marker("run-1", i) for i in range(30)]
+        for envelope in sent:
+            await bus.publish(topic, envelope)
+        await everything.wait_for_count(30)
+        await wanted.wait_for_count(10)
+        assert wanted.ids == [e.id for e in sent if e.type == MARKER_TYPE]
 
     # ---- subscribing at runtime -----------------------------------------------------------------
 
