@@ -4,8 +4,6 @@ ingress match against. Versions are immutable and cached, so a lookup costs one 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from libs.core.definition import Node, Workflow
@@ -39,24 +37,3 @@ async def live_triggers(store: DefinitionStore, definitions: DefinitionCache, no
         found.extend(LiveTrigger(workflow, record.live_version, node)
                      for node in workflow.triggers() if node.type == node_type)
     return found
-
-
-class RecentLiveTriggers:
-    """`live_triggers` re-read at most every `ttl` seconds: for handlers that look on every event of a
-    busy stream (each run completion), where a lookup per event would list every workflow each time.
-    A workflow saved meanwhile is matched once the `ttl` has passed."""
-
-    def __init__(self, store: DefinitionStore, definitions: DefinitionCache, node_type: str, *,
-                 ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._lookup = (store, definitions, node_type)
-        self._ttl = ttl
-        self._clock = clock
-        self._found: list[LiveTrigger] = []
-        self._until = float("-inf")
-
-    async def get(self) -> list[LiveTrigger]:
-        now = self._clock()
-        if now >= self._until:
-            self._found = await live_triggers(*self._lookup)
-            self._until = now + self._ttl
-        return self._found

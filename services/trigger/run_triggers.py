@@ -5,8 +5,7 @@ The trigger workers consume the run-events topic in one group shared by the repl
 (`stepline-trigger-runs`), in embedded and distributed mode alike. For each `run.completed` event they
 read the completed run and start a run (trigger type `RUN`, output `run_payload`: that run's result and
 outputs) of every live run-watching EVENT_TRIGGER of the same workspace that watches its workflow and
-result, whose `condition` holds on the output and whose workflow is not paused. The watching triggers
-are re-listed at most once a second (`WATCHERS_TTL`), not on every completion. The idempotency key
+result, whose `condition` holds on the output and whose workflow is not paused. The idempotency key
 `run:{completed run id}:{trigger node}` makes a redelivered event start nothing new.
 
 Chains are bounded: the started run is one deeper (`depth`) than the completed one, and a completed
@@ -34,15 +33,12 @@ from libs.store.definitions import DefinitionCache
 from libs.store.pausing import is_paused
 from libs.store.ports import Store
 from services.trigger.event_triggers import NODE_TYPE, condition_holds
-from services.trigger.live_triggers import LiveTrigger, RecentLiveTriggers
+from services.trigger.live_triggers import LiveTrigger, live_triggers
 from services.trigger.settings import TriggerSettings
 from services.trigger.starting import RunStarter, TriggerStart
 
 GROUP_SUFFIX: Final = "-runs"
 TRIGGER_TYPE: Final = "RUN"
-WATCHERS_TTL: Final = 1.0
-"""Seconds a listing of the run-watching triggers is reused: a workflow saved with one watches runs
-that complete from at most this long after it is saved."""
 log = logging.getLogger("stepline.trigger.runs")
 
 
@@ -50,7 +46,7 @@ class RunTriggers:
     def __init__(self, store: Store, starter: RunStarter, *, max_depth: int) -> None:
         self.store = store
         self.starter = starter
-        self.triggers = RecentLiveTriggers(store, DefinitionCache(store), NODE_TYPE, ttl=WATCHERS_TTL)
+        self.definitions = DefinitionCache(store)
         self.max_depth = max_depth
 
     async def handle(self, envelope: Envelope) -> None:
@@ -59,7 +55,7 @@ class RunTriggers:
             return
         event = envelope.message()
         assert isinstance(event, v1.RunCompleted)
-        watching = [t for t in await self.triggers.get()
+        watching = [t for t in await live_triggers(self.store, self.definitions, NODE_TYPE)
                     if watches_runs(t.node.config) and belongs_to(t.workflow.identifier, event.workspace)
                     and fires_on(t.node.config, event.workflow, event.result)]
         if not watching:
