@@ -56,8 +56,7 @@ def wrap(message: v1.Message, *, source: str) -> Envelope:
     """Put a message in an envelope keyed by its run id. A run event's id is `<runId>/<seq>` and its
     time the state change's, so a redelivered event is the same envelope."""
     data = message.model_dump(mode="json", by_alias=True)
-    # every field comes from a message model (or is a default): not validated again
     if isinstance(message, v1.RunEvent):
-        return Envelope.model_construct(id=message.event_id, time=message.at, type=message.TYPE, source=source,
-                                        subject=message.run_id, data=data)
-    return Envelope.model_construct(type=message.TYPE, source=source, subject=message.run_id, data=data)
+        return Envelope(id=message.event_id, time=message.at, type=message.TYPE, source=source,
+                        subject=message.run_id, data=data)
+    return Envelope(type=message.TYPE, source=source, subject=message.run_id, data=data)

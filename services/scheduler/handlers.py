@@ -322,7 +322,7 @@ class Scheduler:
         upto = self.runs.sent_upto(run.id)
         for raw in run.outbox:
             if (seq := int(raw["data"]["seq"])) > upto:
-                await self.bus.publish(topics.RUN_EVENTS, Envelope.model_construct(**raw))  # written by stamp
+                await self.bus.publish(topics.RUN_EVENTS, Envelope.model_validate(raw))
                 self.runs.mark_sent(run.id, seq)
         if not (clear and run.outbox):
             return run
