@@ -16,7 +16,7 @@ import pytest
 from tests.auth_helpers import engine_client
 from tests.service.scripted_model import Answer, Failure, ScriptedModel, scripted_model
 from tests.service.test_embedded_runs import chain, create, node_runs, run_to_end
-from tests.service.test_notify_node import running_engine
+from tests.service.test_notify_node import running_engine, with_inputs
 
 KEY = "sk-test-0123456789abcdefghij"
 SUMMARY_SCHEMA = {"type": "object", "properties": {"summary": {"type": "string"}, "severity": {"type": "string"}},
@@ -57,11 +57,6 @@ def ai(identifier: str = "ask", retry: dict[str, Any] | None = None, **config: A
     if retry is not None:
         node["retry"] = retry
     return node
-
-
-def with_inputs(definition: dict[str, Any]) -> dict[str, Any]:
-    definition["nodes"][0]["config"]["userInputs"] = {"properties": {"service": {"type": "string"}}}
-    return definition
 
 
 async def run_one(api: httpx.AsyncClient, name: str, *nodes: dict[str, Any], inputs: dict[str, Any] | None = None
