@@ -21,7 +21,7 @@ from libs.telemetry import metrics
 
 log = logging.getLogger("stepline.notifier")
 NOTIFIED = (v1.RunStarted, v1.RunCompleted)
-READ: frozenset[str] = frozenset({*metrics.OBSERVED_TYPES, v1.RunStarted.TYPE, v1.RunCompleted.TYPE})
+READ: frozenset[str] = metrics.OBSERVED_TYPES  # the NOTIFIED types among them
 """The event types the notifier reads; others (node.started, node.waiting) are passed over unparsed."""
 
 

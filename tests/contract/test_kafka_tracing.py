@@ -15,8 +15,7 @@ import pytest
 pytest.importorskip("opentelemetry.sdk.trace")
 
 from opentelemetry import trace  # noqa: E402
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+from opentelemetry.sdk.trace import ReadableSpan  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 from libs.bus.kafka import KafkaBus  # noqa: E402
@@ -24,20 +23,15 @@ from libs.contracts import topics, v1, wrap  # noqa: E402
 from libs.contracts.envelope import Envelope  # noqa: E402
 from libs.telemetry.propagation import current  # noqa: E402
 from tests.infra_fixtures import KafkaBroker  # noqa: E402
+from tests.span_recording import recorded_spans  # noqa: E402
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
 
 
 @pytest.fixture(scope="module")
 def exporter() -> Iterator[InMemorySpanExporter]:
-    memory = InMemorySpanExporter()
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):  # the process-wide provider can be set only once
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    yield memory
-    memory.clear()
+    with recorded_spans() as memory:
+        yield memory
 
 
 def _by_name(spans: tuple[ReadableSpan, ...], run_id: str) -> dict[str, ReadableSpan]:
