@@ -32,9 +32,9 @@ MODEL_NAME = "smollm2-135m-instruct"
 """The model id the server answers to (`--model_alias`): what a provider's `model` names."""
 MODEL_READY_TIMEOUT = 120.0
 DEFAULT_MODEL_PORT = 18080
-MODEL_CONTEXT = 2048
-"""Tokens of prompt plus answer: also the bound on one answer's length (a call without `max_tokens`
-ends when the context is full), which keeps a rambling 135M model from running for minutes."""
+MODEL_CONTEXT = 8192
+"""Tokens of prompt plus answer: SmolLM2's trained context. An agent's tool loop resends its growing
+transcript at every step, and Port's agent examples outgrew 2,048 tokens (the server answered 400)."""
 MODEL_ANSWER_TOKENS = 256
 """The longest answer to a request that sets no `max_tokens` (``deploy/dev/model/serve.py``): a 135M
 model may otherwise ramble until the context is full, minutes per call on a small CPU."""
