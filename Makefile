@@ -14,13 +14,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: install
-	@providers="$$($(BIN)/python -m stepline.devinfra model provider 2>/dev/null)"; \
+	@providers="$$($(BIN)/python -m devinfra model provider 2>/dev/null)"; \
 	if [ -z "$${STEPLINE_AI_PROVIDERS:-}" ] && [ -n "$$providers" ]; then \
 		echo "AI steps use the local model started by make model: STEPLINE_AI_PROVIDERS=$$providers"; \
 		export STEPLINE_AI_PROVIDERS="$$providers"; fi; \
 	$(BIN)/stepline up --examples
 
 check: install
+	$(BIN)/ruff check libs services stepline devinfra tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -51,21 +52,21 @@ bench: install
 clean:
 	rm -rf $(VENV) .stepline .mypy_cache .pytest_cache
 
-# Development Kafka (KRaft) and FerretDB on 127.0.0.1, fetched/built into .cache/infra (see stepline/devinfra/).
+# Development Kafka (KRaft) and FerretDB on 127.0.0.1, fetched/built into .cache/infra (see devinfra/).
 .PHONY: infra-fetch infra-up infra-down
 INFRA_ARGS ?=
 infra-fetch: install
-	$(BIN)/python -m stepline.devinfra fetch $(INFRA_ARGS)
+	$(BIN)/python -m devinfra fetch $(INFRA_ARGS)
 infra-up: install
-	$(BIN)/python -m stepline.devinfra up $(INFRA_ARGS)
+	$(BIN)/python -m devinfra up $(INFRA_ARGS)
 infra-down:
-	$(BIN)/python -m stepline.devinfra down $(INFRA_ARGS)
+	$(BIN)/python -m devinfra down $(INFRA_ARGS)
 
 # The local language model for AI steps (SmolLM2-135M-Instruct served by llama-cpp-python on 127.0.0.1:18080;
-# the first run builds llama-cpp-python into .cache/infra/model, see stepline/devinfra/model.py).
+# the first run builds llama-cpp-python into .cache/infra/model, see devinfra/model.py).
 # `make run` then points AI steps at it (provider "local") unless STEPLINE_AI_PROVIDERS is set.
 .PHONY: model model-down
 model: install
-	$(BIN)/python -m stepline.devinfra model up $(INFRA_ARGS)
+	$(BIN)/python -m devinfra model up $(INFRA_ARGS)
 model-down:
-	$(BIN)/python -m stepline.devinfra model down $(INFRA_ARGS)
+	$(BIN)/python -m devinfra model down $(INFRA_ARGS)

@@ -7,7 +7,10 @@ servers it started. Logs go to `<data-dir>/logs/<service>.log`.
 
 Each process's label (`scheduler`, `executor-1`, `executor-2`, ...) is its `STEPLINE_INSTANCE_ID`:
 stable across restarts and unique per replica, as Kafka static group membership needs
-(libs/bus/kafka_membership.py).
+(libs/bus/kafka/membership.py).
+
+The dev servers come from the source checkout's `devinfra` package, which is not installed: import
+this module after `stepline.checkout.devinfra_on_path()` (the CLI's `up --distributed` does).
 """
 
 from __future__ import annotations
@@ -24,11 +27,11 @@ from pathlib import Path
 
 import httpx
 
+from devinfra import DevInfra, Server, default_cache_dir, free_port
 from libs.access.bootstrap import KEY_FILE, bootstrap, read_key_file
 from libs.runtime.adapters import build_store
 from libs.runtime.settings import CommonSettings
 from libs.secrets.keyfile import configured_or_stored_key
-from stepline.devinfra import DevInfra, Server, default_cache_dir, free_port
 from stepline.settings import EmbeddedSettings
 
 SERVICES = ("scheduler", "executor", "executor", "notifier", "trigger")

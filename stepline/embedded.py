@@ -18,11 +18,11 @@ from libs.access.bootstrap import KEY_FILE, bootstrap, read_key_file
 from libs.bus.memory import MemoryBus
 from libs.core.errors import ConflictError, DefinitionError
 from libs.core.validation import parse_workflow
-from libs.expressions import evaluate as expressions
 from libs.core.versioning import WorkflowRecord
+from libs.expressions import evaluate as expressions
 from libs.runtime import event_loop
-from libs.runtime.service import Service
 from libs.runtime.egress import guarded_client
+from libs.runtime.service import Service
 from libs.secrets.keyfile import configured_or_stored_key
 from libs.store.sqlite import SqliteStore
 from services.executor.app import build_executor

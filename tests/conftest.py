@@ -18,7 +18,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
-
 pytest_plugins = ["tests.infra_fixtures"]
 """Session fixtures that start real Kafka and FerretDB servers (`kafka_broker`, `mongo_url`)."""
 
@@ -72,8 +71,8 @@ def target_app(target: Target) -> FastAPI:
 
 
 def respond(path: str, seen: int, entry: dict[str, Any]) -> JSONResponse:
-    """`/slow/<ms>/...` answers after ms milliseconds; `/status/<code>` answers that code; `/flaky/<n>/...` fails with 503 the first n times;
-    `/async/...` answers 202; anything else echoes the request."""
+    """`/slow/<ms>/...` answers after ms milliseconds; `/status/<code>` answers that code; `/flaky/<n>/...`
+    fails with 503 the first n times; `/async/...` answers 202; anything else echoes the request."""
     parts = path.split("/")
     if parts[0] == "status":
         return JSONResponse({"status": int(parts[1])}, status_code=int(parts[1]))

@@ -3,7 +3,7 @@
 MongoDB protocol (`test_mongo_store.py`):
 
 `STEPLINE_TEST_MONGO_URL` points the tests at a running server. Otherwise FerretDB is built (cached in
-`<repo>/.cache/infra`) and started by `stepline.devinfra`, on a private PostgreSQL when one is
+`<repo>/.cache/infra`) and started by `devinfra`, on a private PostgreSQL when one is
 installed and on SQLite otherwise (`STEPLINE_FERRETDB_BACKEND` chooses); if that is impossible (no Go
 toolchain, say) the Mongo tests are skipped with the reason — or fail with it when
 `STEPLINE_REQUIRE_INFRA=1`.
@@ -33,12 +33,12 @@ def unavailable(what: str, reason: str, variable: str) -> NoReturn:
 
 @pytest.fixture(scope="session")
 def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The `stepline.devinfra.Server` of the FerretDB this session started (fault tests restart it),
+    """The `devinfra.Server` of the FerretDB this session started (fault tests restart it),
     or None when `STEPLINE_TEST_MONGO_URL` points at a running server."""
     if os.environ.get("STEPLINE_TEST_MONGO_URL"):
         yield None
         return
-    from stepline.devinfra import DevInfra, InfraError
+    from devinfra import DevInfra, InfraError
 
     try:
         server = DevInfra(CACHE_DIR).start_ferretdb(tmp_path_factory.mktemp("ferretdb"), port=free_port())
@@ -58,7 +58,7 @@ def mongo_url(mongo_server: Any) -> str:
 
 # ---- Kafka (test_kafka_bus.py) ---------------------------------------------------------------------
 # `STEPLINE_TEST_KAFKA_BOOTSTRAP` points the tests at a running broker (then the broker-restart test
-# is skipped: it needs to own the broker). Otherwise `stepline.devinfra` fetches Kafka's jars with
+# is skipped: it needs to own the broker). Otherwise `devinfra` fetches Kafka's jars with
 # Maven (cached in `<repo>/.cache/infra`) and starts a single-node KRaft broker for the session on
 # free loopback ports, with its data under pytest's temporary directory. Without Java 17 or Maven
 # the Kafka tests are skipped with the reason, or fail with it when `STEPLINE_REQUIRE_INFRA=1`.
@@ -68,7 +68,7 @@ def mongo_url(mongo_server: Any) -> str:
 class KafkaBroker:
     bootstrap: str
     server: Any = None
-    """The `stepline.devinfra.Server` when this session started the broker, else None."""
+    """The `devinfra.Server` when this session started the broker, else None."""
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +77,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
     if bootstrap:
         yield KafkaBroker(bootstrap)
         return
-    from stepline.devinfra import DevInfra, InfraError
+    from devinfra import DevInfra, InfraError
 
     try:
         server = DevInfra(CACHE_DIR).start_kafka(
@@ -93,7 +93,7 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
 
 # ---- The local language model (test_ai_local_model.py) ---------------------------------------------
 # `STEPLINE_TEST_MODEL_URL` (an OpenAI-compatible base URL ending in /v1, with `STEPLINE_TEST_MODEL`
-# the model id) points the tests at a running server. Otherwise `stepline.devinfra` builds
+# the model id) points the tests at a running server. Otherwise `devinfra` builds
 # llama-cpp-python (cached in `<repo>/.cache/infra/model`; the first build takes minutes) and serves
 # SmolLM2-135M-Instruct on a free loopback port for the session. If that is impossible the model tests
 # are skipped with the reason, or fail with it when `STEPLINE_REQUIRE_INFRA=1`.
@@ -105,14 +105,14 @@ class LocalModel:
     """OpenAI-compatible base URL (`http://127.0.0.1:<port>/v1`): a provider's `baseUrl`."""
     model: str
     server: Any = None
-    """The `stepline.devinfra.Server` when this session started the model, else None."""
+    """The `devinfra.Server` when this session started the model, else None."""
 
 
 @pytest.fixture(scope="session")
 def local_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalModel]:
     url = os.environ.get("STEPLINE_TEST_MODEL_URL")
-    from stepline.devinfra import DevInfra, InfraError
-    from stepline.devinfra.model import MODEL_NAME
+    from devinfra import DevInfra, InfraError
+    from devinfra.model import MODEL_NAME
 
     if url:
         yield LocalModel(url.rstrip("/"), os.environ.get("STEPLINE_TEST_MODEL", MODEL_NAME))

@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Final, Literal, get_args
 
 AuditAction = Literal[
@@ -43,7 +43,7 @@ def record_id(seq: int) -> str:
 
 def iso_at(epoch: float) -> str:
     """`1700000000.5` → `"2023-11-14T22:13:20.500Z"`: fixed width, so strings compare as times."""
-    moment = datetime.fromtimestamp(epoch, tz=timezone.utc)
+    moment = datetime.fromtimestamp(epoch, tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

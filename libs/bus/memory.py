@@ -42,7 +42,7 @@ Not durable
 
 Tracing
     With an OpenTelemetry SDK configured, publishing and handling are PRODUCER and CONSUMER spans
-    linked as on Kafka (libs/bus/kafka_tracing.py), the `traceparent` kept beside the log by envelope
+    linked as on Kafka (libs/bus/tracing.py), the `traceparent` kept beside the log by envelope
     id (the newest `TRACED_IDS`), so an embedded run is one trace too. Untraced, a delivery costs one
     lookup in an empty dict.
 
@@ -58,7 +58,7 @@ import logging
 import zlib
 from typing import Final
 
-from libs.bus import kafka_tracing
+from libs.bus import tracing as kafka_tracing
 from libs.bus.dead_letter import dead_letter_envelope
 from libs.bus.ports import ForTypes, Handler
 from libs.bus.redelivery import GaveUp, Retries, call_handler, redeliver

@@ -9,7 +9,7 @@ every field its `diff.after` gives, `properties` and `relations` whole.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 _STAMPS = ("createdAt", "updatedAt")
@@ -27,7 +27,7 @@ class EntityPatch:
 
 def iso_time(epoch: float) -> str:
     """`1700000000.5` → `"2023-11-14T22:13:20.500Z"` (the API's time format)."""
-    moment = datetime.fromtimestamp(epoch, tz=timezone.utc)
+    moment = datetime.fromtimestamp(epoch, tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from libs.catalog.entities import EntityPatch, iso_time, merged, mirrored, same_content
 from libs.access.principal import DEFAULT_WORKSPACE
 from libs.access.workspaces import scoped
+from libs.catalog.entities import EntityPatch, iso_time, merged, mirrored, same_content
 from libs.contracts import v1
 from libs.core.catalog import entity_key
 from libs.store.ports import EntryStore

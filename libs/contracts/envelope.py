@@ -8,7 +8,7 @@ import os
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from libs.contracts import v1
 
@@ -35,14 +35,20 @@ class Envelope(BaseModel):
     time: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
     datacontenttype: str = "application/json"
     data: dict[str, Any]
+    _decoded: v1.Message | None = PrivateAttr(default=None)
+    """`message()`'s result, decoded once: every consumer of an in-memory delivery shares the envelope."""
 
     @property
     def key(self) -> str:
         return self.subject
 
     def message(self) -> v1.Message:
-        """Decode `data` into the frozen model named by `type`; UnknownMessageError if unknown."""
-        return v1.decode(self.type, self.data)
+        """Decode `data` into the frozen model named by `type`; UnknownMessageError if unknown. Decoded
+        once per envelope (messages are frozen); an envelope made by `wrap` holds its message already."""
+        decoded = self._decoded
+        if decoded is None:
+            decoded = self._decoded = v1.decode(self.type, self.data)
+        return decoded
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.model_dump(), separators=(",", ":")).encode()
@@ -57,6 +63,9 @@ def wrap(message: v1.Message, *, source: str) -> Envelope:
     time the state change's, so a redelivered event is the same envelope."""
     data = message.model_dump(mode="json", by_alias=True)
     if isinstance(message, v1.RunEvent):
-        return Envelope(id=message.event_id, time=message.at, type=message.TYPE, source=source,
-                        subject=message.run_id, data=data)
-    return Envelope(type=message.TYPE, source=source, subject=message.run_id, data=data)
+        envelope = Envelope(id=message.event_id, time=message.at, type=message.TYPE, source=source,
+                            subject=message.run_id, data=data)
+    else:
+        envelope = Envelope(type=message.TYPE, source=source, subject=message.run_id, data=data)
+    envelope._decoded = message
+    return envelope

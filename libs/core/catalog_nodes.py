@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from libs.core.run_triggers import RUN_EVENT_SCHEMA, RUN_SOURCE
 from libs.core.catalog import (
     BLUEPRINT_IDENTIFIER,
     BLUEPRINT_PATTERN,
@@ -14,6 +13,7 @@ from libs.core.catalog import (
     MAX_BLUEPRINT_LENGTH,
     MAX_ENTITY_IDENTIFIER_LENGTH,
 )
+from libs.core.run_triggers import RUN_EVENT_SCHEMA, RUN_SOURCE
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _TEMPLATE = {"type": "string", "pattern": r"\{\{"}

@@ -3,12 +3,12 @@ the form every time takes in node outputs and the API."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def to_iso(epoch: float) -> str:
     """`1700000000.5` → `"2023-11-14T22:13:20.500Z"`."""
-    moment = datetime.fromtimestamp(epoch, tz=timezone.utc)
+    moment = datetime.fromtimestamp(epoch, tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -22,5 +22,5 @@ def parse_instant(text: str) -> float:
         raw = raw[:-1] + "+00:00"
     moment = datetime.fromisoformat(raw)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()

@@ -10,12 +10,12 @@ from libs.core import pointer as jp
 from libs.core.ai_nodes import ai_issues
 from libs.core.egress import url_problem
 from libs.core.errors import Issue
+from libs.core.go_templates import go_template_hint
 from libs.core.inputs import user_inputs_issues
 from libs.core.node_types import config_issues
 from libs.core.raw_view import NodeView
 from libs.core.schedule import schedule_issues
 from libs.core.secret_refs import secret_issues
-from libs.core.go_templates import go_template_hint
 from libs.core.templates import find_templates, syntax_error, unwrap
 from libs.core.waiting_nodes import delay_issues, foreach_issues
 

@@ -7,7 +7,7 @@ after `definition.normalize` has folded the older `conditions` and later `outlet
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from jsonschema.protocols import Validator
@@ -20,8 +20,8 @@ from libs.core.definition import GITHUB_PROVIDERS, IDENTIFIER_PATTERN, MAX_IDENT
 from libs.core.errors import Issue
 from libs.core.input_node import INPUT
 from libs.core.permission_policy import POLICY
-from libs.core.secrets import MAX_SECRET_NAME_LENGTH, SECRET_NAME_PATTERN
 from libs.core.schema_dialect import issues, make_validator
+from libs.core.secrets import MAX_SECRET_NAME_LENGTH, SECRET_NAME_PATTERN
 from libs.core.webhook_signatures import (
     DEFAULT_TOLERANCE_SECONDS,
     MAX_TOLERANCE_SECONDS,
@@ -510,7 +510,7 @@ def known_node_types() -> list[str]:
     return sorted(NODE_TYPE_SCHEMAS)
 
 
-@lru_cache(maxsize=None)
+@cache
 def config_validator(node_type: str) -> Validator:
     """The compiled validator of a registered type (KeyError for an unknown one)."""
     return make_validator(NODE_TYPE_SCHEMAS[node_type])

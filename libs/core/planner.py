@@ -14,13 +14,13 @@ are resolved and none is taken it is SKIPPED (dead-path elimination), so a fan-i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from libs.core.definition import Connection, Node, Workflow
-from libs.core.graph import Graph
 from libs.core.errors import SteplineError
+from libs.core.graph import Graph
 from libs.core.run import ACTIVE_NODE_STATES, NodeProgress, NodeState, Run, TriggerInfo, can_move_node
 
 FALLBACK = "__fallback__"

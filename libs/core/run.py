@@ -15,8 +15,8 @@ Node-run lifecycle (the protocol of docs/architecture.md):
 from __future__ import annotations
 
 import hashlib
-import random
 import os
+import random
 import string
 from typing import Any, Literal
 

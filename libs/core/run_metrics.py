@@ -89,7 +89,7 @@ def per_hour(facts: Iterable[RunFact], window: Window) -> list[dict[str, Any]]:
         i = int((fact.created_at - hours[0]) // HOUR)
         total[i] += 1
         failed[i] += fact.result == "FAILED"
-    return [{"hour": to_iso(h), "total": t, "failed": f} for h, t, f in zip(hours, total, failed)]
+    return [{"hour": to_iso(h), "total": t, "failed": f} for h, t, f in zip(hours, total, failed, strict=True)]
 
 
 def _rate(part: int, whole: int) -> float | None:

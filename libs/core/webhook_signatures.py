@@ -1,11 +1,12 @@
 """Signed webhook deliveries: the signature schemes a WEBHOOK_TRIGGER may require, as one table.
 
-| scheme        | signature header                          | signed bytes        | replay guard                     |
-|---------------|-------------------------------------------|---------------------|----------------------------------|
-| `stepline`    | `X-Stepline-Signature: t=<unix>,v1=<hex>` | `<t>.<raw body>`    | ±tolerance; the signature        |
-| `github`      | `X-Hub-Signature-256: sha256=<hex>`       | the raw body        | `X-GitHub-Delivery` (required)   |
-| `slack`       | `X-Slack-Signature: v0=<hex>`             | `v0:<ts>:<raw body>`| ±tolerance on `X-Slack-Request-Timestamp`; the signature |
-| `hmac-sha256` | `X-Stepline-Signature: sha256=<hex>`      | the raw body        | `X-Stepline-Delivery`, if sent   |
+| scheme        | signature header                          | signed bytes         | replay guard                               |
+|---------------|-------------------------------------------|----------------------|--------------------------------------------|
+| `stepline`    | `X-Stepline-Signature: t=<unix>,v1=<hex>` | `<t>.<raw body>`     | ±tolerance; the signature                  |
+| `github`      | `X-Hub-Signature-256: sha256=<hex>`       | the raw body         | `X-GitHub-Delivery` (required)             |
+| `slack`       | `X-Slack-Signature: v0=<hex>`             | `v0:<ts>:<raw body>` | ±tolerance on `X-Slack-Request-Timestamp`; |
+|               |                                           |                      | the signature                              |
+| `hmac-sha256` | `X-Stepline-Signature: sha256=<hex>`      | the raw body         | `X-Stepline-Delivery`, if sent             |
 
 Every `<hex>` is HMAC-SHA256 keyed by the value of the secret the trigger names, compared in constant
 time. A verdict carries the delivery's idempotency key, so a repeated delivery starts no second run,

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import logging
+import os
 import signal
 from collections.abc import Callable
 
@@ -13,16 +13,16 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
-from libs.bus.kafka_backoff import Backoff
+from libs.bus.kafka.backoff import Backoff
 from libs.bus.ports import Bus
 from libs.core.errors import BusError, StoreUnavailableError
 from libs.expressions import evaluate as expressions
 from libs.runtime.adapters import build_bus, build_store
 from libs.runtime.service import Service
-from libs.telemetry import metrics
-from libs.telemetry.export import configure_tracing
 from libs.runtime.settings import CommonSettings
 from libs.store.ports import Store
+from libs.telemetry import metrics
+from libs.telemetry.export import configure_tracing
 
 log = logging.getLogger("stepline.runner")
 Build = Callable[[Store, Bus], list[Service]]

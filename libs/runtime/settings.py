@@ -37,7 +37,7 @@ class CommonSettings(BaseSettings, LimitSettings, ExpressionSettings, AiSettings
     partitions: int = Field(default=8, ge=1, le=1024)
     instance_id: str = Field(default_factory=default_instance_id)
     """This replica's id: keep it stable across restarts of one replica and unique between replicas
-    (Kafka static membership keys each consumer by it, libs/bus/kafka_membership.py)."""
+    (Kafka static membership keys each consumer by it, libs/bus/kafka/membership.py)."""
     kafka_session_timeout: float = Field(default=10.0, gt=0)
     """Seconds a Kafka consumer that stopped heartbeating (crashed) keeps its partitions; the broker
     accepts 6–1800 unless its group.min/max.session.timeout.ms say otherwise."""

@@ -3,7 +3,7 @@
 When `OTEL_EXPORTER_OTLP_ENDPOINT` is set and the `otel` extra is installed (`opentelemetry-sdk` and
 the OTLP/HTTP exporter), `configure_tracing` builds a tracer provider that batches spans to that
 endpoint; the exporter reads the other standard `OTEL_EXPORTER_OTLP_*` variables itself. The Kafka bus
-then records a PRODUCER span per publish and a CONSUMER span per handled message (kafka_tracing.py).
+then records a PRODUCER span per publish and a CONSUMER span per handled message (libs/bus/tracing.py).
 Without the endpoint, or without the extra, nothing is configured and tracing costs next to nothing.
 Only `http/protobuf` is built in; `grpc` needs `opentelemetry-exporter-otlp-proto-grpc` installed.
 """

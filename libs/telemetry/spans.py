@@ -2,7 +2,7 @@
 outbound HTTP request of an action, its child.
 
 Both are children of the current OpenTelemetry context, which the bus sets to the span of the
-message being handled (`libs/bus/kafka_tracing.py`), so they join the run's trace. Without
+message being handled (`libs/bus/tracing.py`), so they join the run's trace. Without
 `opentelemetry-api`, or with its default no-op provider (no SDK configured), `tracer()` is None and
 each helper is one function call that yields None.
 """

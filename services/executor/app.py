@@ -6,12 +6,12 @@ from collections.abc import Callable
 
 import httpx
 
+from libs.access.secret_scope import WorkspaceSecrets
 from libs.bus.ports import Bus
 from libs.contracts import topics
 from libs.runtime.service import Service, Subscription
-from libs.store.ports import Store
-from libs.access.secret_scope import WorkspaceSecrets
 from libs.secrets.vault import KeylessSecrets, open_vault
+from libs.store.ports import Store
 from services.executor.actions.registry import ActionDeps, build_registry
 from services.executor.handlers import Executor
 from services.executor.secret_use import TrackedSecrets

@@ -23,8 +23,8 @@ from typing import Any
 
 from libs.core.errors import SecretError
 from libs.core.redaction import redact_text, redact_value, secret_values
-from libs.core.secrets import SecretReader
 from libs.core.secret_refs import SecretRefs, readable_refs
+from libs.core.secrets import SecretReader
 from libs.store.ports import Completion
 
 _CACHE_LIMIT = 4096

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from libs.access.workspaces import split
-from libs.contracts import v1, wrap
+from libs.contracts import Envelope, v1, wrap
 from libs.core.definition import Workflow
 from libs.core.instants import to_iso
 from libs.core.planner import Decision
@@ -25,9 +25,10 @@ SOURCE = "stepline/scheduler"
 
 
 def stamp(workflow: Workflow, before: Run | None, decision: Decision, now: float, *,
-          sent_upto: int = 0) -> list[v1.RunEvent]:
+          sent_upto: int = 0) -> list[Envelope]:
     """The events from `before` (None: a run being inserted) to `decision.run`, which it stamps;
-    outbox entries up to `sent_upto` are known to be published and are dropped."""
+    outbox entries up to `sent_upto` are known to be published and are dropped. Returns the new
+    events' envelopes (the outbox holds them as plain data)."""
     run = decision.run
     run.node_started_at = {**run.node_started_at, **{d.node_id: now for d in decision.dispatch}}
     drafts = [*_opening(before, run), *_finished(workflow, decision, now), *_waiting(workflow, before, run),
@@ -37,8 +38,9 @@ def stamp(workflow: Workflow, before: Run | None, decision: Decision, now: float
     common = _common(run, now)
     events = [model(**common, **fields, seq=first + i) for i, (model, fields) in enumerate(drafts)]
     unsent = [raw for raw in run.outbox if int(raw["data"]["seq"]) > sent_upto]
-    run.outbox = [*unsent, *(wrap(e, source=SOURCE).model_dump() for e in events)]
-    return events
+    envelopes = [wrap(e, source=SOURCE) for e in events]
+    run.outbox = [*unsent, *(e.model_dump() for e in envelopes)]
+    return envelopes
 
 
 def _common(run: Run, now: float) -> dict[str, Any]:

@@ -117,8 +117,8 @@ class Scheduler:
         if admitting:
             saved = await self.save(workflow, run, decision)
             return None if saved is None else (saved, True)
-        run_events.stamp(workflow, None, decision, self.clock())
-        return await self._insert(workflow, decision.run, workflow.concurrencyLimit)
+        envelopes = run_events.stamp(workflow, None, decision, self.clock())
+        return await self._insert(workflow, decision.run, workflow.concurrencyLimit, envelopes)
 
     def _pending(self, workflow: Workflow, msg: v1.StartRun) -> Run:
         """The run `msg` asks for, as stored while it waits for a concurrency slot."""
@@ -135,17 +135,20 @@ class Scheduler:
 
     async def _queue(self, workflow: Workflow, pending: Run, limit: int) -> None:
         """Store a run that got no slot (`run.queued`)."""
-        run_events.stamp(workflow, None, planner.Decision(run=pending), self.clock())
-        stored, _ = await self._insert(workflow, pending, limit)
+        envelopes = run_events.stamp(workflow, None, planner.Decision(run=pending), self.clock())
+        stored, _ = await self._insert(workflow, pending, limit, envelopes)
         stored = await self.relay(stored)
         if stored.id == pending.id and not stored.queued:  # a redelivery: admitted meanwhile
             await self.ensure_dispatched(workflow, stored)
 
-    async def _insert(self, workflow: Workflow, run: Run, limit: int | None) -> tuple[Run, bool]:
-        """Insert-if-absent; when an earlier run holds the idempotency key, give back the slot (or
-        queue place) this run id took."""
+    async def _insert(self, workflow: Workflow, run: Run, limit: int | None,
+                      envelopes: list[Envelope]) -> tuple[Run, bool]:
+        """Insert-if-absent (`envelopes`: the events of its outbox); when an earlier run holds the
+        idempotency key, give back the slot (or queue place) this run id took."""
         stored, inserted = await self.store.insert_run(run)
         self.runs.put(stored)
+        if inserted:
+            self.runs.written(envelopes)
         if stored.id != run.id and limit is not None:
             await control.admit_others(self, await self.admission.release(workflow.identifier, run.id, limit))
         return stored, inserted
@@ -210,13 +213,14 @@ class Scheduler:
         """The seq-guarded write of a decision over `run`, with its events; None on a lost race."""
         now = self.clock()
         decision.run.check_at = now + self.stale_seconds
-        run_events.stamp(workflow, run, decision, now, sent_upto=self.runs.sent_upto(run.id))
+        envelopes = run_events.stamp(workflow, run, decision, now, sent_upto=self.runs.sent_upto(run.id))
         try:
             stored = await self.store.update_run(decision.run, expected_seq=run.seq)
         except ConcurrentUpdateError:
             self.runs.forget(run.id)
             return None
         self.runs.put(stored)
+        self.runs.written(envelopes)
         return stored
 
     async def carry_out(self, workflow: Workflow, run: Run, effects: Effects) -> None:
@@ -322,7 +326,7 @@ class Scheduler:
         upto = self.runs.sent_upto(run.id)
         for raw in run.outbox:
             if (seq := int(raw["data"]["seq"])) > upto:
-                await self.bus.publish(topics.RUN_EVENTS, Envelope.model_validate(raw))
+                await self.bus.publish(topics.RUN_EVENTS, self.runs.envelope(raw))
                 self.runs.mark_sent(run.id, seq)
         if not (clear and run.outbox):
             return run

@@ -6,13 +6,16 @@ node dispatched by another replica, so an outcome that looks stale against a cac
 again against the store before it is dropped.
 
 It also remembers, per run, the highest run-event `seq` this process published, so events already
-relayed are neither published again nor carried into the next outbox (handlers.relay, events.stamp).
+relayed are neither published again nor carried into the next outbox (handlers.relay, events.stamp),
+and keeps the envelopes of events it wrote and has not relayed yet, so relaying them costs no decoding.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
+from libs.contracts import Envelope
 from libs.core.run import Run
 from libs.store.ports import RunStore
 
@@ -23,6 +26,7 @@ class RunCache:
         self._size = size
         self._runs: OrderedDict[str, Run] = OrderedDict()
         self._sent: OrderedDict[str, int] = OrderedDict()
+        self._written: OrderedDict[str, Envelope] = OrderedDict()
 
     async def get(self, run_id: str, *, fresh: bool = False) -> tuple[Run, bool]:
         """The run, and whether it came from the cache (False: just read from the store)."""
@@ -52,6 +56,18 @@ class RunCache:
         self._sent.move_to_end(run_id)
         if len(self._sent) > self._size:
             self._sent.popitem(last=False)
+
+    def written(self, envelopes: list[Envelope]) -> None:
+        """Envelopes of events a write of this process stored in an outbox (stamped, then written)."""
+        for envelope in envelopes:
+            self._written[envelope.id] = envelope
+        while len(self._written) > self._size:
+            self._written.popitem(last=False)
+
+    def envelope(self, raw: dict[str, Any]) -> Envelope:
+        """The envelope of an outbox entry: the one this process wrote, or decoded from the entry."""
+        kept = self._written.pop(str(raw.get("id")), None)
+        return kept if kept is not None else Envelope.model_validate(raw)
 
     def forget(self, run_id: str) -> None:
         self._runs.pop(run_id, None)

@@ -14,11 +14,29 @@ from libs.access.keystore import ApiKeys, Workspaces
 from libs.audit.log import AuditLog
 from libs.audit.publishing import bus_publisher
 from libs.bus.ports import Bus
-from libs.store.definitions import DefinitionCache
 from libs.secrets.vault import open_vault
+from libs.store.definitions import DefinitionCache
 from libs.store.ports import Store
-from services.trigger.api import (access, agents, ai_providers, approvals, audit, catalog, control, health, hooks, human_inputs,
-                                  integrations, metrics, node_permissions, node_runs, prometheus, runs, secrets, workflows)
+from services.trigger.api import (
+    access,
+    agents,
+    ai_providers,
+    approvals,
+    audit,
+    catalog,
+    control,
+    health,
+    hooks,
+    human_inputs,
+    integrations,
+    metrics,
+    node_permissions,
+    node_runs,
+    prometheus,
+    runs,
+    secrets,
+    workflows,
+)
 from services.trigger.api.context import ApiContext
 from services.trigger.authn import AuthenticationMiddleware
 from services.trigger.authz import authorize, check_routes

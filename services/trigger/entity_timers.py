@@ -36,9 +36,9 @@ from libs.runtime.service import Subscription
 from libs.store.definitions import DefinitionCache
 from libs.store.pausing import is_paused
 from libs.store.ports import Entry, Store
-from services.trigger.polling import every
 from services.trigger.event_triggers import NODE_TYPE, condition_holds
 from services.trigger.live_triggers import LiveTrigger, live_triggers
+from services.trigger.polling import every
 from services.trigger.settings import TriggerSettings
 from services.trigger.starting import RunStarter, TriggerStart
 

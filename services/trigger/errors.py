@@ -31,7 +31,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from libs.core.pointer import from_path
 from libs.core.errors import (
     ConflictError,
     DefinitionError,
@@ -43,6 +42,7 @@ from libs.core.errors import (
     TemplateError,
     UnauthorizedError,
 )
+from libs.core.pointer import from_path
 from services.trigger.responses import ApiJSONResponse
 
 logger = logging.getLogger("stepline.trigger.api")

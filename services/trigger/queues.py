@@ -32,8 +32,8 @@ from libs.core.limits import topic_allowed
 from libs.store.definitions import DefinitionCache
 from libs.store.pausing import is_paused
 from libs.store.ports import Store
-from services.trigger.polling import every
 from services.trigger.live_triggers import LiveTrigger, live_triggers
+from services.trigger.polling import every
 from services.trigger.settings import TriggerSettings
 from services.trigger.starting import RunStarter, TriggerStart
 

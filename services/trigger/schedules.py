@@ -29,9 +29,9 @@ from libs.core.schedule import Schedule, due, next_tick, tick_iso
 from libs.store.definitions import DefinitionCache
 from libs.store.pausing import is_paused
 from libs.store.ports import Entry, Store
+from services.trigger.live_triggers import LiveTrigger, live_triggers
 from services.trigger.polling import every
 from services.trigger.settings import TriggerSettings
-from services.trigger.live_triggers import LiveTrigger, live_triggers
 from services.trigger.starting import RunStarter, TriggerStart
 
 KIND: Final = "schedule"

@@ -1,6 +1,6 @@
 """The trigger service's non-HTTP ingress, as one `Service`: catalog events, run completions
-(EVENT_TRIGGER on runs), entity timers, queue topics and schedules. Each ingress adds its subscription or loop in `build_trigger_workers`; the embedded engine
-and `python -m services.trigger` both run it."""
+(EVENT_TRIGGER on runs), entity timers, queue topics and schedules. Each ingress adds its subscription
+or loop in `build_trigger_workers`; the embedded engine and `python -m services.trigger` both run it."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from services.trigger.entity_timers import entity_timers
 from services.trigger.event_triggers import event_trigger_subscription
 from services.trigger.queues import queue_loop
 from services.trigger.run_triggers import run_trigger_subscription
-from services.trigger.schedules import schedule_loop
 from services.trigger.run_waiters import WAITERS_GROUP, WAKING, RunWaiters
+from services.trigger.schedules import schedule_loop
 from services.trigger.settings import TriggerSettings
 
 GROUP = "stepline-trigger"

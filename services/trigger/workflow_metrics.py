@@ -56,7 +56,7 @@ async def buckets_in(store: EntryStore, workflow_key: str, window: Window) -> li
 
 
 def _common_prefix(first: str, last: str) -> str:
-    size = next((i for i, (a, b) in enumerate(zip(first, last)) if a != b), min(len(first), len(last)))
+    size = next((i for i, (a, b) in enumerate(zip(first, last, strict=False)) if a != b), min(len(first), len(last)))
     return first[:size]
 
 

@@ -22,11 +22,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from libs.runtime import event_loop  # noqa: E402
 from libs.contracts import topics, v1, wrap  # noqa: E402
 from libs.contracts.envelope import Envelope  # noqa: E402
 from libs.core.run import new_run_id  # noqa: E402
 from libs.core.versioning import WorkflowRecord  # noqa: E402
+from libs.runtime import event_loop  # noqa: E402
 from libs.runtime.egress import guarded_client  # noqa: E402
 from stepline.embedded import Engine  # noqa: E402
 from stepline.settings import EmbeddedSettings  # noqa: E402

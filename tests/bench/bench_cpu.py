@@ -4,7 +4,8 @@ survives a noisy machine (wall-clock figures swing ±30 % here; process CPU per 
     .venv/bin/python tests/bench/bench_cpu.py chain|fan [--runs N] [--in-flight K]
 
 To compare two commits, run it in a worktree of each, alternately:
-    git worktree add /tmp/base <commit> && cd /tmp/base && PYTHONPATH=/tmp/base /work/main/.venv/bin/python tests/bench/bench_cpu.py fan
+    git worktree add /tmp/base <commit> && cd /tmp/base && \\
+        PYTHONPATH=/tmp/base /work/main/.venv/bin/python tests/bench/bench_cpu.py fan
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_embedded as bench  # noqa: E402
+
 from libs.runtime import event_loop  # noqa: E402
 from stepline.embedded import Engine  # noqa: E402
 from stepline.settings import EmbeddedSettings  # noqa: E402

@@ -1,6 +1,6 @@
 """`make bench`, second half: distributed-mode throughput and dispatch latency.
 
-Starts a development Kafka broker and FerretDB (`stepline.devinfra`, cached in `<repo>/.cache/infra`,
+Starts a development Kafka broker and FerretDB (`devinfra`, cached in `<repo>/.cache/infra`,
 data in a temporary directory, free loopback ports), then trigger, scheduler, two executors and
 notifier as separate OS processes, and drives the workflows of `bench_embedded` through the HTTP API
 with a closed loop of concurrent runs: each one is started by `POST /v1/workflows/{id}/runs` and
@@ -43,18 +43,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from bench_embedded import chain, fan
-from cpu_usage import CpuMeter, tree_cpu, process_cpu
+from cpu_usage import CpuMeter, process_cpu, tree_cpu
+
 from libs.access.keystore import ApiKeys, Workspaces
 from libs.bus.kafka import KafkaBus
-from libs.runtime.adapters import build_store
-from libs.runtime.settings import CommonSettings
 from libs.contracts import topics, v1
 from libs.contracts.envelope import Envelope
-from stepline.devinfra import DevInfra, InfraError, Server, free_port
+from libs.runtime.adapters import build_store
+from libs.runtime.settings import CommonSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT))  # devinfra/ is not installed: it is imported from the checkout
+
+from devinfra import DevInfra, InfraError, Server, free_port  # noqa: E402
+
 CACHE_DIR = REPO_ROOT / ".cache" / "infra"
 SERVICES: dict[str, dict[str, str]] = {
     "trigger": {}, "scheduler": {}, "executor-1": {"STEPLINE_INSTANCE_ID": "e1"},
@@ -286,7 +289,8 @@ def print_table(rows: list[Row], runs: int) -> None:
     backend = "PostgreSQL" if rows and "postgres" in rows[0].cpu else "SQLite"
     print(f"\nDistributed mode — {runs} runs per row, Kafka + FerretDB ({backend} backend), trigger, scheduler, "
           f"2 executors and notifier as separate processes, {PARTITIONS} partitions, runs started over HTTP\n")
-    print(f"{'workflow':<10} {'in flight':>9} {'runs':>5} {'ok':>5} {'seconds':>8} {'runs/s':>8} {'nodes/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
+    print(f"{'workflow':<10} {'in flight':>9} {'runs':>5} {'ok':>5} {'seconds':>8} {'runs/s':>8} {'nodes/s':>8} "
+          f"{'p50 ms':>7} {'p99 ms':>7}")
     for r in rows:
         print(f"{r.workflow:<10} {r.in_flight:>9} {r.runs:>5} {r.ok:>5} {r.seconds:>8.2f} {r.runs_per_s:>8.1f} "
               f"{r.nodes_per_s:>8.0f} {statistics.median(r.latencies_ms):>7.2f} {p99(r.latencies_ms):>7.2f}")

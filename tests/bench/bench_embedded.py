@@ -14,6 +14,7 @@ import asyncio
 import statistics
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ def chain(n: int) -> dict[str, Any]:
                          for i in range(n)]
     ids = [x["identifier"] for x in nodes]
     return {"identifier": f"chain-{n}", "nodes": nodes,
-            "connections": [{"sourceIdentifier": a, "targetIdentifier": b} for a, b in zip(ids, ids[1:])]}
+            "connections": [{"sourceIdentifier": a, "targetIdentifier": b} for a, b in pairwise(ids)]}
 
 
 def fan(n: int) -> dict[str, Any]:
@@ -58,7 +59,8 @@ async def bench(engine: Engine, definition: dict[str, Any], runs: int, concurren
     engine.bus.subscribe(topics.RUN_EVENTS, f"bench-{definition['identifier']}", on_event)
     await engine.start()
     now = time.time()
-    await engine.store.create_workflow(WorkflowRecord(identifier=definition["identifier"], created_at=now, updated_at=now), definition)
+    record = WorkflowRecord(identifier=definition["identifier"], created_at=now, updated_at=now)
+    await engine.store.create_workflow(record, definition)
     ids: list[str] = []
 
     async def start_one() -> None:
@@ -107,7 +109,8 @@ async def main(runs: int, levels: list[int]) -> None:
                     await engine.stop()
                 rows.append({**row, "in_flight": concurrency})
     print(f"\nEmbedded mode — {runs} runs per row, SQLite + in-memory bus, one process\n")
-    print(f"{'workflow':<10} {'in flight':>9} {'runs':>5} {'ok':>5} {'seconds':>8} {'runs/s':>8} {'nodes/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
+    print(f"{'workflow':<10} {'in flight':>9} {'runs':>5} {'ok':>5} {'seconds':>8} {'runs/s':>8} {'nodes/s':>8} "
+          f"{'p50 ms':>7} {'p99 ms':>7}")
     for r in rows:
         print(f"{r['workflow']:<10} {r['in_flight']:>9} {r['runs']:>5} {r['ok']:>5} {r['seconds']:>8.2f} {r['runs_per_s']:>8.1f} "
               f"{r['nodes_per_s']:>8.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}")

@@ -7,6 +7,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from libs.core import templates
@@ -46,8 +47,8 @@ async def main(rounds: int = 2000) -> None:
     print(f"{'expression':40} {'unbounded µs':>13} {'bounded µs':>11}  path")
     for name, expression, context in CASES:
         await expressions.evaluate(expression, context, at="/bench")  # start a worker, fill caches
-        before = timed(lambda: templates.evaluate(expression, context), rounds)
-        after = await atimed(lambda: expressions.evaluate(expression, context, at="/bench"), rounds)
+        before = timed(partial(templates.evaluate, expression, context), rounds)
+        after = await atimed(partial(expressions.evaluate, expression, context, at="/bench"), rounds)
         path = "in-process" if "worker" not in name else "worker"
         print(f"{name:40} {before:13.1f} {after:11.1f}  {path}")
     expressions.shutdown()

@@ -11,7 +11,7 @@ timestamps; a restart includes starting the replacement process, ~1 s of Python 
 
     .venv/bin/python tests/bench/bench_recovery.py [--session 10] [--rounds 3] [--bootstrap HOST:PORT]
 
-Without `--bootstrap` a development broker is started (`stepline.devinfra`, data in a temporary
+Without `--bootstrap` a development broker is started (`devinfra`, data in a temporary
 directory) and stopped afterwards.
 """
 
@@ -31,7 +31,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
-from stepline.devinfra import DevInfra, free_port  # noqa: E402
+from devinfra import DevInfra, free_port  # noqa: E402
 from tests.contract.kafka_members import Member  # noqa: E402
 
 ALL = set(range(8))

@@ -41,9 +41,9 @@ class Chaos:
 
     cluster: Cluster
     broker: Any
-    """The broker's `stepline.devinfra.Server`."""
+    """The broker's `devinfra.Server`."""
     store: Any
-    """FerretDB's `stepline.devinfra.Server`."""
+    """FerretDB's `devinfra.Server`."""
     incarnations: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REPLICAS, 1))
     injected: list[tuple[float, float, str]] = field(default_factory=list)
     """(wall-clock start, seconds it took, what) of every fault."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 
 from tests.chaos.workload import Tracked
 
@@ -40,7 +41,7 @@ def longest_stall(runs: list[Tracked]) -> tuple[float, float]:
     spans = [(t.sent_at, ended(t) or math.inf) for t in runs if t.sent_at]
     times = progress(runs)
     worst = (0.0, 0.0)
-    for before, now in zip(times, times[1:]):
+    for before, now in pairwise(times):
         waiting = [sent for sent, end in spans if sent < now <= end]
         if waiting and now - max(before, min(waiting)) > worst[0]:
             worst = (now - max(before, min(waiting)), now)

@@ -131,7 +131,7 @@ async def _serve(bootstrap: str, replica: str, group: str, session: float, stati
 
 def main(argv: list[str]) -> None:
     bootstrap, replica, group, session, static, *topics = argv
-    logger = logging.getLogger("libs.bus.kafka_consumer")
+    logger = logging.getLogger("libs.bus.kafka.consumer")
     logger.setLevel(logging.INFO)
     logger.addHandler(_Partitions())
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from libs.core.errors import (ConcurrentUpdateError, ConflictError, InputError, NotFoundError)
+from libs.core.errors import ConcurrentUpdateError, ConflictError, InputError, NotFoundError
 from libs.core.run import LogEntry, NodeRun, Run, TriggerInfo, node_run_id, node_run_key
 from libs.core.versioning import LIVE_TAG, WorkflowRecord
 from libs.store.ports import ClaimOutcome, Completion, RunFilter, Store, Timer

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from libs.bus.dead_letter import DEAD_LETTER_TYPE
 from libs.bus.kafka import KafkaBus
-from libs.bus.kafka_partitioner import crc32_partitioner
+from libs.bus.kafka.partitioner import crc32_partitioner
 from libs.bus.memory import partition_for
 from libs.bus.ports import Bus
 from libs.contracts import topics, v1
@@ -30,9 +30,9 @@ from libs.contracts.envelope import Envelope
 from libs.core.errors import BusError
 from libs.telemetry.propagation import is_valid
 from tests.conftest import free_port
+from tests.infra_fixtures import KafkaBroker
 
 from .bus_contract import BusContract, DeadLetters, Recorder, msg
-from tests.infra_fixtures import KafkaBroker
 
 pytestmark = pytest.mark.kafka
 
@@ -189,7 +189,7 @@ async def test_a_poison_record_is_dead_lettered_and_its_partition_moves_on(
 
     assert [e.id for e in await handled.wait_for_count(1)] == [good.id]
     letters = await dlq.wait_for(lambda seen: len(seen) >= 2)
-    for offset, (letter, value) in enumerate(zip(letters, raw)):
+    for offset, (letter, value) in enumerate(zip(letters, raw, strict=False)):
         assert (letter.type, letter.subject) == (DEAD_LETTER_TYPE, "run-p")
         assert base64.b64decode(letter.data["raw_base64"]) == value
         assert letter.data | {"raw_base64": None, "error_message": None} == {

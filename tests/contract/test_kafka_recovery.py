@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from libs.bus.kafka import KafkaBus
-from libs.bus.kafka_outage_log import INTERVAL, QUIET
+from libs.bus.kafka.outage_log import INTERVAL, QUIET
 from libs.bus.memory import partition_for
 from libs.contracts.envelope import Envelope
 from libs.core.errors import BusError

@@ -15,9 +15,10 @@ from pymongo.errors import ServerSelectionTimeoutError
 
 from libs.core.errors import StoreError, StoreUnavailableError
 from libs.store.mongo import MongoStore
-from libs.store.mongo_documents import decode, encode
+from libs.store.mongo.documents import decode, encode
 from libs.store.ports import Completion, Store
 from tests.conftest import free_port
+
 from .store_contract import DEFINITION, LEASE, NOW, StoreContract, log, node_run, run, workflow
 
 pytestmark = pytest.mark.mongo

@@ -10,6 +10,7 @@ import pytest
 from libs.core.errors import StoreUnavailableError
 from libs.store.ports import Store
 from libs.store.sqlite import SqliteStore
+
 from .store_contract import StoreContract, run
 
 

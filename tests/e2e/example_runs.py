@@ -161,7 +161,7 @@ async def start(client: httpx.AsyncClient, planned: list[Planned]) -> list[str]:
 async def approve_all(client: httpx.AsyncClient, target: Target, planned: list[Planned],
                       run_ids: list[str]) -> None:
     """Answer each approval request, as the approving service would: PATCH the waiting node run."""
-    pending = {run_id: p.approval for p, run_id in zip(planned, run_ids) if p.approval is not None}
+    pending = {run_id: p.approval for p, run_id in zip(planned, run_ids, strict=True) if p.approval is not None}
     await target.wait_for(APPROVAL_PATH, count=len(pending), timeout=120)
     for request in [r for r in target.requests if r["path"] == APPROVAL_PATH]:
         output = pending.pop(request["headers"]["x-stepline-run-id"])
@@ -187,7 +187,7 @@ def verify(planned: list[Planned], runs: list[Run]) -> dict[str, int]:
               "completed_twice": sum(1 for n in completions.values() if n > 1)}
     assert (report["completed"], report["lost"], report["completed_twice"]) == (len(runs), 0, 0), report
     assert not unfinished, f"node runs of completed runs that are not COMPLETED: {unfinished[:10]}"
-    for p, run in zip(planned, runs):
+    for p, run in zip(planned, runs, strict=True):
         assert (run["result"], run["workflow"]["identifier"]) == ("SUCCESS", p.workflow), (run["identifier"], run["result"])
         assert {node for (rid, node) in completions if rid == run["identifier"]} == p.executed, run["identifier"]
         p.check(run)

@@ -11,6 +11,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +58,11 @@ def workflow(base_url: str) -> dict[str, Any]:
         return {"identifier": ident, "config": {"type": "WEBHOOK", "url": f"{base_url}/slow/20/{ident}",
                                                 "body": {"run": "{{ .run.id }}"}}}
     nodes = [{"identifier": "trigger", "config": {"type": "SELF_SERVE_TRIGGER", "userInputs": {"properties": {}}}},
-             hook("a"), hook("b"), {"identifier": "c", "config": {"type": "TRANSFORM", "expression": ".outputs.b.response.status"}}]
+             hook("a"), hook("b"),
+             {"identifier": "c", "config": {"type": "TRANSFORM", "expression": ".outputs.b.response.status"}}]
     ids = [n["identifier"] for n in nodes]
     return {"identifier": "crashy", "nodes": nodes,
-            "connections": [{"sourceIdentifier": x, "targetIdentifier": y} for x, y in zip(ids, ids[1:])]}
+            "connections": [{"sourceIdentifier": x, "targetIdentifier": y} for x, y in pairwise(ids)]}
 
 
 async def test_sigkill_in_the_middle_then_restart(tmp_path: Path, target: Target) -> None:

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +112,7 @@ def chain(ident: str, *steps: dict[str, Any]) -> dict[str, Any]:
              *steps]
     ids = [n["identifier"] for n in nodes]
     return {"identifier": ident, "nodes": nodes,
-            "connections": [{"sourceIdentifier": x, "targetIdentifier": y} for x, y in zip(ids, ids[1:])]}
+            "connections": [{"sourceIdentifier": x, "targetIdentifier": y} for x, y in pairwise(ids)]}
 
 
 def hook(ident: str, url: str) -> dict[str, Any]:
@@ -185,7 +186,8 @@ async def test_executor_sigkilled_mid_node(tmp_path: Path, target: Target, kafka
     runs_n, wf = 10, new_id("faults-exec")
     slow = "/slow/1500/x"
     async with running(tmp_path, kafka_broker.bootstrap, mongo_url) as (c, client):
-        assert (await client.post("/v1/workflows", json=chain(wf, hook("slow", target.base_url + slow), noop("after")))).status_code == 201
+        flow = chain(wf, hook("slow", target.base_url + slow), noop("after"))
+        assert (await client.post("/v1/workflows", json=flow)).status_code == 201
         run_ids = await start_runs(client, wf, runs_n)
         await target.wait_for(slow, count=3, timeout=30)
         leases = await running_leases(c.env)

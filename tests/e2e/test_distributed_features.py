@@ -21,8 +21,8 @@ import pytest
 from libs.bus.kafka import KafkaBus
 from libs.contracts import topics
 from libs.contracts.envelope import Envelope
-from libs.secrets.cipher import generate_key
 from libs.core.webhook_signatures import sign
+from libs.secrets.cipher import generate_key
 from tests.auth_helpers import bearer, key_in_store, user_headers
 from tests.conftest import Target, free_port
 from tests.e2e.test_distributed import cluster, database_of, wait_api

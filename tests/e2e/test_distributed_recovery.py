@@ -24,14 +24,13 @@ import pytest
 from libs.contracts import topics
 from tests.conftest import Target, free_port
 from tests.e2e.test_distributed import wait_api
-from tests.e2e.test_distributed_faults import (Cluster, await_finished, chain, check, hook, new_id, noop,
-                                                report, start_runs)
+from tests.e2e.test_distributed_faults import Cluster, await_finished, chain, check, hook, new_id, noop, report, start_runs
 from tests.infra_fixtures import KafkaBroker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.mongo]
 PARTITIONS = 4
 """For topics this test creates; a topic that exists keeps its count (another test may have made it)."""
-EVENT = re.compile(r"libs\.bus\.kafka_consumer: (?P<topic>[^:]+):(?P<group>[^:]+): (?P<change>assigned|revoked) "
+EVENT = re.compile(r"libs\.bus\.kafka\.consumer: (?P<topic>[^:]+):(?P<group>[^:]+): (?P<change>assigned|revoked) "
                    r"(?P<partitions>\[[0-9, ]*\])")
 
 

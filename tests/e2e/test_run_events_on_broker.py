@@ -106,7 +106,7 @@ async def test_a_dashboard_follows_200_runs_through_a_scheduler_sigkill(
             for name, flow in flows.items():
                 assert (await client.post("/v1/workflows", json={**flow, "identifier": name})).status_code == 201
             every: set[str] = set()
-            for name, count in zip(flows, (PLAIN, RETRIED, CANCELLED)):
+            for name, count in zip(flows, (PLAIN, RETRIED, CANCELLED), strict=True):
                 for _ in range(count // 40):
                     every |= set(await start_runs(client, name, 40))
             await unless_failed(dashboard.until_completed(every, at_least=40), reader, canceller)

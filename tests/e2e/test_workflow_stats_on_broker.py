@@ -116,7 +116,7 @@ async def half(client: httpx.AsyncClient, c: Cluster, workflow: str) -> list[dic
                                           for o in OUTCOMES[batch:batch + 25]))
     assert all(r.status_code in (201, 202) for r in started), [r.text for r in started if r.status_code >= 300]
     ids = [r.json()["workflowRun"]["identifier"] for r in started]
-    for run_id, outcome in zip(ids, OUTCOMES):
+    for run_id, outcome in zip(ids, OUTCOMES, strict=True):
         if outcome == "wait":
             assert (await client.post(f"/v1/workflows/runs/{run_id}/cancel")).status_code in (200, 202)
     runs = await await_finished(client, ids, c, within=120.0)

@@ -1,4 +1,4 @@
-"""`stepline.devinfra` against the real servers: Kafka (KRaft) and FerretDB on free loopback ports.
+"""`devinfra` against the real servers: Kafka (KRaft) and FerretDB on free loopback ports.
 
 Opt-in for now: the first run fetches Kafka's jars with Maven and builds FerretDB with Go (about
 1.5 minutes from empty caches, cached in `.cache/infra` afterwards). Run with
@@ -22,7 +22,7 @@ if "1" not in (os.environ.get("STEPLINE_INFRA_TESTS"), os.environ.get("STEPLINE_
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: E402
 from pymongo import AsyncMongoClient  # noqa: E402
 
-from stepline.devinfra import (  # noqa: E402
+from devinfra import (  # noqa: E402
     DevInfra,
     InfraError,
     MissingToolError,

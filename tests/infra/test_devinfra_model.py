@@ -1,4 +1,4 @@
-"""`stepline.devinfra.model`: the local language model's server and its command line, for real (the
+"""`devinfra.model`: the local language model's server and its command line, for real (the
 build is cached in `.cache/infra/model`; the session fixture `local_model` builds it if needed, or
 skips, or fails under `STEPLINE_REQUIRE_INFRA=1`)."""
 
@@ -13,17 +13,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stepline.devinfra import DevInfra, free_port
-from stepline.devinfra.model import MODEL_ANSWER_TOKENS, MODEL_NAME
-from stepline.devinfra.ports import port_free
+from devinfra import DevInfra, free_port
+from devinfra.model import MODEL_ANSWER_TOKENS, MODEL_NAME
+from devinfra.ports import port_free
 from tests.infra_fixtures import CACHE_DIR, LocalModel
 
 pytestmark = [pytest.mark.model, pytest.mark.timeout(300)]
 
 
 def devinfra(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "stepline.devinfra", "model", *args], capture_output=True,
-                          text=True, timeout=180, check=False)
+    """`python -m devinfra model ...` from the repository root (devinfra/ is not installed)."""
+    return subprocess.run([sys.executable, "-m", "devinfra", "model", *args], capture_output=True,
+                          text=True, timeout=180, check=False, cwd=Path(__file__).resolve().parents[2])
 
 
 def chat(model: LocalModel, **extra: object) -> dict[str, object]:

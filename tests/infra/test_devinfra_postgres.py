@@ -1,4 +1,4 @@
-"""FerretDB on its PostgreSQL backend: the private PostgreSQL server `stepline.devinfra` starts for it,
+"""FerretDB on its PostgreSQL backend: the private PostgreSQL server `devinfra` starts for it,
 its life tied to FerretDB's (a FerretDB restart keeps it and the data, a stop stops it), and the
 choice of backend."""
 
@@ -15,9 +15,9 @@ pytest.importorskip("pymongo")
 
 from pymongo import MongoClient  # noqa: E402
 
-from stepline.devinfra import DevInfra, InfraError, Server, default_cache_dir, free_port  # noqa: E402
-from stepline.devinfra.ferretdb import ferretdb_backend  # noqa: E402
-from stepline.devinfra.postgres import RunAs, find_postgres_bin  # noqa: E402
+from devinfra import DevInfra, InfraError, Server, default_cache_dir, free_port  # noqa: E402
+from devinfra.ferretdb import ferretdb_backend  # noqa: E402
+from devinfra.postgres import RunAs, find_postgres_bin  # noqa: E402
 
 pytestmark = [pytest.mark.mongo, pytest.mark.timeout(300)]
 

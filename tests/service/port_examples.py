@@ -1,5 +1,6 @@
 """The 32 workflow definitions Port published (read from `shared/reference/port-examples/` in a parent
-directory of the checkout, or `STEPLINE_PORT_EXAMPLES`; never copied), what each is expected to do in Stepline, and the loopback echo server their edited copies call.
+directory of the checkout, or `STEPLINE_PORT_EXAMPLES`; never copied), what each is expected to do in
+Stepline, and the loopback echo server their edited copies call.
 
 `VALIDATION` names every example that does not validate unchanged, with the pointers of its issues and
 the reason; every other example must validate with no issue at all. `CASES` says how each edited copy

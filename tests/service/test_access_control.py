@@ -16,7 +16,7 @@ from libs.store.ports import RunFilter
 from services.trigger.app import build_app
 from tests.auth_helpers import bearer, user_headers
 from tests.conftest import Target
-from tests.service.test_embedded_runs import chain, create, node_runs, wait_run, webhook
+from tests.service.test_embedded_runs import chain, create, wait_run, webhook
 from tests.service.test_waiting_nodes import decision_path, node, run_of, start, until_waiting
 
 

@@ -5,8 +5,8 @@ it stops, and that the key is read from the secret reader on every call."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -79,7 +79,7 @@ async def test_retries_stop_at_the_limit_as_a_retryable_failure(http: httpx.Asyn
 async def test_a_retry_after_beyond_the_bound_fails_at_once(http: httpx.AsyncClient, model: ScriptedModel) -> None:
     waits: list[float] = []
     chat, _ = client_for(http, model, waits, ai_max_retry_after_seconds=5)
-    later = format_datetime(datetime.now(timezone.utc) + timedelta(minutes=10), usegmt=True)
+    later = format_datetime(datetime.now(UTC) + timedelta(minutes=10), usegmt=True)
     model.script(Failure(503, {"Retry-After": later}))
     with pytest.raises(ActionError, match="Retry-After .*s is beyond ai_max_retry_after_seconds") as caught:
         await chat.chat(chat.provider("p"), HI)
@@ -90,7 +90,7 @@ def test_retry_after_reads_seconds_and_dates() -> None:
     assert retry_after({"retry-after": "3"}) == 3.0
     assert retry_after({"retry-after": "soon"}) is None
     assert retry_after({}) is None
-    past = format_datetime(datetime.now(timezone.utc) - timedelta(minutes=1), usegmt=True)
+    past = format_datetime(datetime.now(UTC) - timedelta(minutes=1), usegmt=True)
     assert retry_after({"retry-after": past}) == 0.0
 
 

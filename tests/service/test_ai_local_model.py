@@ -1,5 +1,5 @@
 """AI steps against a real language model: SmolLM2-135M-Instruct served by llama-cpp-python on loopback
-(the session fixture `local_model`, tests/infra_fixtures.py; built and cached by `stepline.devinfra`).
+(the session fixture `local_model`, tests/infra_fixtures.py; built and cached by `devinfra`).
 
 A 135M model is weak, so these tests assert what the engine guarantees, never the model's wisdom: the
 call was made and its token usage recorded, the answer and the transcript are stored in the node run's

@@ -96,7 +96,7 @@ async def test_every_expression_field_is_bounded_and_named(api: httpx.AsyncClien
         await create(api, chain(name, node))
     started = [await start(api, name) for name in nodes]
     runs = await asyncio.gather(*(wait_run(api, run_id) for run_id in started))
-    for run, (node, pointer) in zip(runs, nodes.values()):
+    for run, (_, pointer) in zip(runs, nodes.values(), strict=True):
         failed_with(run, "x", pointer)
     assert target.hits["/never"] == 0
 

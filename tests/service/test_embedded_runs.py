@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ def trigger() -> dict[str, Any]:
 def chain(identifier: str, *nodes: dict[str, Any], connections: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     ids = ["trigger"] + [n["identifier"] for n in nodes]
     conns = connections if connections is not None else [
-        {"sourceIdentifier": a, "targetIdentifier": b} for a, b in zip(ids, ids[1:])]
+        {"sourceIdentifier": a, "targetIdentifier": b} for a, b in pairwise(ids)]
     return {"identifier": identifier, "nodes": [trigger(), *nodes], "connections": conns}
 
 
@@ -245,7 +246,8 @@ async def test_notification_url_receives_run_events(api: httpx.AsyncClient, targ
     run = await run_to_end(api, "notified")
     events = await target.wait_for("/notify", count=2)
     assert [e["body"]["type"] for e in events] == ["run.started", "run.completed"]
-    assert [e["body"]["id"] for e in events] == [f"{run['identifier']}/1", f"{run['identifier']}/{events[1]['body']['data']['seq']}"]
+    last_seq = events[1]["body"]["data"]["seq"]
+    assert [e["body"]["id"] for e in events] == [f"{run['identifier']}/1", f"{run['identifier']}/{last_seq}"]
     assert all(e["body"]["subject"] == run["identifier"] and e["body"]["specversion"] == "1.0" for e in events)
     assert events[1]["body"]["data"]["result"] == "SUCCESS"
     assert events[0]["headers"]["content-type"] == "application/cloudevents+json"

@@ -11,12 +11,12 @@ from typing import Any
 
 import httpx
 
-from stepline.cli_render import log_lines
+from stepline.cli.render import log_lines
 from tests.conftest import Target
 from tests.service.test_embedded_runs import chain, create, node_runs, run_to_end, wait_run, webhook
 from tests.service.test_run_control import start as start_run
 from tests.service.test_run_control import waiting_hook
-from tests.service.test_waiting_nodes import (approval_workflow, decide, decision_path, start, until_waiting)
+from tests.service.test_waiting_nodes import approval_workflow, decide, decision_path, start, until_waiting
 
 
 def engine_lines(node_run: dict[str, Any]) -> list[str]:

@@ -19,8 +19,8 @@ from opentelemetry.sdk.trace import ReadableSpan  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 from tests.conftest import Target  # noqa: E402
-from tests.span_recording import recorded_spans  # noqa: E402
 from tests.service.test_embedded_runs import chain, create, run_to_end, webhook  # noqa: E402
+from tests.span_recording import recorded_spans  # noqa: E402
 
 
 @pytest.fixture

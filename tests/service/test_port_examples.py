@@ -121,7 +121,7 @@ async def test_example_is_applied_unchanged(port_api: httpx.AsyncClient, name: s
     assert created.status_code == 201, created.text
     shown = (await port_api.get(f"/v1/workflows/{definition['identifier']}")).json()["workflow"]
     assert [n["identifier"] for n in shown["nodes"]] == [n["identifier"] for n in definition["nodes"]]
-    for sent, got in zip(definition["nodes"], shown["nodes"]):
+    for sent, got in zip(definition["nodes"], shown["nodes"], strict=True):
         kept = {k: v for k, v in sent.items() if k in ("links", "verbose", "category", "title", "icon")}
         assert {k: got.get(k) for k in kept} == kept, "Port's display fields are kept"
 

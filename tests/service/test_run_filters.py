@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from libs.core.instants import parse_instant
-from stepline.cli_commands import since_instant
+from stepline.cli.commands import since_instant
 from tests.auth_helpers import user_headers
 from tests.service.test_embedded_runs import chain, create, wait_run
 

@@ -17,18 +17,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.auth_helpers import new_key
 from libs.bus.memory import MemoryBus
 from libs.contracts import topics, v1
 from libs.contracts.envelope import Envelope
 from libs.core.definition import Node, Workflow
-from libs.core.errors import ConflictError
+from libs.core.errors import ConflictError, NotFoundError
 from libs.core.run import NodeRun, Run, TriggerInfo, node_run_id, node_run_key
 from libs.store.ports import Completion, RunFilter
 from libs.store.sqlite import SqliteStore
 from services.trigger.app import build_app
 from services.trigger.settings import TriggerSettings
 from services.trigger.starting import self_serve_trigger
+from tests.auth_helpers import new_key
 
 NOW = 1_700_000_000.0
 USER = "alice@example.com"
@@ -337,7 +337,7 @@ async def test_invalid_new_version_leaves_the_workflow_unchanged(h: Harness) -> 
     await create(h)
     response = await h.api.put("/v1/workflows/deploy-service", json=bad_jq())
     assert_error(response, 422, "invalid_definition")
-    with pytest.raises(Exception):
+    with pytest.raises(NotFoundError):
         await h.store.get_version("deploy-service", 2)
     assert (await h.store.get_workflow("deploy-service")).tags == {"$LIVE": 1}
 

@@ -2,7 +2,7 @@
 default answer length: a chat completion request that sets no `max_tokens` gets at most
 `--max_answer_tokens` tokens (default 256) instead of whatever is left of the context.
 
-Run by `stepline.devinfra.model` with the interpreter of the model's own virtual environment (this
+Run by `devinfra.model` with the interpreter of the model's own virtual environment (this
 file imports only llama_cpp). A 135M model may ramble, in JSON mode especially, until the context is
 full: minutes on a small CPU for one call, and no room left for a repair turn.
 """

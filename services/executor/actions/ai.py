@@ -72,7 +72,7 @@ class AiAction:
         messages = [Message("system", system)] if system else []
         messages.append(Message("user", user))
         scanned = [await _scanned(request.guardrails.scan_input(m.content, revealed_values()), log) for m in messages]
-        return _replace(request, messages=tuple(Message(m.role, s) for m, s in zip(messages, scanned)))
+        return _replace(request, messages=tuple(Message(m.role, s) for m, s in zip(messages, scanned, strict=True)))
 
     async def _converse(self, data: ActionInput, request: ChatRequest, log: NodeLog) -> ToolLoopResult:
         """One model call, or the tool loop when the step has tools."""

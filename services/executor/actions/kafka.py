@@ -18,7 +18,6 @@ from libs.core.errors import ActionError, BusError
 from libs.core.limits import Limits, topic_problem
 from services.executor.actions.base import ActionInput, ActionResult
 
-
 DEFAULT_RUNS_TOPIC = "port.runs"
 
 

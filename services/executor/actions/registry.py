@@ -22,8 +22,8 @@ from services.executor.actions.foreach import ForeachAction
 from services.executor.actions.human_input import InputAction
 from services.executor.actions.integration import IntegrationAction
 from services.executor.actions.kafka import KafkaAction
-from services.executor.actions.mcp import McpAction
 from services.executor.actions.logic import ConditionAction, NoopAction, TransformAction
+from services.executor.actions.mcp import McpAction
 from services.executor.actions.notify import NotifyAction
 from services.executor.actions.smtp_mail import SmtpMailer
 from services.executor.actions.sub_workflow import SubWorkflowAction

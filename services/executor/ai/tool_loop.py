@@ -3,9 +3,9 @@
 - Before every model call and every tool call the loop asks whether the run was cancelled, and stops
   there (a cancelled run stops the loop at its next step).
 - Each tool call is one node log line: the step, the tool, its arguments and its duration (the lines
-  are stored with the attempt's completion, where every secret the attempt revealed is masked). A tool's failure (an `ActionError`: an unknown tool, bad
-  arguments, an MCP tool error) is given back to the model as the result `{"error": ...}`, so it can
-  recover; anything else fails the attempt.
+  are stored with the attempt's completion, where every secret the attempt revealed is masked).
+  A tool's failure (an `ActionError`: an unknown tool, bad arguments, an MCP tool error) is given back
+  to the model as the result `{"error": ...}`, so it can recover; anything else fails the attempt.
 - Every tool result passes the caller's `scan` (the guardrails' prompt-injection scan) before the
   model sees it.
 - The transcript (every message, in order), the summed usage and the tool calls are the result, and

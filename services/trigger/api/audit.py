@@ -6,14 +6,14 @@ Owners read every workspace's records (or one, with `workspace=`); everyone else
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
+from libs.access.principal import Principal
 from libs.audit.chain import AuditAction
 from libs.audit.log import AuditLog, AuditQuery
-from libs.access.principal import Principal
 from services.trigger.api.context import Caller, Context
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -33,7 +33,7 @@ Reader = Annotated[AuditLog, Depends(reader)]
 def _epoch(moment: datetime | None) -> float | None:
     if moment is None:
         return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def scope(caller: Principal, workspace: str | None) -> str | None:

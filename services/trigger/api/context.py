@@ -21,6 +21,7 @@ from services.trigger.run_waiters import RunWaiters
 from services.trigger.settings import TriggerSettings
 from services.trigger.starting import RunStarter
 
+
 class AuditSink(Protocol):
     async def record(self, caller: Principal | None, action: str, target: str, details: dict[str, Any]) -> None: ...
 

@@ -4,8 +4,8 @@ Each answer is `{button, inputs}` from the API key's user, who must be one of th
 (approvers are identified the same way, services/trigger/approval.py). Answers are kept in the entry
 store (kind `input-responses`, keyed by the node run, appended by compare-and-set), so each responder
 answers once. When an outlet's quorum is met the node is completed with that outlet as its branch and
-`{outlet, responses (those that pressed its button), allResponses}` as its output; a later answer is refused (409) and re-sends that completion, in
-case the first one was lost."""
+`{outlet, responses (those that pressed its button), allResponses}` as its output; a later answer is
+refused (409) and re-sends that completion, in case the first one was lost."""
 
 from __future__ import annotations
 

@@ -17,10 +17,10 @@ from libs.core.run import LogEntry, NodeRun
 from libs.core.secret_refs import readable_refs
 from libs.expressions import evaluate as expressions
 from services.trigger import presenters
-from services.trigger.approval import refuse_patch
 from services.trigger.api import scope
 from services.trigger.api.context import ApiContext, Context, MaybeCaller
 from services.trigger.api.models import LogsBody, NodeRunPatch
+from services.trigger.approval import refuse_patch
 from services.trigger.completion import Decision, Patch, complete_message, decide
 from services.trigger.patch_limits import refuse_over_limits
 from services.trigger.publishing import send_command

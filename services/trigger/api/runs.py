@@ -10,11 +10,11 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query
 from starlette.responses import Response
 
 from libs.access.principal import DEFAULT_WORKSPACE, Principal
-from libs.store.ports import RunFilter
-from services.trigger import presenters
 from libs.access.workspaces import scoped
 from libs.core.instants import parse_instant
 from libs.core.run import Run
+from libs.store.ports import RunFilter
+from services.trigger import presenters
 from services.trigger.api import scope
 from services.trigger.api.context import ApiContext, Caller, Context
 from services.trigger.api.models import RunResultName, RunStatusName, StartRunBody, VersionNumber

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from libs.bus.kafka_codec import decode, encode
+from libs.bus.kafka.codec import decode, encode
 from libs.catalog.events import InvalidCatalogEventError, event_of
 from libs.contracts import cloudevents, topics, v1
 from libs.contracts.envelope import Envelope

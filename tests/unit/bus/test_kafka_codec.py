@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from libs.bus.kafka_codec import Header, PoisonMessageError, accepts_external, decode, encode
+from libs.bus.kafka.codec import Header, PoisonMessageError, accepts_external, decode, encode
 from libs.contracts import topics, v1
 from libs.contracts.envelope import Envelope
 

@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from libs.bus.kafka_backoff import Backoff
-from libs.bus.kafka_membership import MAX_ID, static_id
-from libs.bus.kafka_outage_log import QUIET, OutageLimiter
+from libs.bus.kafka.backoff import Backoff
+from libs.bus.kafka.membership import MAX_ID, static_id
+from libs.bus.kafka.outage_log import QUIET, OutageLimiter
 
 
 def test_backoff_doubles_up_to_the_ceiling_with_jitter_and_resets() -> None:
@@ -72,9 +72,9 @@ def test_info_lines_and_the_bus_own_errors_pass_and_a_rebalance_is_no_outage() -
     clock, reports = Clock(), list[str]()
     limiter = OutageLimiter(clock=clock, report=reports.append)
     assert all(limiter.filter(record(logging.INFO)) for _ in range(10))
-    assert all(limiter.filter(record(logging.ERROR, "libs.bus.kafka_delivery", "dead-lettering")) for _ in range(10))
+    assert all(limiter.filter(record(logging.ERROR, "libs.bus.kafka.delivery", "dead-lettering")) for _ in range(10))
     assert limiter.filter(record(logging.WARNING, "aiokafka.consumer.group_coordinator", "rebalancing"))
-    assert not limiter.filter(record(logging.WARNING, "libs.bus.kafka_commit", "commit failed; will retry"))
+    assert not limiter.filter(record(logging.WARNING, "libs.bus.kafka.commit", "commit failed; will retry"))
     assert limiter.check_quiet() is None  # warnings only: nothing to report as "back"
     assert reports == []
 

@@ -17,10 +17,10 @@ import pytest
 import uvicorn
 
 from libs.core.waiting_nodes import ENGINE_COMPLETED_TYPES
-from tests.auth_helpers import key_of
 from stepline.cli import main
-from stepline.cli_inputs import parse_value
-from stepline.cli_render import WAITING_HINTS, Progress, final_line, waiting_hints
+from stepline.cli.inputs import parse_value
+from stepline.cli.render import WAITING_HINTS, Progress, final_line, waiting_hints
+from tests.auth_helpers import key_of
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"

@@ -8,7 +8,6 @@ from libs.core.definition import TRIGGER_TYPES
 from libs.core.errors import Issue
 from libs.core.node_types import NODE_TYPE_SCHEMAS, config_issues, config_validator, known_node_types
 
-
 DESIGN_NODE_TYPES = [
     "AI", "AI_AGENT", "APPROVAL", "CONDITION", "DELAY", "EVENT_TRIGGER", "FOREACH", "INPUT", "INTEGRATION_ACTION", "KAFKA", "MCP",
     "NOOP", "NOTIFY", "QUEUE_TRIGGER", "SCHEDULE_TRIGGER", "SELF_SERVE_TRIGGER", "SUB_WORKFLOW", "TRANSFORM",
@@ -85,7 +84,8 @@ def test_port_types_allow_fields_stepline_does_not_implement_but_its_own_do_not(
         ({"type": "SELF_SERVE_TRIGGER", "actionCardButtonText": "Go "},
          [Issue("/actionCardButtonText",
                 "config.actionCardButtonText must be 1–15 characters with no leading or trailing whitespace")]),
-        ({"type": "SELF_SERVE_TRIGGER", "userInputs": {}}, [Issue("/userInputs/properties", "config.userInputs.properties is required")]),
+        ({"type": "SELF_SERVE_TRIGGER", "userInputs": {}},
+         [Issue("/userInputs/properties", "config.userInputs.properties is required")]),
         ({"type": "SELF_SERVE_TRIGGER", "userInputs": {"properties": {}, "required": {"jqQuery": "[]"}}}, []),
         ({"type": "CONDITION", "options": [{"identifier": "a"}]},
          [Issue("/options/0/expression", "config.options[0].expression is required")]),

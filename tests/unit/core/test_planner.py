@@ -38,7 +38,8 @@ def ok(run: Run, w: Workflow, node: str, attempt: int = 1, **kw: Any) -> planner
 
 
 def fail(run: Run, w: Workflow, node: str, attempt: int = 1, retryable: bool = False) -> planner.Decision:
-    d = planner.apply_outcome(w, run, Outcome(node_id=node, attempt=attempt, result="FAILED", error="boom", retryable=retryable), 1.0)
+    outcome = Outcome(node_id=node, attempt=attempt, result="FAILED", error="boom", retryable=retryable)
+    d = planner.apply_outcome(w, run, outcome, 1.0)
     assert d is not None
     return d
 

@@ -11,8 +11,7 @@ from typing import Any
 from libs.core.instants import parse_instant, to_iso
 from libs.core.run import Run
 from libs.core.run_metrics import Window, metrics, metrics_of
-from libs.core.run_stats import (Bucket, Change, apply, bucket_key, bucket_stats, change_of, facts, split_key,
-                                 window_keys)
+from libs.core.run_stats import Bucket, Change, apply, bucket_key, bucket_stats, change_of, facts, split_key, window_keys
 from tests.service.test_workflow_metrics import HISTORY, T0
 
 WINDOW = Window(T0, T0 + 3 * 3600)

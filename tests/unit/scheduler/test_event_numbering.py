@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from libs.contracts import wrap
+from libs.contracts import Envelope
 from libs.core import planner
 from libs.core.run import Run, TriggerInfo
 from libs.core.validation import parse_workflow
@@ -26,14 +26,14 @@ def started() -> tuple[Run, list[dict[str, Any]]]:
     decision = planner.start_run(WORKFLOW, run_id="wfr_1", version=3, trigger=TriggerInfo(node="trigger", by="ann"),
                                  inputs={}, now=100.0)
     events = stamp(WORKFLOW, None, decision, 100.0)
-    return decision.run, [wrap(e, source="stepline/scheduler").model_dump() for e in events]
+    return decision.run, [e.model_dump() for e in events]
 
 
 def failed_once(run: Run) -> list[dict[str, Any]]:
     outcome = planner.Outcome("call", 1, result="FAILED", error="HTTP 503", retryable=True)
     decision = planner.apply_outcome(WORKFLOW, run, outcome, 100.25)
     assert decision is not None
-    return [wrap(e, source="stepline/scheduler").model_dump() for e in stamp(WORKFLOW, run, decision, 100.25)]
+    return [e.model_dump() for e in stamp(WORKFLOW, run, decision, 100.25)]
 
 
 def test_the_same_state_change_gives_the_same_envelopes() -> None:
@@ -60,8 +60,8 @@ def test_a_completion_lasts_from_the_attempts_dispatch() -> None:
     decision = planner.apply_outcome(WORKFLOW, run, outcome, 100.75)
     assert decision is not None
     node, end = stamp(WORKFLOW, run, decision, 100.75)
-    assert (node.TYPE, node.model_dump(by_alias=True)["durationMs"]) == ("node.completed", 750)
-    assert (end.TYPE, end.model_dump(by_alias=True)["durationMs"], decision.run.event_seq) == ("run.completed", 750, 5)
+    assert (node.type, node.data["durationMs"]) == ("node.completed", 750)
+    assert (end.type, end.data["durationMs"], decision.run.event_seq) == ("run.completed", 750, 5)
 
 
 def test_the_outbox_keeps_what_was_not_published_then_the_new_events() -> None:
@@ -74,3 +74,12 @@ def test_the_outbox_keeps_what_was_not_published_then_the_new_events() -> None:
         stamp(WORKFLOW, run, decision, 100.25, sent_upto=sent_upto)
         assert [raw["id"] for raw in decision.run.outbox] == kept
     assert run.outbox[0]["data"]["seq"] == 1, "the run before the change is left as it was"
+
+
+def test_the_outbox_holds_the_returned_envelopes_which_carry_their_messages() -> None:
+    run, outbox = started()
+    decision = planner.start_run(WORKFLOW, run_id="wfr_1", version=3, trigger=TriggerInfo(node="trigger", by="ann"),
+                                 inputs={}, now=100.0)
+    envelopes = stamp(WORKFLOW, None, decision, 100.0)
+    assert [e.model_dump() for e in envelopes] == decision.run.outbox == outbox
+    assert [e.message() for e in envelopes] == [Envelope.model_validate(raw).message() for raw in outbox]

@@ -8,12 +8,11 @@ from typing import Any
 import pytest
 
 from libs.core.errors import SecretError
-from libs.secrets.vault import KeylessSecrets
-
 from libs.core.redaction import redact_text, redact_value, secret_values
 from libs.core.run import LogEntry
-from libs.store.ports import Completion
 from libs.core.secret_refs import SecretRefs, secret_refs
+from libs.secrets.vault import KeylessSecrets
+from libs.store.ports import Completion
 from services.executor.secret_use import TrackedSecrets, redact_completion, redacted_failure, tracking
 
 

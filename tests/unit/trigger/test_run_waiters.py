@@ -12,8 +12,8 @@ from libs.contracts import v1
 from libs.contracts.envelope import Envelope
 from libs.core.run import Run, TriggerInfo
 from libs.store.sqlite import SqliteStore
-from services.trigger.errors import TooManyRequestsError
 from services.trigger import waiting as insert_waiting
+from services.trigger.errors import TooManyRequestsError
 from services.trigger.run_waiters import RunWaiters
 from services.trigger.waiting import wait_for_insert
 
