@@ -135,8 +135,20 @@ class Workflow(_Frozen):
             index.setdefault(n.identifier, n)
         return index
 
+    @cached_property
+    def _positions(self) -> dict[str, int]:
+        """Each node's index in `nodes` (the first of a repeated identifier)."""
+        positions: dict[str, int] = {}
+        for i, n in enumerate(self.nodes):
+            positions.setdefault(n.identifier, i)
+        return positions
+
     def node(self, identifier: str) -> Node:
         return self._by_identifier[identifier]
+
+    def position(self, identifier: str) -> int | None:
+        """The node's index in `nodes`, or None when there is none of that identifier."""
+        return self._positions.get(identifier)
 
     def has_node(self, identifier: str) -> bool:
         return identifier in self._by_identifier

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from libs.core import templates
+from libs.core import jq_reads, templates
 from libs.core.definition import Workflow
 from libs.core.errors import TemplateError
 from libs.core.jq_bounds import within_budget
@@ -51,7 +51,7 @@ async def run_batch(expressions: Sequence[str], context: Any, pointers: Mapping[
     the pointer of the expression that caused it."""
     for expression in expressions:
         check_syntax(expression)  # syntax errors, named, without a worker
-    text = templates.context_json(context)
+    text = templates.context_json(jq_reads.readable(context, expressions))
     if within_budget(expressions, len(text)):
         outcomes = templates.run_text(expressions, text)
     else:
@@ -150,5 +150,5 @@ async def render_config(config: dict[str, Any], context: Any, *, at: str) -> dic
 
 def node_at(workflow: Workflow, node_id: str) -> str:
     """The JSON pointer of a node in its definition: `/nodes/<index>`."""
-    index = next((i for i, node in enumerate(workflow.nodes) if node.identifier == node_id), None)
+    index = workflow.position(node_id)
     return f"/nodes/{index}" if index is not None else f"/nodes/{node_id}"

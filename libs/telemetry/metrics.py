@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -54,13 +55,19 @@ OBSERVED_TYPES: frozenset[str] = frozenset(
 def observe(event: v1.Message) -> None:
     """Fold one run event into the metrics (other messages change nothing)."""
     if isinstance(event, v1.RunStarted):
-        RUNS_STARTED.labels(event.workspace, event.workflow).inc()
+        _series(RUNS_STARTED, event.workspace, event.workflow).inc()
     elif isinstance(event, v1.RunCompleted):
-        RUNS_COMPLETED.labels(event.workspace, event.workflow, event.result).inc()
-        RUN_DURATION.labels(event.workspace, event.workflow, event.result).observe(event.duration_ms / 1000)
+        _series(RUNS_COMPLETED, event.workspace, event.workflow, event.result).inc()
+        _series(RUN_DURATION, event.workspace, event.workflow, event.result).observe(event.duration_ms / 1000)
     elif isinstance(event, v1.NodeRunCompleted | v1.NodeRunRetrying):
         result = event.result if isinstance(event, v1.NodeRunCompleted) else "FAILED"
-        NODE_ATTEMPT_DURATION.labels(event.workspace, event.node_type, result).observe(event.duration_ms / 1000)
+        _series(NODE_ATTEMPT_DURATION, event.workspace, event.node_type, result).observe(event.duration_ms / 1000)
+
+
+@lru_cache(maxsize=4096)
+def _series(metric: Counter | Histogram, *values: str) -> Any:
+    """`metric.labels(*values)`, remembered: labels() validates and locks on every call."""
+    return metric.labels(*values)
 
 
 @contextmanager
