@@ -6,9 +6,10 @@ import json
 import itertools
 import os
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 
 from libs.contracts import v1
 
@@ -35,8 +36,6 @@ class Envelope(BaseModel):
     time: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
     datacontenttype: str = "application/json"
     data: dict[str, Any]
-    _decoded: v1.Message | None = PrivateAttr(default=None)
-    """`message()`'s result, decoded once: every consumer of an in-memory delivery shares the envelope."""
 
     @property
     def key(self) -> str:
@@ -45,10 +44,13 @@ class Envelope(BaseModel):
     def message(self) -> v1.Message:
         """Decode `data` into the frozen model named by `type`; UnknownMessageError if unknown. Decoded
         once per envelope (messages are frozen); an envelope made by `wrap` holds its message already."""
-        decoded = self._decoded
-        if decoded is None:
-            decoded = self._decoded = v1.decode(self.type, self.data)
-        return decoded
+        return self._decoded
+
+    @cached_property
+    def _decoded(self) -> v1.Message:
+        """Remembered in the instance (not a field: equality and dumps ignore it; a private attribute
+        cost every envelope a second initialisation): consumers of an in-memory delivery share it."""
+        return v1.decode(self.type, self.data)
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.model_dump(), separators=(",", ":")).encode()
@@ -67,5 +69,5 @@ def wrap(message: v1.Message, *, source: str) -> Envelope:
                             subject=message.run_id, data=data)
     else:
         envelope = Envelope(type=message.TYPE, source=source, subject=message.run_id, data=data)
-    envelope._decoded = message
+    envelope.__dict__["_decoded"] = message  # what `_decoded` would decode again
     return envelope
