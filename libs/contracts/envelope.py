@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import itertools
+import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -33,7 +33,7 @@ class Envelope(BaseModel):
     type: str
     source: str
     subject: str
-    time: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    time: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
     datacontenttype: str = "application/json"
     data: dict[str, Any]
 

@@ -13,7 +13,6 @@ from pydantic.alias_generators import to_camel
 
 from libs.access.principal import DEFAULT_WORKSPACE
 from libs.access.workspaces import scoped
-
 from libs.core.errors import SteplineError
 from libs.core.run import LogEntry, NodeRun
 

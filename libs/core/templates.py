@@ -211,7 +211,7 @@ def render(value: Any, context: Any) -> Any:
     in this process, unbounded (services render through `libs.expressions`). Dict keys are not
     rendered. Containers are always rebuilt, so the result shares no dict or list with `value`."""
     expressions = expressions_in(value)
-    results = dict(zip(expressions, _evaluate_all(expressions, context))) if expressions else {}
+    results = dict(zip(expressions, _evaluate_all(expressions, context), strict=True)) if expressions else {}
     return substitute(value, results)
 
 
@@ -298,7 +298,7 @@ def _evaluate_all(expressions: Sequence[str], context: Any) -> list[Any]:
 def _run_batch(expressions: Sequence[str], context: Any) -> list[Any]:
     """One value or `TemplateError` per expression."""
     outcomes = run_text(expressions, context_json(context))
-    return [as_outcome(e, o, context) for e, o in zip(expressions, outcomes)]
+    return [as_outcome(e, o, context) for e, o in zip(expressions, outcomes, strict=True)]
 
 
 @dataclass(frozen=True, slots=True)

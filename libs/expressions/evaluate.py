@@ -56,7 +56,7 @@ async def run_batch(expressions: Sequence[str], context: Any, pointers: Mapping[
         outcomes = templates.run_text(expressions, text)
     else:
         outcomes = await _pooled(list(expressions), text, pointers)
-    return [templates.as_outcome(e, o, context) for e, o in zip(expressions, outcomes)]
+    return [templates.as_outcome(e, o, context) for e, o in zip(expressions, outcomes, strict=True)]
 
 
 async def _pooled(expressions: list[str], text: str, pointers: Mapping[str, str]) -> list[Any]:
@@ -101,7 +101,7 @@ async def render(value: Any, context: Any, *, at: str) -> Any:
     for pointer, expression in find_templates(value, at):
         pointers.setdefault(expression, pointer)
     outcomes = _raise_failures(await run_batch(expressions, context, pointers))
-    return templates.substitute(value, dict(zip(expressions, outcomes)))
+    return templates.substitute(value, dict(zip(expressions, outcomes, strict=True)))
 
 
 async def evaluate(expression: str, context: Any, *, at: str) -> Any:

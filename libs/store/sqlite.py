@@ -26,15 +26,22 @@ from typing import Any
 from pydantic import TypeAdapter
 from pydantic_core import to_json
 
-from libs.core.errors import (ConcurrentUpdateError, ConflictError, InputError, Issue, NotFoundError,
-                              StoreError, StoreUnavailableError)
+from libs.core.errors import (
+    ConcurrentUpdateError,
+    ConflictError,
+    InputError,
+    Issue,
+    NotFoundError,
+    StoreError,
+    StoreUnavailableError,
+)
 from libs.core.run import LogEntry, NodeRun, Run
 from libs.core.versioning import VersionRecord, WorkflowRecord, is_valid_tag
 from libs.store import sqlite_sql as sql
 from libs.store.ports import Claim, ClaimOutcome, Completion, RunFilter, Timer
 from libs.store.sqlite_entries import SqliteEntries
-from libs.store.version_publishing import VersionPublishing
 from libs.store.sqlite_schema import PRAGMAS, SCHEMA
+from libs.store.version_publishing import VersionPublishing
 from libs.telemetry import metrics
 
 Params = Sequence[Any] | Mapping[str, Any]

@@ -13,6 +13,8 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
+from libs.access.secret_scope import in_workspace
+from libs.access.workspaces import public, workspace_of
 from libs.bus.node_runs import republish
 from libs.bus.ports import Bus
 from libs.contracts import v1
@@ -22,8 +24,6 @@ from libs.core.errors import ActionError, SecretError, StoreError, TemplateError
 from libs.core.limits import Limits
 from libs.core.planner import timeout_error
 from libs.core.run import FINISHED_BY_EXECUTOR, NodeRun
-from libs.access.secret_scope import in_workspace
-from libs.access.workspaces import public, workspace_of
 from libs.core.secrets import NoSecrets
 from libs.core.templates import build_context
 from libs.expressions import evaluate as expressions
