@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from libs.access.keystore import ApiKeys, Workspaces
-from libs.access.principal import DEFAULT_WORKSPACE
+from libs.core.workspaces import DEFAULT_WORKSPACE
 from libs.store.ports import EntryStore
 
 KEY_FILE = "admin.key"

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from libs.access import keys
-from libs.access.principal import DEFAULT_WORKSPACE, Principal, Role
+from libs.access.principal import Principal, Role
+from libs.core.workspaces import DEFAULT_WORKSPACE
 from libs.store.ports import Entry, EntryStore
 
 KEY_KIND = "api-key"

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from libs.core.workspaces import DEFAULT_WORKSPACE
+
 Role = Literal["owner", "admin", "editor", "runner", "viewer"]
 ROLES: Final[tuple[Role, ...]] = ("owner", "admin", "editor", "runner", "viewer")
-DEFAULT_WORKSPACE: Final = "default"
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,7 @@ import contextvars
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Protocol
 
-from libs.access.principal import DEFAULT_WORKSPACE
-from libs.access.workspaces import belongs_to, public, scoped
+from libs.core.workspaces import DEFAULT_WORKSPACE, belongs_to, public, scoped
 
 _workspace: contextvars.ContextVar[str] = contextvars.ContextVar("stepline_workspace", default=DEFAULT_WORKSPACE)
 

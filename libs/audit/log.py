@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from libs.access.principal import DEFAULT_WORKSPACE, Principal
+from libs.access.principal import Principal
 from libs.audit.chain import (
     AUDIT_ACTIONS,
     GENESIS,
@@ -34,6 +34,7 @@ from libs.audit.chain import (
     seq_key,
 )
 from libs.core.errors import BusError
+from libs.core.workspaces import DEFAULT_WORKSPACE
 from libs.store.ports import Entry, EntryStore
 
 logger = logging.getLogger("stepline.audit")

@@ -12,13 +12,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from libs.access.principal import DEFAULT_WORKSPACE
 from libs.bus.ports import Bus
 from libs.contracts import cloudevents, topics, v1, wrap
 from libs.contracts.envelope import Envelope
 from libs.core.catalog import Action, entity_key, event_issues
 from libs.core.errors import Issue, SteplineError
 from libs.core.run import derived_id
+from libs.core.workspaces import DEFAULT_WORKSPACE
 
 
 class InvalidCatalogEventError(SteplineError):

@@ -14,11 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from libs.access.principal import DEFAULT_WORKSPACE
-from libs.access.workspaces import scoped
 from libs.catalog.entities import EntityPatch, iso_time, merged, mirrored, same_content
 from libs.contracts import v1
 from libs.core.catalog import entity_key
+from libs.core.workspaces import DEFAULT_WORKSPACE, scoped
 from libs.store.ports import EntryStore
 from libs.store.races import LOST, Lost, until_won
 
@@ -42,7 +41,7 @@ class Catalog:
         self._workspace = workspace
 
     def _key(self, blueprint: str, identifier: str) -> str:
-        """Entities of another workspace live under `<workspace>~<blueprint>/…` (libs/access/workspaces.py)."""
+        """Entities of another workspace live under `<workspace>~<blueprint>/…` (libs/core/workspaces.py)."""
         return entity_key(scoped(self._workspace, blueprint), identifier)
 
     async def get(self, blueprint: str, identifier: str) -> dict[str, Any] | None:

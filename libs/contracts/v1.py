@@ -11,10 +11,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from libs.access.principal import DEFAULT_WORKSPACE
-from libs.access.workspaces import scoped
 from libs.core.errors import SteplineError
 from libs.core.run import LogEntry, NodeRun
+from libs.core.workspaces import DEFAULT_WORKSPACE, scoped
 
 Result = Literal["SUCCESS", "FAILED", "CANCELLED"]
 
@@ -183,7 +182,7 @@ class RunEvent(Message):
 
     @property
     def workflow_key(self) -> str:
-        """The workflow's store key (libs/access/workspaces.py)."""
+        """The workflow's store key (libs/core/workspaces.py)."""
         return scoped(self.workspace, self.workflow)
 
 

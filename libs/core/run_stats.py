@@ -23,10 +23,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from libs.access.principal import DEFAULT_WORKSPACE
-from libs.access.workspaces import scoped, split
 from libs.core.instants import parse_instant, to_iso
 from libs.core.run_metrics import HOUR, RunFact, Window, metrics_of
+from libs.core.workspaces import DEFAULT_WORKSPACE, scoped, split
 
 Entry = list[Any]
 """`[createdMs, seq, result | None, durationMs | None]`"""

@@ -24,7 +24,7 @@ class DefinitionCache:
             return hit
         record = await self._store.get_version(workflow, version)
         parsed = parse_workflow(record.definition)
-        if parsed.identifier != workflow:  # stored under a workspace's key (libs/access/workspaces.py)
+        if parsed.identifier != workflow:  # stored under a workspace's key (libs/core/workspaces.py)
             parsed = parsed.model_copy(update={"identifier": workflow})
         self._entries[key] = parsed
         if len(self._entries) > self._size:

@@ -26,7 +26,7 @@ class RunFilter:
     run_ids: tuple[str, ...] = ()
     workflow_prefix: str | None = None
     """Only runs of workflows whose store key, up to and including its first `~`, is exactly this
-    (`""`: keys without `~`): the runs of one workspace (libs/access/workspaces.py)."""
+    (`""`: keys without `~`): the runs of one workspace (libs/core/workspaces.py)."""
     created_by: tuple[str, ...] = ()
     """`trigger.by`: the user whose key started the run."""
     trigger_types: tuple[str, ...] = ()

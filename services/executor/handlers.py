@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 from libs.access.secret_scope import in_workspace
-from libs.access.workspaces import public, workspace_of
 from libs.bus.node_runs import republish
 from libs.bus.ports import Bus
 from libs.contracts import v1
@@ -26,6 +25,7 @@ from libs.core.planner import timeout_error
 from libs.core.run import FINISHED_BY_EXECUTOR, NodeRun
 from libs.core.secrets import NoSecrets
 from libs.core.templates import build_context
+from libs.core.workspaces import public, workspace_of
 from libs.expressions import evaluate as expressions
 from libs.store.definitions import DefinitionCache
 from libs.store.ports import ClaimOutcome, Completion, Store

@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from libs.access.workspaces import split
 from libs.contracts import Envelope, v1, wrap
 from libs.core.definition import Workflow
 from libs.core.instants import to_iso
 from libs.core.planner import Decision
 from libs.core.run import Run, node_run_id, node_run_key
+from libs.core.workspaces import split
 
 Draft = tuple[type[v1.RunEvent], dict[str, Any]]
 SOURCE = "stepline/scheduler"

@@ -22,7 +22,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from libs.access.workspaces import belongs_to
 from libs.bus.ports import Bus
 from libs.catalog.entities import iso_time
 from libs.catalog.events import InvalidCatalogEventError, event_of
@@ -31,6 +30,7 @@ from libs.contracts.envelope import Envelope
 from libs.core.catalog import TIMER_EXPIRED
 from libs.core.errors import TemplateError
 from libs.core.instants import parse_instant
+from libs.core.workspaces import belongs_to
 from libs.expressions import evaluate as expressions
 from libs.runtime.service import Subscription
 from libs.store.definitions import DefinitionCache

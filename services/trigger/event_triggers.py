@@ -16,7 +16,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from libs.access.workspaces import belongs_to
 from libs.bus.ports import Bus
 from libs.catalog.entities import iso_time
 from libs.catalog.events import InvalidCatalogEventError, event_of
@@ -26,6 +25,7 @@ from libs.contracts.envelope import Envelope
 from libs.core.catalog import EVENT_TYPE_ACTIONS
 from libs.core.errors import TemplateError
 from libs.core.templates import is_truthy
+from libs.core.workspaces import belongs_to
 from libs.expressions import evaluate as expressions
 from libs.runtime.service import Subscription
 from libs.store.definitions import DefinitionCache

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from libs.access.workspaces import split
 from libs.core.run import LogEntry, NodeProgress, NodeRun, Run, node_run_id
 from libs.core.versioning import VersionRecord, WorkflowRecord
+from libs.core.workspaces import split
 
 
 def iso(epoch: float | None) -> str | None:

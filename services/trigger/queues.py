@@ -23,12 +23,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from libs.access.principal import DEFAULT_WORKSPACE
-from libs.access.workspaces import belongs_to
 from libs.bus.ports import Bus, Handler
 from libs.contracts import cloudevents
 from libs.contracts.envelope import Envelope
 from libs.core.limits import topic_allowed
+from libs.core.workspaces import DEFAULT_WORKSPACE, belongs_to
 from libs.store.definitions import DefinitionCache
 from libs.store.pausing import is_paused
 from libs.store.ports import Store

@@ -20,13 +20,13 @@ import logging
 from collections.abc import Callable
 from typing import Any, Final
 
-from libs.access.workspaces import belongs_to, split
 from libs.bus.ports import Bus, ForTypes
 from libs.contracts import topics, v1
 from libs.contracts.envelope import Envelope
 from libs.core.errors import NotFoundError, TemplateError
 from libs.core.run import Run
 from libs.core.run_triggers import fires_on, run_payload, watches_runs
+from libs.core.workspaces import belongs_to, split
 from libs.expressions import evaluate as expressions
 from libs.runtime.service import Subscription
 from libs.store.definitions import DefinitionCache

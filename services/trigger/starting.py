@@ -10,7 +10,6 @@ from typing import Any
 
 from libs.access.principal import Principal
 from libs.access.trigger_permissions import has_policy, may_start
-from libs.access.workspaces import public
 from libs.bus.ports import Bus
 from libs.contracts import v1
 from libs.core.definition import Node, Workflow
@@ -19,6 +18,7 @@ from libs.core.inputs import validate_inputs
 from libs.core.run import Run, new_run_id
 from libs.core.versioning import WorkflowRecord, is_valid_tag
 from libs.core.versioning import resolve_version as version_of
+from libs.core.workspaces import public
 from libs.expressions import evaluate as expressions
 from libs.store.definitions import DefinitionCache
 from libs.store.pausing import is_paused

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
-from libs.access.principal import DEFAULT_WORKSPACE
 from libs.catalog.entities import EntityPatch
 from libs.catalog.store import Catalog
+from libs.core.workspaces import DEFAULT_WORKSPACE
 from libs.store.ports import RunFilter
 from services.trigger.app import build_app
 from tests.auth_helpers import bearer, user_headers

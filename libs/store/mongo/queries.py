@@ -1,6 +1,6 @@
 """The filters, updates, sorts and indexes of `MongoStore`, as plain documents.
 
-Each conditional write of the SQLite adapter (`sqlite_sql`) is one filter + one update here, with the
+Each conditional write of the SQLite adapter (`sqlite/sql.py`) is one filter + one update here, with the
 same condition: the filter is the WHERE clause, `$set`/`$push` the SET clause. Only what MongoDB and
 FerretDB 1.x share is used: equality, `$in/$ne/$lt/$lte/$or` in filters and `$set/$push($each)` in
 updates (no update pipelines, no partial, sparse or TTL indexes).

@@ -12,9 +12,9 @@ import dataclasses
 from typing import Any
 
 from libs.access.secret_scope import current_workspace
-from libs.access.workspaces import scoped
 from libs.core.agents import KIND_AGENTS, Agent
 from libs.core.errors import ActionError
+from libs.core.workspaces import scoped
 from libs.store.ports import Store
 from services.executor.actions.ai import AiAction
 from services.executor.actions.base import ActionInput, ActionResult

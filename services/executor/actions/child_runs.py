@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from libs.access.secret_scope import current_workspace
-from libs.access.workspaces import public, scoped
 from libs.core.child_runs import KIND, ChildBatch, resolve_version
 from libs.core.errors import ActionError, InputError, NotFoundError
 from libs.core.inputs import validate_inputs
 from libs.core.limits import Limits
 from libs.core.run import Run
+from libs.core.workspaces import public, scoped
 from libs.store.definitions import DefinitionCache
 from libs.store.ports import Store
 from services.executor.actions.base import ActionInput

@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from libs.access.workspaces import public
 from libs.core.definition import Node
 from libs.core.errors import ActionError, TemplateError
 from libs.core.limits import Limits, concurrency_problem, items_problem
+from libs.core.workspaces import public
 from libs.expressions import evaluate as expressions
 from services.executor.actions.base import Action, ActionInput, ActionResult
 from services.executor.actions.child_runs import ChildRuns

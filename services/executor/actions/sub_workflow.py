@@ -7,8 +7,8 @@ completes: SUCCESS with `{runId, result, outputs}`, or FAILED.
 
 from __future__ import annotations
 
-from libs.access.workspaces import public
 from libs.core.errors import ActionError
+from libs.core.workspaces import public
 from services.executor.actions.base import ActionInput, ActionResult
 from services.executor.actions.child_runs import ChildRuns
 

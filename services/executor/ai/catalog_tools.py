@@ -8,9 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 from libs.access.secret_scope import current_workspace
-from libs.access.workspaces import public, scoped, workspace_of
 from libs.catalog.store import KIND, Catalog
 from libs.core.errors import ActionError
+from libs.core.workspaces import public, scoped, workspace_of
 from libs.store.ports import EntryStore
 from services.executor.ai.models import ToolSpec
 

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from libs.access.secret_scope import current_workspace
-from libs.access.workspaces import scoped
 from libs.core.agents import KIND_MCP_SERVERS, McpServer
 from libs.core.egress import EgressPolicy
 from libs.core.errors import ActionError
 from libs.core.secrets import SecretReader
+from libs.core.workspaces import scoped
 from libs.store.ports import EntryStore
 from services.executor.ai.models import ToolSpec
 

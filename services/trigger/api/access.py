@@ -14,8 +14,8 @@ from starlette.responses import Response
 from libs.access.keystore import ApiKeyInfo, WorkspaceInfo
 from libs.access.principal import Principal, Role
 from libs.access.roles import may_grant
-from libs.access.workspaces import WORKSPACE_PATTERN
 from libs.core.errors import ConflictError, ForbiddenError, NotFoundError
+from libs.core.workspaces import WORKSPACE_PATTERN
 from services.trigger import presenters
 from services.trigger.api.context import ApiContext, Caller, Context
 from services.trigger.errors import invalid

@@ -13,10 +13,10 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from libs.access.principal import Principal
-from libs.access.workspaces import scoped
 from libs.core.agents import KIND_AGENTS, KIND_MCP_SERVERS, Agent, McpServer
-from libs.core.definition import MAX_IDENTIFIER_LENGTH
 from libs.core.errors import InputError, Issue, NotFoundError
+from libs.core.identifiers import MAX_IDENTIFIER_LENGTH
+from libs.core.workspaces import scoped
 from services.trigger.api.context import ApiContext, Caller, Context
 from services.trigger.responses import ApiJSONResponse
 from services.trigger.strict_json import StrictJsonRoute

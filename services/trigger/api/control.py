@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path
 from starlette.responses import Response
 
-from libs.access.workspaces import public
 from libs.contracts import v1
 from libs.core.errors import ConflictError
 from libs.core.run import Run, new_run_id
+from libs.core.workspaces import public
 from libs.store import pausing
 from services.trigger import presenters
 from services.trigger.api import scope

@@ -21,10 +21,10 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Header, Path, Query, Request
 from starlette.responses import Response
 
-from libs.access.workspaces import scoped, workspace_of
 from libs.core.definition import Node, Workflow
 from libs.core.errors import ConflictError, NotFoundError
 from libs.core.webhook_signatures import Verdict, signing_of, verify
+from libs.core.workspaces import scoped, workspace_of
 from services.trigger import presenters
 from services.trigger.api.context import Context
 from services.trigger.api.secrets import vault_of

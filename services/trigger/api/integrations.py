@@ -13,8 +13,8 @@ from fastapi import APIRouter, Body, Path
 from pydantic import Field
 
 from libs.access.principal import Principal
-from libs.access.workspaces import belongs_to
 from libs.core.errors import ConflictError, NotFoundError
+from libs.core.workspaces import belongs_to
 from libs.store import integration_queue
 from services.trigger import presenters
 from services.trigger.api import scope

@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from libs.access.workspaces import public
 from libs.core.run_metrics import Window
+from libs.core.workspaces import public
 from services.trigger.api import scope
 from services.trigger.api.context import Caller, Context
 from services.trigger.api.runs import From, Until, instant

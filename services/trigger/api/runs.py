@@ -9,10 +9,10 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Body, Depends, Header, Path, Query
 from starlette.responses import Response
 
-from libs.access.principal import DEFAULT_WORKSPACE, Principal
-from libs.access.workspaces import scoped
+from libs.access.principal import Principal
 from libs.core.instants import parse_instant
 from libs.core.run import Run
+from libs.core.workspaces import DEFAULT_WORKSPACE, scoped
 from libs.store.ports import RunFilter
 from services.trigger import presenters
 from services.trigger.api import scope

@@ -1,4 +1,4 @@
-"""The caller's workspace applied to what a route reads or changes (libs/access/workspaces.py).
+"""The caller's workspace applied to what a route reads or changes (libs/core/workspaces.py).
 
 Every lookup goes through here: an object of another workspace answers exactly as an absent one
 (404 with the same message), so a caller cannot learn that it exists."""
@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from libs.access.principal import Principal
 from libs.access.trigger_permissions import may_view
-from libs.access.workspaces import belongs_to, scoped
 from libs.core.errors import NotFoundError
 from libs.core.run import NodeRun, Run
 from libs.core.versioning import WorkflowRecord
+from libs.core.workspaces import belongs_to, scoped
 from services.trigger.api.context import ApiContext
 
 

@@ -12,8 +12,8 @@ from fastapi import APIRouter, Body, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 from starlette.responses import Response
 
-from libs.access.workspaces import belongs_to, public, scoped
 from libs.core.errors import ConflictError, NotFoundError
+from libs.core.workspaces import belongs_to, public, scoped
 from libs.secrets.vault import MAX_NAME_LENGTH, MAX_VALUE_BYTES, NAME_PATTERN, NO_KEY_MESSAGE, SecretInfo, SecretVault
 from services.trigger import presenters
 from services.trigger.api.context import Caller, Context

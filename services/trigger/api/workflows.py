@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
 
-from libs.access.workspaces import belongs_to
 from libs.core.errors import NotFoundError
 from libs.core.limits import admit_definition
 from libs.core.validation import parse_workflow
 from libs.core.versioning import VersionRecord, WorkflowRecord, is_valid_tag
+from libs.core.workspaces import belongs_to
 from libs.store.pausing import is_paused
 from services.trigger import presenters
 from services.trigger.api import scope

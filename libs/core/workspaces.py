@@ -2,15 +2,15 @@
 workspace; the store keys of the `default` workspace are the plain identifiers (so data written
 before workspaces existed is the default workspace's), and another workspace's keys are
 `<workspace>~<identifier>`. `~` is allowed in no workflow, secret or entity identifier, so scoped
-keys of two workspaces never collide. Pure."""
+keys of two workspaces never collide. Pure, importing nothing of the project: core, contracts and
+access all read it."""
 
 from __future__ import annotations
 
 import re
 from typing import Final
 
-from libs.access.principal import DEFAULT_WORKSPACE
-
+DEFAULT_WORKSPACE: Final = "default"
 SEPARATOR: Final = "~"
 WORKSPACE_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 _WORKSPACE = re.compile(WORKSPACE_PATTERN)

@@ -8,8 +8,8 @@ docs/architecture.md, "Store"). A long `busy_timeout` would block the loop, so i
 embedded process owns the file.
 
 Modelled on documents like the MongoDB adapter: one table per collection holding the full record as
-JSON in `doc`, plus projected columns for conditions and queries (see `sqlite_schema`). One connection
-in autocommit mode; every write is one conditional statement (`sqlite_sql`), so each is atomic on its
+JSON in `doc`, plus projected columns for conditions and queries (see `schema`). One connection
+in autocommit mode; every write is one conditional statement (`sql`), so each is atomic on its
 own and no transaction spans two statements. `add_version` and `create_workflow` are sequences of
 such statements that tolerate races and crashes between them, exactly as they will on MongoDB.
 """
@@ -37,10 +37,10 @@ from libs.core.errors import (
 )
 from libs.core.run import LogEntry, NodeRun, Run
 from libs.core.versioning import VersionRecord, WorkflowRecord, is_valid_tag
-from libs.store import sqlite_sql as sql
 from libs.store.ports import Claim, ClaimOutcome, Completion, RunFilter, Timer
-from libs.store.sqlite_entries import SqliteEntries
-from libs.store.sqlite_schema import PRAGMAS, SCHEMA
+from libs.store.sqlite import sql
+from libs.store.sqlite.entries import SqliteEntries
+from libs.store.sqlite.schema import PRAGMAS, SCHEMA
 from libs.store.version_publishing import VersionPublishing
 from libs.telemetry import metrics
 
