@@ -10,7 +10,7 @@ Conventions:
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from libs.core.versioning import LIVE_TAG
 
@@ -147,10 +147,20 @@ UPDATE node_runs SET status = 'WAITING', lease_owner = NULL, lease_expires_at = 
 WHERE key = :key AND status = 'RUNNING' AND lease_owner = :owner RETURNING 1"""
 
 
-def _with_logs(doc_expr: str) -> str:
-    """`doc_expr` with the log entries of parameter :logs_j (a JSON array) appended to `$.logs`, in one
-    expression whatever their number (nesting one json_insert per entry overflowed SQLite's parser
-    stack near 900 entries, and the statement failed)."""
+FEW_LOGS = 32
+"""Log entries that one `json_insert` appends (parameters :log0 …): 1 + 2n arguments, and SQLite allows
+127 per function call. It costs a third of rebuilding the array through `json_each`, which appends any
+number from one parameter :logs_j (a JSON array; nesting json_insert calls instead overflowed SQLite's
+parser stack near 900 entries, and the statement failed)."""
+
+
+def _with_logs(doc_expr: str, count: int) -> str:
+    """`doc_expr` with `count` log entries appended to `$.logs` (see FEW_LOGS for the parameters)."""
+    if count == 0:
+        return doc_expr
+    if count <= FEW_LOGS:
+        pairs = ", ".join(f"'$.logs[#]', json(:log{i})" for i in range(count))
+        return f"json_insert({doc_expr}, {pairs})"
     return f"""json_set({doc_expr}, '$.logs', (SELECT json_group_array(json(value)) FROM (
         SELECT value FROM json_each(doc, '$.logs') UNION ALL SELECT value FROM json_each(:logs_j))))"""
 
@@ -167,16 +177,27 @@ WHERE key = :key AND status IN (SELECT value FROM json_each(:from_statuses))
 RETURNING doc"""
 
 
-FINISH_NODE_RUN = _finish(_FINISHED_DOC)
-FINISH_NODE_RUN_WITH_LOGS = _finish(_with_logs(_FINISHED_DOC))
-"""The same completion, also appending the entries of :logs_j (an executor's completion carries its
-attempt's engine log lines)."""
-MARK_WAITING = _waiting(_WAITING_DOC)
-MARK_WAITING_WITH_LOGS = _waiting(_with_logs(_WAITING_DOC))
+@cache
+def _statements(count: int) -> tuple[str, str, str]:
+    """Finish, mark waiting and append, each also appending `count` log entries."""
+    append = _with_logs("json_set(doc, '$.updated_at', json(:now_j))", count)
+    return (_finish(_with_logs(_FINISHED_DOC, count)), _waiting(_with_logs(_WAITING_DOC, count)), f"""
+UPDATE node_runs SET doc = {append}
+WHERE key = :key AND status <> 'COMPLETED' RETURNING 1""")
 
-APPEND_LOGS = f"""
-UPDATE node_runs SET doc = {_with_logs("json_set(doc, '$.updated_at', json(:now_j))")}
-WHERE key = :key AND status <> 'COMPLETED' RETURNING 1"""
+
+def finish_node_run(count: int) -> str:
+    """The completion, appending `count` log entries (an executor's completion carries its attempt's
+    engine log lines)."""
+    return _statements(min(count, FEW_LOGS + 1))[0]
+
+
+def mark_waiting(count: int) -> str:
+    return _statements(min(count, FEW_LOGS + 1))[1]
+
+
+def append_logs(count: int) -> str:
+    return _statements(min(count, FEW_LOGS + 1))[2]
 
 # -- timers -------------------------------------------------------------------------------------
 

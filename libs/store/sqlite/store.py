@@ -78,7 +78,9 @@ def _claim_outcome(node_run: NodeRun) -> ClaimOutcome:
 
 
 def _logs_param(logs: Sequence[LogEntry]) -> dict[str, str]:
-    """The `:logs_j` parameter: the entries as one JSON array."""
+    """The parameters of `len(logs)` appended entries: :log0 … each entry, or :logs_j all of them (sql.FEW_LOGS)."""
+    if len(logs) <= sql.FEW_LOGS:
+        return {f"log{i}": log.model_dump_json() for i, log in enumerate(logs)}
     return {"logs_j": "[" + ",".join(log.model_dump_json() for log in logs) + "]"}
 
 
@@ -320,12 +322,12 @@ class SqliteStore(SqliteEntries, VersionPublishing):
 
     async def mark_waiting(self, key: str, *, owner: str, now: float, output: Any = None,
                            logs: Sequence[LogEntry] = ()) -> bool:
-        return bool(await self._rows(sql.MARK_WAITING_WITH_LOGS if logs else sql.MARK_WAITING, {
+        return bool(await self._rows(sql.mark_waiting(len(logs)), {
             "key": key, "owner": owner, "output_j": _json(output), "now_j": _json(now), **_logs_param(logs)}))
 
     async def finish_node_run(self, key: str, completion: Completion, *, now: float,
                               from_statuses: frozenset[str], owner: str | None = None) -> NodeRun | None:
-        doc = await self._scalar(sql.FINISH_NODE_RUN_WITH_LOGS if completion.logs else sql.FINISH_NODE_RUN, {
+        doc = await self._scalar(sql.finish_node_run(len(completion.logs)), {
             "key": key, "from_statuses": _json(sorted(from_statuses)), "owner": owner,
             "result": completion.result, "output_j": _json(completion.output),
             "error": completion.error, "retryable_j": _json(completion.retryable), "branch": completion.branch,
@@ -333,7 +335,7 @@ class SqliteStore(SqliteEntries, VersionPublishing):
         return None if doc is None else NodeRun.model_validate_json(doc)
 
     async def append_logs(self, key: str, logs: list[LogEntry], *, now: float) -> bool:
-        return bool(await self._rows(sql.APPEND_LOGS, {
+        return bool(await self._rows(sql.append_logs(len(logs)), {
             "key": key, "now_j": _json(now), **_logs_param(logs)}))
 
     # -- timers -----------------------------------------------------------------------------------
