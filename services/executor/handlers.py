@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 
 from libs.access.secret_scope import in_workspace
@@ -158,8 +158,8 @@ class Executor:
             config = await expressions.render_config(node.config, context, at=f"{at}/config")
             data = ActionInput(node=node, config=config, context=context, run_id=msg.run_id, node_run_id=record.id,
                                node_run_key=record.key, attempt=record.attempt, timeout=timeout, at=at)
-            async with self.leased(record.key):
-                result = await asyncio.wait_for(action.execute(data), timeout=timeout)
+            async with self.leased(record.key), asyncio.timeout(timeout):  # in this task: no task per attempt
+                result = await action.execute(data)
             if result.waiting:
                 return result, Completion(result="SUCCESS", output=result.output)
             shaped = await expressions.shaped_output(workflow, node.identifier, result.output)
@@ -193,22 +193,9 @@ class Executor:
     async def publish_result(self, record: NodeRun) -> None:
         await republish(self.bus, record, source=SOURCE)
 
-    @contextlib.asynccontextmanager
-    async def leased(self, key: str) -> AsyncIterator[None]:
-        """Renew the claim's lease while the action runs, so a long action is not re-claimed. The
-        renewing task starts once the action has run for a third of the lease (most actions end
-        sooner, and a timer costs less than a task per attempt)."""
-        renewing: list[asyncio.Task[None]] = []
-        timer = asyncio.get_running_loop().call_later(
-            self.lease_seconds / 3, lambda: renewing.append(asyncio.create_task(self._renew(key))))
-        try:
-            yield
-        finally:
-            timer.cancel()
-            for task in renewing:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+    def leased(self, key: str) -> Leased:
+        """`async with`: renew the claim's lease while the action runs, so a long action is not re-claimed."""
+        return Leased(self, key)
 
     async def _renew(self, key: str) -> None:
         """Renew now and every third of the lease until cancelled. A store that is briefly
@@ -225,3 +212,31 @@ class Executor:
                 log.warning("lost the lease on %s; its completion will not be recorded by this executor", key)
                 return
             await asyncio.sleep(self.lease_seconds / 3)
+
+
+class Leased:
+    """The lease renewal around one attempt. The renewing task starts once the action has run for a
+    third of the lease (most actions end sooner, and a timer costs less than a task per attempt); a
+    class, not a generator-based context manager, since it runs once per attempt."""
+
+    __slots__ = ("executor", "key", "timer", "renewing")
+
+    def __init__(self, executor: Executor, key: str) -> None:
+        self.executor = executor
+        self.key = key
+        self.timer: asyncio.TimerHandle | None = None
+        self.renewing: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> None:
+        self.timer = asyncio.get_running_loop().call_later(self.executor.lease_seconds / 3, self._renew)
+
+    def _renew(self) -> None:
+        self.renewing = asyncio.create_task(self.executor._renew(self.key))
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.renewing is not None:
+            self.renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.renewing
