@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationInfo, field_validator
 
-from libs.core.definition import MAX_IDENTIFIER_LENGTH
+from libs.core.identifiers import MAX_IDENTIFIER_LENGTH
 from libs.core.secrets import MAX_SECRET_NAME_LENGTH, SECRET_NAME_PATTERN
 
 KIND_AGENTS = "agents"

@@ -1,5 +1,5 @@
 """The config schemas of the catalog's node types, UPSERT_ENTITY and EVENT_TRIGGER (Port's shapes),
-registered in `node_types.NODE_TYPE_SCHEMAS`. Port's types: fields we do not implement are allowed."""
+registered in `node_kinds.KINDS`. Port's types: fields we do not implement are allowed."""
 
 from __future__ import annotations
 

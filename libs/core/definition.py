@@ -11,20 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-TRIGGER_TYPES = frozenset(
-    {"SELF_SERVE_TRIGGER", "WEBHOOK_TRIGGER", "EVENT_TRIGGER", "SCHEDULE_TRIGGER", "QUEUE_TRIGGER"}
-)
-GITHUB_PROVIDERS = ("GITHUB", "github-ocean")
-"""INTEGRATION_ACTION providers Stepline runs itself; any other waits for an integration worker."""
-MAX_IDENTIFIER_LENGTH = 60
-IDENTIFIER_PATTERN = r"^[\p{L}0-9@_:-]+$"
-
-
-def is_valid_identifier(value: str) -> bool:
-    """`^[\\p{L}0-9@_:-]+$`, at most 60 characters (`str.isalpha` is exactly Unicode category L*)."""
-    if not value or len(value) > MAX_IDENTIFIER_LENGTH:
-        return False
-    return all(c.isalpha() or c in "0123456789@_:-" for c in value)
+from libs.core.node_kinds import KINDS, TRIGGER_TYPES
 
 
 class _Frozen(BaseModel):
@@ -86,11 +73,8 @@ class Node(_Frozen):
     @property
     def waits_for_completion(self) -> bool:
         """The node's action starts work that an outside caller completes (PATCH of its node run)."""
-        if self.type == "KAFKA":
-            return self.config.get("waitForCompletion") is True
-        if self.type == "INTEGRATION_ACTION":
-            return self.config.get("integrationProvider") not in GITHUB_PROVIDERS
-        return self.type == "WEBHOOK" and self.config.get("synchronized") is False
+        kind = KINDS.get(self.type)
+        return kind is not None and kind.completed_from_outside(self.config)
 
     @property
     def max_attempts(self) -> int:

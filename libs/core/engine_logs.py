@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from libs.core.limits import Limits, json_size
+from libs.core.node_kinds import completed_by
 from libs.core.run import LogEntry, LogLevel
 
 MAX_LINES_PER_ATTEMPT = 100
@@ -70,15 +71,16 @@ def approval_decided(decision: str, by: str, at: float) -> LogEntry:
 def waiting(node_type: str, output: Any, at: float) -> LogEntry:
     """What a node that now waits waits for, from its waiting output."""
     shown = output if isinstance(output, dict) else {}
-    if node_type == "APPROVAL":
+    completer = completed_by(node_type)
+    if completer == "decision":
         assignees = ", ".join(str(a) for a in shown.get("assignees") or []) or "nobody"
         deadline = f" by {shown['deadline']}" if shown.get("deadline") else ""
         return line(f"approval requested from {assignees}{deadline}", at)
-    if node_type == "DELAY":
+    if completer == "timer":
         return line(f"waiting until {shown.get('resumeAt')}", at)
-    if node_type in ("SUB_WORKFLOW", "FOREACH"):
+    if completer == "child_runs":
         return line("waiting for child runs", at)
-    if node_type == "INPUT":
+    if completer == "answer":
         return line("waiting for input", at)
     return line("waiting for a callback (a PATCH of this node run)", at)
 

@@ -1,6 +1,6 @@
 """The whole definition format as one JSON Schema (draft 2020-12), published for editors.
 
-Node configs come from `node_types.NODE_TYPE_SCHEMAS` (one `if`/`then` per type, so an editor shows
+Node configs come from `node_kinds.NODE_TYPE_SCHEMAS` (one `if`/`then` per type, so an editor shows
 the fields of the type being written); CONDITION also accepts the older `conditions` and later
 `outlets` shapes that the engine normalises. The engine itself validates with `validation`, which
 checks more (graph rules, jq syntax) than a schema can express.
@@ -9,11 +9,13 @@ checks more (graph rules, jq syntax) than a schema can express.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
 from libs.core.definition import RetryPolicy
-from libs.core.node_types import DIALECT, IDENTIFIER, NODE_TYPE_SCHEMAS, known_node_types
+from libs.core.node_kinds import NODE_TYPE_SCHEMAS, known_node_types
+from libs.core.node_types import DIALECT, IDENTIFIER
 
 SCHEMA_ID = "https://stepline.dev/schemas/workflow.schema.json"
 
@@ -90,7 +92,7 @@ def _definitions() -> dict[str, Any]:
     }
 
 
-def _embedded(schema: dict[str, Any]) -> dict[str, Any]:
+def _embedded(schema: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in schema.items() if k != "$schema"}
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from libs.core import pointer as jp
-from libs.core.definition import MAX_IDENTIFIER_LENGTH, TRIGGER_TYPES, is_valid_identifier
 from libs.core.errors import Issue
 from libs.core.graph import find_cycles
+from libs.core.identifiers import MAX_IDENTIFIER_LENGTH, is_valid_identifier
 from libs.core.input_node import outlet_ids
-from libs.core.node_types import NODE_TYPE_SCHEMAS
+from libs.core.node_kinds import TRIGGER_TYPES
 from libs.core.raw_view import EdgeView, NodeView
 
 Rule = Callable[[Sequence[NodeView], Sequence[EdgeView]], list[Issue]]
@@ -66,7 +66,7 @@ def connection_identifiers(nodes: Sequence[NodeView], edges: Sequence[EdgeView])
 def triggers(nodes: Sequence[NodeView], edges: Sequence[EdgeView]) -> list[Issue]:
     found: list[Issue] = []
     if not any(n.is_trigger for n in nodes):
-        known = ", ".join(sorted(TRIGGER_TYPES & set(NODE_TYPE_SCHEMAS)))
+        known = ", ".join(sorted(TRIGGER_TYPES))
         found.append(Issue("/nodes", f"a workflow needs at least one trigger node ({known})"))
     trigger_ids = {n.identifier for n in nodes if n.is_trigger and n.identifier is not None}
     for edge in edges:

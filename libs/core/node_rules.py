@@ -12,7 +12,7 @@ from libs.core.egress import url_problem
 from libs.core.errors import Issue
 from libs.core.go_templates import go_template_hint
 from libs.core.inputs import user_inputs_issues
-from libs.core.node_types import config_issues
+from libs.core.node_kinds import KINDS, config_issues
 from libs.core.raw_view import NodeView
 from libs.core.schedule import schedule_issues
 from libs.core.secret_refs import secret_issues
@@ -72,12 +72,9 @@ def expression_issue(expression: Any, pointer: str) -> list[Issue]:
 
 def _templated_part(node: NodeView) -> dict[str, Any]:
     """The config minus its bare jq expressions, which are not templates."""
-    config = dict(node.config or {})
-    if node.type == "TRANSFORM":
-        config.pop("expression", None)
-    elif node.type == "EVENT_TRIGGER":
-        config.pop("condition", None)
-    elif node.type == "CONDITION" and isinstance(config.get("options"), list):
+    kind = KINDS.get(node.type or "")
+    config = {k: v for k, v in (node.config or {}).items() if kind is None or k not in kind.bare_jq}
+    if node.type == "CONDITION" and isinstance(config.get("options"), list):
         config["options"] = [
             {k: v for k, v in o.items() if k != "expression"} if isinstance(o, dict) else o
             for o in config["options"]

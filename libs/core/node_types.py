@@ -1,26 +1,16 @@
 """The JSON Schema (draft 2020-12, Stepline dialect) of each node type's `config`.
 
-`NODE_TYPE_SCHEMAS` is the registry: a new node type is one entry. Port's own types allow fields we do
+The registry of node types, which refers to these, is `node_kinds.KINDS`. Port's own types allow fields we do
 not implement (Port keeps adding them); Stepline's own types are closed. Condition configs are checked
 after `definition.normalize` has folded the older `conditions` and later `outlets` shapes into `options`.
 """
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
-from jsonschema.protocols import Validator
-
-from libs.core import pointer as jp
-from libs.core.agent_nodes import AI_AGENT, MCP
-from libs.core.ai_nodes import AI
-from libs.core.catalog_nodes import EVENT_TRIGGER, UPSERT_ENTITY
-from libs.core.definition import GITHUB_PROVIDERS, IDENTIFIER_PATTERN, MAX_IDENTIFIER_LENGTH
-from libs.core.errors import Issue
-from libs.core.input_node import INPUT
+from libs.core.identifiers import IDENTIFIER_PATTERN, MAX_IDENTIFIER_LENGTH
 from libs.core.permission_policy import POLICY
-from libs.core.schema_dialect import issues, make_validator
 from libs.core.secrets import MAX_SECRET_NAME_LENGTH, SECRET_NAME_PATTERN
 from libs.core.webhook_signatures import (
     DEFAULT_TOLERANCE_SECONDS,
@@ -30,6 +20,8 @@ from libs.core.webhook_signatures import (
 )
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
+GITHUB_PROVIDERS = ("GITHUB", "github-ocean")
+"""INTEGRATION_ACTION providers Stepline runs itself; any other waits for an integration worker."""
 
 IDENTIFIER: dict[str, Any] = {
     "type": "string",
@@ -476,55 +468,3 @@ INTEGRATION_ACTION = _config(
             "then": {"properties": {"integrationActionExecutionProperties": _GITHUB_DISPATCH}},
             "else": {"required": ["installationId"]}}],
 )
-
-NODE_TYPE_SCHEMAS: dict[str, dict[str, Any]] = {
-    "SELF_SERVE_TRIGGER": SELF_SERVE_TRIGGER,
-    "WEBHOOK": WEBHOOK,
-    "CONDITION": CONDITION,
-    "TRANSFORM": TRANSFORM,
-    "NOOP": NOOP,
-    "KAFKA": KAFKA,
-    "NOTIFY": NOTIFY,
-    "INTEGRATION_ACTION": INTEGRATION_ACTION,
-    "UPSERT_ENTITY": UPSERT_ENTITY,
-    "EVENT_TRIGGER": EVENT_TRIGGER,
-    "DELAY": DELAY,
-    "APPROVAL": APPROVAL,
-    "SUB_WORKFLOW": SUB_WORKFLOW,
-    "FOREACH": FOREACH,
-    "SCHEDULE_TRIGGER": SCHEDULE_TRIGGER,
-    "QUEUE_TRIGGER": QUEUE_TRIGGER,
-    "WEBHOOK_TRIGGER": WEBHOOK_TRIGGER,
-    "INPUT": INPUT,
-    "AI": AI,
-    "AI_AGENT": AI_AGENT,
-    "MCP": MCP,
-}
-
-
-NOT_YET: dict[str, str] = {}
-"""Port node types that Stepline refuses with a message of their own."""
-
-
-def known_node_types() -> list[str]:
-    return sorted(NODE_TYPE_SCHEMAS)
-
-
-@cache
-def config_validator(node_type: str) -> Validator:
-    """The compiled validator of a registered type (KeyError for an unknown one)."""
-    return make_validator(NODE_TYPE_SCHEMAS[node_type])
-
-
-def config_issues(config: Any, pointer: str = "") -> list[Issue]:
-    """Problems of one node's `config` (after normalisation), with pointers under `pointer`."""
-    if not isinstance(config, dict):
-        return [Issue(pointer, "config must be an object")]
-    node_type = config.get("type")
-    if node_type in NOT_YET:
-        return [Issue(jp.join(pointer, "type"), NOT_YET[node_type])]
-    if not isinstance(node_type, str) or node_type not in NODE_TYPE_SCHEMAS:
-        known = ", ".join(known_node_types())
-        what = "config.type is required" if node_type is None else f"unknown node type {node_type!r}"
-        return [Issue(jp.join(pointer, "type"), f"{what}; known: {known}")]
-    return issues(config_validator(node_type), config, pointer, "config")

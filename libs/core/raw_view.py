@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from libs.core import pointer as jp
-from libs.core.definition import TRIGGER_TYPES
+from libs.core.node_kinds import TRIGGER_TYPES
 
 
 @dataclass(frozen=True)

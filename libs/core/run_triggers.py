@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from libs.core.definition import IDENTIFIER_PATTERN, MAX_IDENTIFIER_LENGTH
+from libs.core.identifiers import IDENTIFIER_PATTERN, MAX_IDENTIFIER_LENGTH
 from libs.core.run import Run
 
 RUN_SOURCE: Final = "run"

@@ -21,8 +21,8 @@ from jsonschema import Draft202012Validator, FormatChecker, ValidationError, val
 from jsonschema.protocols import Validator
 
 from libs.core import pointer as jp
-from libs.core.definition import IDENTIFIER_PATTERN
 from libs.core.errors import Issue
+from libs.core.identifiers import IDENTIFIER_PATTERN
 
 _IDENTIFIER_CHARS = frozenset("0123456789@_:-")
 MAX_PATTERN_INPUT = 65_536

@@ -22,6 +22,7 @@ from typing import Any
 
 from libs.core import pointer as jp
 from libs.core.errors import Issue
+from libs.core.node_kinds import KINDS
 from libs.core.templates import find_templates
 
 _OPEN = "{{"
@@ -119,12 +120,6 @@ def _name(match: re.Match[str]) -> str | None:
 
 # ------------------------------------------------------------------------------------------- policy
 
-SENDING_TYPES = frozenset({"WEBHOOK", "NOTIFY", "INTEGRATION_ACTION"})
-"""Node types whose whole config may read secrets: they send requests with them."""
-_SENDING_FIELDS = {"KAFKA": frozenset({"headers"})}
-"""Node types that may read secrets in some fields only."""
-_BARE = {"TRANSFORM": ("expression",), "EVENT_TRIGGER": ("condition",)}
-"""Fields holding bare jq (not `{{ }}` templates), besides CONDITION options' `expression`."""
 WHERE_ALLOWED = ("`.secrets` may only be read in the config of a node that sends a request (WEBHOOK, "
                  "NOTIFY, INTEGRATION_ACTION) or in a KAFKA node's headers")
 NAME_IT = ("name each secret a node reads (`.secrets.NAME` or `.secrets[\"NAME\"]`): a node sees only the "
@@ -166,13 +161,14 @@ def _uses(node_type: str, config: Any, pointer: str) -> Iterator[tuple[str, str,
     `{{ }}` template, or a bare expression field."""
     if not isinstance(config, dict):
         return
+    kind = KINDS.get(node_type)
     for key, value in config.items():
         where = jp.join(pointer, key)
         if node_type == "FOREACH" and key == "node" and isinstance(value, dict):
             yield from _uses(str(value.get("type")), value, where)
             continue
-        allowed = node_type in SENDING_TYPES or key in _SENDING_FIELDS.get(node_type, ())
-        bare = key in _BARE.get(node_type, ()) or (node_type == "CONDITION" and key == "options")
+        allowed = kind is not None and (kind.sends or key in kind.secret_fields)
+        bare = (kind is not None and key in kind.bare_jq) or (node_type == "CONDITION" and key == "options")
         for string_at, text in _strings(value, where):
             if "{{" in text or (bare and _is_bare(node_type, string_at)):
                 yield string_at, text, allowed

@@ -13,16 +13,17 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from libs.core.node_kinds import KINDS
 from libs.core.templates import _split  # the one template scanner (nested braces, jq strings)
 
-URL_FIELDS: dict[str, tuple[str, ...]] = {"WEBHOOK": ("url",), "NOTIFY": ("url",)}
 _ENCODE = ('if . == null then "" else (if type == "string" then . else tojson end) | @uri '
            '| if . == "." then "%2E" elif . == ".." then "%2E%2E" else . end end')
 
 
 def with_encoded_paths(config: dict[str, Any]) -> dict[str, Any]:
     """`config` with the path templates of its URL fields encoding their values (see the module doc)."""
-    fields = URL_FIELDS.get(str(config.get("type")), ())
+    kind = KINDS.get(str(config.get("type")))
+    fields = () if kind is None else kind.url_fields
     if not any(isinstance(config.get(f), str) and "{{" in config[f] for f in fields):
         return config
     return {k: encoded_path_templates(v) if k in fields and isinstance(v, str) else v for k, v in config.items()}

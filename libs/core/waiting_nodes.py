@@ -1,6 +1,7 @@
-"""Node types the engine itself completes after a wait: DELAY (a timer), APPROVAL (a decision or its
-SLA), SUB_WORKFLOW and FOREACH over a workflow (their child runs). Their save-time rules beyond the
-config schemas, and how the executor renders a FOREACH config (its inline node is rendered per item)."""
+"""Node types the engine itself completes after a wait (`node_kinds.ENGINE_COMPLETED_TYPES`): DELAY (a
+timer), APPROVAL (a decision or its SLA), INPUT (answers), SUB_WORKFLOW and FOREACH over a workflow
+(their child runs). Their save-time rules beyond the config schemas, and how the executor renders a
+config whose action renders some fields itself (`NodeKind.deferred`: FOREACH's inline node, per item)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,11 @@ from collections.abc import Callable
 from typing import Any
 
 from libs.core import pointer as jp
-from libs.core.definition import TRIGGER_TYPES
 from libs.core.errors import Issue
 from libs.core.instants import parse_instant
+from libs.core.node_kinds import ALWAYS_WAITING_TYPES, KINDS, TRIGGER_TYPES
 from libs.core.templates import render
 from libs.core.url_templates import with_encoded_paths
-
-ENGINE_COMPLETED_TYPES = frozenset({"DELAY", "APPROVAL", "INPUT", "SUB_WORKFLOW", "FOREACH"})
-"""A WAITING node run of these types is completed by the engine (timer, approval decision, INPUT
-answers, child runs), never by a PATCH of the node run."""
-
-DEFERRED_KEYS: dict[str, tuple[str, ...]] = {"FOREACH": ("node",)}
-"""Config fields rendered later by the action itself (FOREACH renders its inline node per item)."""
 
 
 def render_config(config: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -34,7 +28,8 @@ def split_config(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     """(the fields to render now, the fields the action renders itself). Templates in the path of
     a URL are URL-encoded (url_templates.py)."""
     config = with_encoded_paths(config)
-    deferred = DEFERRED_KEYS.get(str(config.get("type")), ())
+    kind = KINDS.get(str(config.get("type")))
+    deferred = () if kind is None else kind.deferred
     if not deferred:
         return config, {}
     return {k: v for k, v in config.items() if k not in deferred}, {k: config[k] for k in deferred if k in config}
@@ -45,7 +40,7 @@ def inline_wait_reason(config: dict[str, Any]) -> tuple[str, str] | None:
     node_type = config.get("type")
     if node_type in TRIGGER_TYPES:
         return "type", f"an inline node cannot be a trigger ({node_type})"
-    if node_type in ("DELAY", "APPROVAL", "INPUT", "SUB_WORKFLOW"):
+    if node_type in ALWAYS_WAITING_TYPES:
         return "type", f"an inline {node_type} node would wait; map a sub-workflow with `workflowIdentifier` instead"
     if node_type == "FOREACH" and "workflowIdentifier" in config:
         return "workflowIdentifier", "an inline FOREACH must map an inline `node`, not a workflow"

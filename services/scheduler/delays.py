@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from libs.contracts import v1
 from libs.core.errors import NotFoundError
 from libs.core.instants import parse_instant
+from libs.core.node_kinds import KINDS, completed_by
 from libs.core.run import FINISHED_BY_TIMER, NodeRun
 from libs.expressions import evaluate as expressions
 from libs.store.ports import Completion, Timer
@@ -24,15 +25,16 @@ if TYPE_CHECKING:
     from services.scheduler.handlers import Scheduler
 
 log = logging.getLogger("stepline.scheduler")
-DELAY = "delay"
-APPROVAL_SLA = "approval-sla"
-TIMER_KINDS = frozenset({DELAY, APPROVAL_SLA})
 
 
 def timer_of(record: NodeRun) -> Timer | None:
-    """The timer a waiting DELAY or APPROVAL node run needs (None: an approval without SLA)."""
+    """The timer a waiting DELAY or APPROVAL node run needs (`NodeKind.timed`; None: another type,
+    or an approval without SLA)."""
+    kind = KINDS.get(record.node_type)
+    if kind is None or kind.timed is None:
+        return None
     output = record.output if isinstance(record.output, dict) else {}
-    kind, field = (DELAY, "resumeAt") if record.node_type == "DELAY" else (APPROVAL_SLA, "deadline")
+    field = kind.timed.due_field
     due = output.get(field)
     if not isinstance(due, str):
         return None
@@ -41,7 +43,8 @@ def timer_of(record: NodeRun) -> Timer | None:
     except ValueError:
         log.error("node run %s waits with an unreadable %s %r", record.key, field, due)
         return None
-    return Timer(id=f"{kind}:{record.key}", run_id=record.run_id, kind=kind, due_at=due_at,
+    timer = kind.timed.timer
+    return Timer(id=f"{timer}:{record.key}", run_id=record.run_id, kind=timer, due_at=due_at,
                  payload={"node_run_key": record.key})
 
 
@@ -59,16 +62,17 @@ async def fire(scheduler: Scheduler, msg: v1.FireTimer) -> None:
         return
     if record.status != "WAITING":
         return
-    completion = await _completion(scheduler, record, msg.kind)
+    completion = await _completion(scheduler, record)
     done = await scheduler.store.finish_node_run(key, completion, now=scheduler.clock(),
                                                  from_statuses=FINISHED_BY_TIMER)
     if done is not None:
         await scheduler.apply(record.run_id, outcome_of_record(done))
 
 
-async def _completion(scheduler: Scheduler, record: NodeRun, kind: str) -> Completion:
+async def _completion(scheduler: Scheduler, record: NodeRun) -> Completion:
+    """A DELAY (completed by its timer) has waited; an APPROVAL's SLA has passed without a decision."""
     waited: dict[str, Any] = record.output if isinstance(record.output, dict) else {}
-    if kind == DELAY:
+    if completed_by(record.node_type) == "timer":
         return await _success(scheduler, record, {"waitedUntil": waited.get("resumeAt")})
     timeout = {"decision": "timeout", "by": None, "comment": None, "payload": None}
     if waited.get("onTimeout") == "continue":

@@ -1,9 +1,9 @@
-"""Nodes the engine completes after a wait (libs/core/waiting_nodes.py): what the scheduler sets up
+"""Nodes the engine completes after a wait (libs/core/node_kinds.py): what the scheduler sets up
 when one starts waiting, and re-ensures whenever it reconciles the run.
 
-DELAY and APPROVAL get a stored timer (delays.py); SUB_WORKFLOW and FOREACH over a workflow get
-their child runs started and followed (children.py). Each step is idempotent, so a redelivered
-waiting result or a reconciliation changes nothing that was already done.
+DELAY and APPROVAL get a stored timer (`NodeKind.timed`, delays.py); SUB_WORKFLOW and FOREACH over a
+workflow (completed by their child runs) get those started and followed (children.py). Each step is
+idempotent, so a redelivered waiting result or a reconciliation changes nothing that was already done.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 
 from libs.contracts import v1
 from libs.core.errors import NotFoundError
+from libs.core.node_kinds import KINDS
+from libs.core.node_kinds import TIMER_KINDS as TIMER_KINDS
 from libs.core.run import NodeRun, Run
 from services.scheduler import children, delays
 
 if TYPE_CHECKING:
     from services.scheduler.handlers import Scheduler
-
-TIMER_KINDS = delays.TIMER_KINDS
 
 
 async def on_waiting(scheduler: Scheduler, msg: v1.NodeResult) -> None:
@@ -38,9 +38,12 @@ async def ensure(scheduler: Scheduler, run: Run, record: NodeRun) -> None:
     """Re-ensure the timer or child runs of a WAITING node run (no-op for other node types)."""
     if record.status != "WAITING" or run.status == "COMPLETED" or run.cancel_requested:
         return
-    if record.node_type in ("DELAY", "APPROVAL"):
+    kind = KINDS.get(record.node_type)
+    if kind is None:
+        return
+    if kind.timed is not None:
         await delays.ensure_timer(scheduler, record)
-    elif record.node_type in ("SUB_WORKFLOW", "FOREACH"):
+    elif kind.completed_by == "child_runs":
         await children.advance(scheduler, record.key)
 
 

@@ -14,8 +14,8 @@ from typing import Any, Literal
 from libs.contracts import v1
 from libs.core import engine_logs
 from libs.core.errors import ConflictError, ForbiddenError
+from libs.core.node_kinds import Completer, completed_by
 from libs.core.run import NodeRun
-from libs.core.waiting_nodes import ENGINE_COMPLETED_TYPES
 
 KIND = "approval-decisions"
 """EntryStore kind: the first decision of each node run (insert-if-absent), keyed by node run key."""
@@ -88,17 +88,19 @@ def already_decided(node_run: NodeRun, earlier: dict[str, Any]) -> ConflictError
                          f"{earlier.get('decision')} by {earlier.get('by')}")
 
 
+_MOVED_ON: dict[Completer, str] = {
+    "decision": "decide it with POST /v1/workflows/runs/{run}/nodes/{node}/approval",
+    "answer": "answer it with POST /v1/workflows/runs/{run}/nodes/{node}/input",
+    "timer": "it completes when its delay ends",
+    "child_runs": "it completes when its child runs complete",
+}
+
+
 def refuse_patch(node_run: NodeRun) -> None:
-    """A node run the engine completes (libs/core/waiting_nodes.py) is not completed by a PATCH:
+    """A node run the engine completes (`NodeKind.completed_by`) is not completed by a PATCH:
     an APPROVAL is decided by an assignee, a DELAY by its timer, child runs by their completion."""
-    if node_run.node_type not in ENGINE_COMPLETED_TYPES or node_run.status == "COMPLETED":
+    completer = completed_by(node_run.node_type)
+    if completer is None or node_run.status == "COMPLETED":
         return
-    if node_run.node_type == "APPROVAL":
-        how = f"decide it with POST /v1/workflows/runs/{node_run.run_id}/nodes/{node_run.node_id}/approval"
-    elif node_run.node_type == "INPUT":
-        how = f"answer it with POST /v1/workflows/runs/{node_run.run_id}/nodes/{node_run.node_id}/input"
-    elif node_run.node_type == "DELAY":
-        how = "it completes when its delay ends"
-    else:
-        how = "it completes when its child runs complete"
+    how = _MOVED_ON[completer].format(run=node_run.run_id, node=node_run.node_id)
     raise ConflictError(f"node run {node_run.id} of a {node_run.node_type} node cannot be completed by a PATCH: {how}")

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from libs.core.node_kinds import Completer, completed_by
+
 SYMBOLS = {"SUCCEEDED": "✓", "FAILED": "✗", "CANCELLED": "✗", "WAITING": "…", "SKIPPED": "-",
            "RETRY_WAIT": "↻", "PENDING": "▸"}
 SUMMARY_WIDTH = 60
@@ -156,17 +158,16 @@ def run_detail(run: Json) -> str:
     return "\n".join([*lines, "", table(NODE_COLUMNS, node_rows(run)), *waiting_hints(run)])
 
 
-WAITING_HINTS: Mapping[str, str] = {
-    "APPROVAL": "decide it with POST /v1/workflows/runs/{run}/nodes/{node}/approval "
+WAITING_HINTS: Mapping[Completer, str] = {
+    "decision": "decide it with POST /v1/workflows/runs/{run}/nodes/{node}/approval "
                 '{{"decision": "approve"}} (or "reject"), as an assignee',
-    "INPUT": "answer it with POST /v1/workflows/runs/{run}/nodes/{node}/input "
-             '{{"button": "...", "inputs": {{...}}}}, as a responder',
-    "DELAY": "it goes on by itself when its delay ends",
-    "SUB_WORKFLOW": "it goes on by itself when its child run ends",
-    "FOREACH": "it goes on by itself when its child runs end",
+    "answer": "answer it with POST /v1/workflows/runs/{run}/nodes/{node}/input "
+              '{{"button": "...", "inputs": {{...}}}}, as a responder',
+    "timer": "it goes on by itself when its delay ends",
+    "child_runs": "it goes on by itself when its child runs end",
 }
-"""How each node type the engine completes after a wait is moved on (never a node-run PATCH:
-libs/core/waiting_nodes.ENGINE_COMPLETED_TYPES); any other waits for the PATCH."""
+"""How a node the engine completes after a wait is moved on, by who completes it
+(`libs/core/node_kinds.py: NodeKind.completed_by`; never a node-run PATCH); any other waits for the PATCH."""
 PATCH_HINT = "complete it with PATCH /v1/workflows/nodes/runs/{node_run}"
 
 
@@ -178,7 +179,8 @@ def waiting_hints(run: Json) -> list[str]:
     for node_id, progress in (run.get("nodes") or {}).items():
         node_run = latest.get(node_id) or {}
         if progress.get("state") == "WAITING" and node_run.get("identifier"):
-            hint = WAITING_HINTS.get(str(node_run.get("nodeConfigType")), PATCH_HINT)
+            completer = completed_by(str(node_run.get("nodeConfigType")))
+            hint = PATCH_HINT if completer is None else WAITING_HINTS[completer]
             where = hint.format(run=run.get("identifier"), node=node_id, node_run=node_run["identifier"])
             hints.append(f"{node_id} is WAITING: {where}")
     return ["", *hints] if hints else []

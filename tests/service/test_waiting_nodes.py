@@ -38,11 +38,13 @@ async def run_of(api: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
 
 
 async def until_waiting(api: httpx.AsyncClient, run_id: str, node_id: str) -> dict[str, Any]:
-    """Poll (no fixed sleeps) until the node's state in the run is WAITING; return its node run."""
+    """Poll (no fixed sleeps) until the node's state in the run is WAITING; return its node run. The run
+    may not exist yet (a child run named by its parent's output is started through the bus)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + POLL_DEADLINE
     while loop.time() < deadline:
-        run = await run_of(api, run_id)
+        response = await api.get(f"/v1/workflows/runs/{run_id}")
+        run = response.json()["workflowRun"] if response.status_code == 200 else {"nodes": {}, "status": "ABSENT"}
         if run["nodes"].get(node_id, {}).get("state") == "WAITING":
             return node_runs(run, node_id)[-1]
         assert run["status"] != "COMPLETED", run

@@ -21,8 +21,8 @@ from collections.abc import Callable
 
 import httpx
 
-from libs.core.definition import GITHUB_PROVIDERS
 from libs.core.errors import ActionError, SteplineError
+from libs.core.node_types import GITHUB_PROVIDERS
 from libs.core.secrets import SecretReader
 from libs.store import integration_queue
 from libs.store.ports import EntryStore

@@ -1,4 +1,6 @@
-"""Node type → Action. Every action gets what it needs from one `ActionDeps`."""
+"""Node type → Action. Every action gets what it needs from one `ActionDeps`. The table must cover
+exactly the node kinds the executor runs (`libs/core/node_kinds.py: ACTION_TYPES`), checked when it
+is built, at the executor's start."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import httpx
 
 from libs.access.callback_tokens import CallbackTokens
 from libs.bus.ports import Bus
+from libs.core.node_kinds import ACTION_TYPES
 from libs.core.secrets import SecretReader
 from libs.store.ports import Store
 from services.executor.actions.ai import AiAction
@@ -74,6 +77,15 @@ def build_registry(deps: ActionDeps) -> dict[str, Action]:
         "MCP": McpAction(mcp),
     }
     actions["FOREACH"] = ForeachAction(actions, children, limits)
+    return checked(actions)
+
+
+def checked(actions: dict[str, Action]) -> dict[str, Action]:
+    """The table, unless a node kind the engine accepts has no action or an action has no kind."""
+    missing, unknown = sorted(ACTION_TYPES - set(actions)), sorted(set(actions) - ACTION_TYPES)
+    if missing or unknown:
+        raise RuntimeError(f"the executor's actions do not match the node kinds: no action for {missing}, "
+                           f"no node kind for {unknown}")
     return actions
 
 

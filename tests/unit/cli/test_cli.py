@@ -11,12 +11,12 @@ import json
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import uvicorn
 
-from libs.core.waiting_nodes import ENGINE_COMPLETED_TYPES
+from libs.core.node_kinds import Completer
 from stepline.cli import main
 from stepline.cli.inputs import parse_value
 from stepline.cli.render import WAITING_HINTS, Progress, final_line, waiting_hints
@@ -362,12 +362,13 @@ async def test_keys_create_offline_writes_a_working_key_into_the_store(
 def test_show_says_how_each_waiting_node_moves_on() -> None:
     """APPROVAL and INPUT through their routes, DELAY and child runs by themselves (a node-run PATCH
     would answer 409), every other waiting node by the PATCH."""
-    assert set(WAITING_HINTS) == ENGINE_COMPLETED_TYPES
-    types = {"gate": "APPROVAL", "ask": "INPUT", "pause": "DELAY", "hook": "WEBHOOK"}
+    assert set(WAITING_HINTS) == set(get_args(Completer))
+    types = {"gate": "APPROVAL", "ask": "INPUT", "pause": "DELAY", "hook": "WEBHOOK", "loop": "FOREACH"}
     run = {"identifier": "wfr_1", "nodes": {n: {"state": "WAITING"} for n in types},
            "nodeRuns": [{"nodeIdentifier": n, "identifier": f"wfnr_{n}", "nodeConfigType": t} for n, t in types.items()]}
     hints = dict(line.split(" is WAITING: ") for line in waiting_hints(run)[1:])
     assert hints["gate"].startswith("decide it with POST /v1/workflows/runs/wfr_1/nodes/gate/approval")
     assert hints["ask"].startswith("answer it with POST /v1/workflows/runs/wfr_1/nodes/ask/input")
     assert "PATCH" not in hints["pause"] and "delay ends" in hints["pause"]
+    assert hints["loop"] == "it goes on by itself when its child runs end"
     assert hints["hook"] == "complete it with PATCH /v1/workflows/nodes/runs/wfnr_hook"

@@ -8,8 +8,8 @@ import pytest
 
 from libs.core.catalog import event_issues, is_entity_identifier
 from libs.core.errors import Issue
+from libs.core.node_kinds import config_issues
 from libs.core.node_rules import node_issues
-from libs.core.node_types import config_issues
 from libs.core.raw_view import NodeView
 
 EVENT = {"type": "ENTITY_UPDATED", "blueprintIdentifier": "service"}

@@ -10,7 +10,7 @@ from port_deploy_example import deploy_service
 from libs.core.definition import Connection, Node, RetryPolicy, Workflow
 from libs.core.errors import Issue
 from libs.core.format_schema import SCHEMA_ID, workflow_json_schema
-from libs.core.node_types import NODE_TYPE_SCHEMAS
+from libs.core.node_kinds import NODE_TYPE_SCHEMAS
 from libs.core.schema_dialect import issues, make_validator
 
 

@@ -4,9 +4,8 @@ from typing import Any
 
 import pytest
 
-from libs.core.definition import TRIGGER_TYPES
 from libs.core.errors import Issue
-from libs.core.node_types import NODE_TYPE_SCHEMAS, config_issues, config_validator, known_node_types
+from libs.core.node_kinds import NODE_TYPE_SCHEMAS, TRIGGER_TYPES, config_issues, config_validator, known_node_types
 
 DESIGN_NODE_TYPES = [
     "AI", "AI_AGENT", "APPROVAL", "CONDITION", "DELAY", "EVENT_TRIGGER", "FOREACH", "INPUT", "INTEGRATION_ACTION", "KAFKA", "MCP",
