@@ -20,7 +20,7 @@ from libs.core.errors import ConflictError, DefinitionError
 from libs.core.validation import parse_workflow
 from libs.core.versioning import WorkflowRecord
 from libs.expressions import evaluate as expressions
-from libs.runtime import event_loop
+from libs.runtime import event_loop, heap
 from libs.runtime.egress import guarded_client
 from libs.runtime.service import Service
 from libs.secrets.keyfile import configured_or_stored_key
@@ -123,6 +123,7 @@ async def serve(settings: EmbeddedSettings, *, examples: Path | None = None) -> 
         config = uvicorn.Config(engine.app, host=settings.host, port=settings.port, log_level="warning",
                                 access_log=False, lifespan="off")
         server = uvicorn.Server(config)
+        heap.settle()
         _exit_on_signals(server)
         print(f"Stepline is up at http://{settings.host}:{settings.port} (data in {settings.data_dir}; "
               f"owner API key in {engine.admin_key_path})", flush=True)

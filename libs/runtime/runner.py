@@ -17,6 +17,7 @@ from libs.bus.kafka.backoff import Backoff
 from libs.bus.ports import Bus
 from libs.core.errors import BusError, StoreUnavailableError
 from libs.expressions import evaluate as expressions
+from libs.runtime import heap
 from libs.runtime.adapters import build_bus, build_store
 from libs.runtime.service import Service
 from libs.runtime.settings import CommonSettings
@@ -99,6 +100,7 @@ async def run_service(name: str, settings: CommonSettings, build: Build, *, api:
     for service in services:
         service.start_loops()
     server = _server(store, bus, api, host, port, settings)
+    heap.settle()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -22,7 +22,7 @@ from libs.contracts import topics, v1, wrap
 from libs.contracts.envelope import Envelope
 from libs.core.run import new_run_id
 from libs.core.versioning import WorkflowRecord
-from libs.runtime import event_loop
+from libs.runtime import event_loop, heap
 from stepline.embedded import Engine
 from stepline.settings import EmbeddedSettings
 
@@ -58,6 +58,7 @@ async def bench(engine: Engine, definition: dict[str, Any], runs: int, concurren
 
     engine.bus.subscribe(topics.RUN_EVENTS, f"bench-{definition['identifier']}", on_event)
     await engine.start()
+    heap.settle()  # as `stepline up` does once it has started (libs/runtime/heap.py)
     now = time.time()
     record = WorkflowRecord(identifier=definition["identifier"], created_at=now, updated_at=now)
     await engine.store.create_workflow(record, definition)
