@@ -6,19 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from libs.bus.ports import Bus
-from libs.contracts import topics, v1, wrap
+from libs.bus.publisher import Publisher
+from libs.contracts import v1
 from libs.core.run import NodeRun
 
 REPORTED = frozenset({"COMPLETED", "WAITING"})
 """Node-run statuses that stand for a result: the outcome, or a waiting result the run may not have applied."""
 
 
-async def republish(bus: Bus, record: NodeRun, *, source: str,
+async def republish(publisher: Publisher, record: NodeRun, *,
                     execute: Callable[[], v1.ExecuteNode] | None = None) -> None:
     """The result of a COMPLETED or WAITING node run; while it is PENDING or RUNNING, `execute()` to
     re-drive it (a live lease makes the executor ignore it), or nothing without `execute`."""
     if record.status in REPORTED:
-        await bus.publish(topics.NODE_RESULTS, wrap(v1.NodeResult.of(record), source=source))
+        await publisher.publish(v1.NodeResult.of(record))
     elif execute is not None:
-        await bus.publish(topics.NODE_DISPATCH, wrap(execute(), source=source))
+        await publisher.publish(execute())

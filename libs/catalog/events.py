@@ -12,8 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from libs.bus.ports import Bus
-from libs.contracts import cloudevents, topics, v1, wrap
+from libs.contracts import cloudevents, v1
 from libs.contracts.envelope import Envelope
 from libs.core.catalog import Action, entity_key, event_issues
 from libs.core.errors import Issue, SteplineError
@@ -68,11 +67,6 @@ def change_event(event_id: str, action: Action, before: dict[str, Any] | None, a
                            diff=v1.CatalogDiff(before=before, after=after),
                            context=v1.CatalogContext(blueprintIdentifier=blueprint, entityIdentifier=identifier),
                            timestamp=timestamp, workspace=workspace, stored=True)
-
-
-async def publish_event(bus: Bus, event: v1.CatalogEvent, *, source: str) -> None:
-    """Publish on the catalog-events topic, keyed by the entity (BusError if the bus refuses it)."""
-    await bus.publish(topics.CATALOG_EVENTS, wrap(event, source=source))
 
 
 def event_of(envelope: Envelope, *, timestamp: str) -> v1.CatalogEvent | None:

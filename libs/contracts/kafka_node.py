@@ -1,7 +1,7 @@
 """The message a KAFKA node publishes, for whoever consumes it (QUEUE_TRIGGER, outside systems).
 
-A CloudEvents envelope (libs/contracts/envelope.py) with `type` = `MESSAGE_TYPE`, `source` =
-`SOURCE`, `subject` = the node's `key` (or the run id when it has none), and `data`:
+A CloudEvents envelope (libs/contracts/envelope.py) with `type` = `MESSAGE_TYPE`, `source` = the
+executor's (`stepline/executor`), `subject` = the node's `key` (or the run id when it has none), and `data`:
 
     {"payload": <the node's rendered payload>,
      "context": {"workflowRunId", "nodeRunId", "workflow", "node"}}
@@ -18,7 +18,6 @@ from typing import Final
 from libs.contracts import topics
 
 MESSAGE_TYPE: Final = "dev.stepline.kafka.message.v1"
-SOURCE: Final = "stepline/executor"
 
 TOPIC_PATTERN: Final = r"^[A-Za-z0-9._-]{1,249}$"
 """Kafka's rule for topic names (`.` and `..` alone are refused too)."""

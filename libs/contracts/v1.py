@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from libs.contracts import topics
 from libs.core.errors import SteplineError
 from libs.core.run import LogEntry, NodeRun
 from libs.core.workspaces import DEFAULT_WORKSPACE, scoped
@@ -25,8 +26,12 @@ class UnknownMessageError(SteplineError):
 
 
 class Message(BaseModel):
+    """`TOPIC` is the one topic a message type goes to (libs/bus/publisher.py publishes it there);
+    `ExternalMessage` alone has none: it is read from topics outside Stepline, never published."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
     TYPE: ClassVar[str] = ""
+    TOPIC: ClassVar[str]
     run_id: str
 
 
@@ -42,7 +47,13 @@ class TriggerContext(BaseModel):
 
 # ---- commands to the scheduler (topic run-commands) -------------------------------------------
 
-class StartRun(Message):
+class RunCommand(Message):
+    """A command to the scheduler about one run."""
+
+    TOPIC: ClassVar[str] = topics.RUN_COMMANDS
+
+
+class StartRun(RunCommand):
     TYPE: ClassVar[str] = "dev.stepline.run.start.v1"
     workflow: str
     version: int
@@ -59,7 +70,7 @@ class StartRun(Message):
     depth: int = 0
 
 
-class CancelRun(Message):
+class CancelRun(RunCommand):
     """Cancel a run: start nothing new, cancel waiting and not yet claimed nodes; the run ends
     `CANCELLED` once the node attempts in flight have finished."""
 
@@ -67,13 +78,13 @@ class CancelRun(Message):
     by: str | None = None
 
 
-class AdmitRun(Message):
+class AdmitRun(RunCommand):
     """A queued run (workflow `concurrencyLimit`) holds a slot now: start it."""
 
     TYPE: ClassVar[str] = "dev.stepline.run.admit.v1"
 
 
-class CompleteNode(Message):
+class CompleteNode(RunCommand):
     """Asynchronous completion (or progress logs) of a WAITING node run, from the API."""
 
     TYPE: ClassVar[str] = "dev.stepline.node.complete.v1"
@@ -87,7 +98,7 @@ class CompleteNode(Message):
     """The outlet an INPUT node takes (its connections naming it are followed)."""
 
 
-class FireTimer(Message):
+class FireTimer(RunCommand):
     """A durable timer came due (retry backoff, node timeout)."""
 
     TYPE: ClassVar[str] = "dev.stepline.timer.fire.v1"
@@ -96,7 +107,7 @@ class FireTimer(Message):
     payload: dict[str, Any] = Field(default_factory=dict)
 
 
-class ReconcileRun(Message):
+class ReconcileRun(RunCommand):
     """The sweeper found a run idle past its check time: re-apply stored results, re-dispatch."""
 
     TYPE: ClassVar[str] = "dev.stepline.run.reconcile.v1"
@@ -115,6 +126,7 @@ class RunContext(BaseModel):
 
 class ExecuteNode(Message):
     TYPE: ClassVar[str] = "dev.stepline.node.execute.v1"
+    TOPIC: ClassVar[str] = topics.NODE_DISPATCH
     workflow: str
     version: int
     node_id: str
@@ -131,6 +143,7 @@ class NodeResult(Message):
     for an external completion; `branch` is the CONDITION option taken (or `__fallback__`)."""
 
     TYPE: ClassVar[str] = "dev.stepline.node.result.v1"
+    TOPIC: ClassVar[str] = topics.NODE_RESULTS
     node_id: str
     attempt: int
     node_run_key: str
@@ -168,6 +181,7 @@ class RunEvent(Message):
     run's events from 1 and the envelope id is `<runId>/<seq>`, so a redelivery has the same id."""
 
     model_config = ConfigDict(frozen=True, extra="ignore", alias_generator=to_camel, populate_by_name=True)
+    TOPIC: ClassVar[str] = topics.RUN_EVENTS
     seq: int
     at: str
     """When the state change happened (ISO 8601, also the envelope's `time`)."""
@@ -268,6 +282,7 @@ class CatalogEvent(Message):
     stay ordered in one partition; `id` is what EVENT_TRIGGER de-duplicates on."""
 
     TYPE: ClassVar[str] = "dev.stepline.catalog.event.v1"
+    TOPIC: ClassVar[str] = topics.CATALOG_EVENTS
     id: str
     action: Literal["CREATE", "UPDATE", "DELETE"]
     diff: CatalogDiff
@@ -320,6 +335,7 @@ class AuditRecorded(Message):
     gap in `seq` reads the missing records from `GET /v1/audit`)."""
 
     TYPE: ClassVar[str] = "dev.stepline.audit.recorded.v1"
+    TOPIC: ClassVar[str] = topics.AUDIT
     record: dict[str, Any]
 
 

@@ -8,6 +8,7 @@ import httpx
 
 from libs.access.secret_scope import WorkspaceSecrets
 from libs.bus.ports import Bus
+from libs.bus.publisher import Publisher
 from libs.contracts import topics
 from libs.runtime.service import Service, Subscription
 from libs.secrets.vault import KeylessSecrets, open_vault
@@ -18,6 +19,8 @@ from services.executor.secret_use import TrackedSecrets
 from services.executor.settings import ExecutorSettings
 
 GROUP = "stepline-executor"
+SOURCE = "stepline/executor"
+"""The source of every message the executor publishes, the KAFKA node's included."""
 
 
 def build_executor(settings: ExecutorSettings, store: Store, bus: Bus, client: httpx.AsyncClient, *,
@@ -25,8 +28,10 @@ def build_executor(settings: ExecutorSettings, store: Store, bus: Bus, client: h
     vault = open_vault(store, settings.secrets_key)
     reader = WorkspaceSecrets(vault if vault is not None else KeylessSecrets())
     secrets = TrackedSecrets(reader)
-    deps = ActionDeps(client=client, bus=bus, store=store, secrets=secrets, settings=settings, clock=clock)
-    executor = Executor(store, bus, build_registry(deps),
+    publisher = Publisher(bus, SOURCE)
+    deps = ActionDeps(client=client, publisher=publisher, store=store, secrets=secrets, settings=settings,
+                      clock=clock)
+    executor = Executor(store, publisher, build_registry(deps),
                         owner=f"executor-{settings.instance_id}", clock=clock,
                         lease_seconds=settings.lease_seconds, default_timeout=settings.default_timeout_seconds,
                         concurrency=settings.concurrency, secrets=secrets, limits=settings.limits(),

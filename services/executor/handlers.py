@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from libs.access.secret_scope import in_workspace
 from libs.bus.node_runs import republish
-from libs.bus.ports import Bus
+from libs.bus.publisher import Publisher
 from libs.contracts import v1
 from libs.contracts.envelope import Envelope
 from libs.core import engine_logs
@@ -36,11 +36,10 @@ from services.executor.output_limits import within_limits
 from services.executor.secret_use import TrackedSecrets, redact_completion, redacted_failure, tracking
 
 log = logging.getLogger("stepline.executor")
-SOURCE = "stepline/executor"
 
 
 class Executor:
-    def __init__(self, store: Store, bus: Bus, actions: dict[str, Action], *, owner: str,
+    def __init__(self, store: Store, publisher: Publisher, actions: dict[str, Action], *, owner: str,
                  clock: Callable[[], float], lease_seconds: float, default_timeout: float,
                  concurrency: int = 64, secrets: TrackedSecrets | None = None, limits: Limits = Limits(),
                  api_url: str = "") -> None:
@@ -49,7 +48,7 @@ class Executor:
         """`.run.apiUrl` of templates: the engine's API as node requests reach it."""
         self.limits = limits
         self.secrets = secrets if secrets is not None else TrackedSecrets(NoSecrets())
-        self.bus = bus
+        self.publisher = publisher
         self.actions = actions
         self.owner = owner
         self.clock = clock
@@ -191,7 +190,7 @@ class Executor:
         await self.publish_result(await self.store.get_node_run(key))
 
     async def publish_result(self, record: NodeRun) -> None:
-        await republish(self.bus, record, source=SOURCE)
+        await republish(self.publisher, record)
 
     def leased(self, key: str) -> Leased:
         """`async with`: renew the claim's lease while the action runs, so a long action is not re-claimed."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from libs.bus.ports import Bus
+from libs.bus.publisher import Publisher
 from libs.contracts import topics
 from libs.runtime.service import Service, Subscription
 from libs.store.ports import Store
@@ -13,11 +14,14 @@ from services.scheduler.settings import SchedulerSettings
 from services.scheduler.sweeper import Sweeper
 
 GROUP = "stepline-scheduler"
+SOURCE = "stepline/scheduler"
+"""The source of every message the scheduler publishes (its sweeper's included)."""
 
 
 def build_scheduler(settings: SchedulerSettings, store: Store, bus: Bus, *, clock: Callable[[], float]) -> Service:
-    scheduler = Scheduler(store, bus, clock=clock, stale_seconds=settings.stale_seconds)
-    sweeper = Sweeper(store, bus, clock=clock, interval=settings.sweep_interval_seconds,
+    publisher = Publisher(bus, SOURCE)
+    scheduler = Scheduler(store, publisher, clock=clock, stale_seconds=settings.stale_seconds)
+    sweeper = Sweeper(store, publisher, clock=clock, interval=settings.sweep_interval_seconds,
                       stale_seconds=settings.stale_seconds, batch=settings.sweep_batch,
                       max_seconds=settings.reconcile_max_seconds)
     return Service(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from libs.contracts import topics, v1, wrap
+from libs.contracts import v1
 from libs.core.child_runs import CHILD_TRIGGER_TYPE, KIND, ChildBatch, child_outcome
 from libs.core.errors import NotFoundError
 from libs.core.run import Run
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from services.scheduler.handlers import Scheduler
 
 log = logging.getLogger("stepline.scheduler")
-SOURCE = "stepline/scheduler"
 
 
 def link_parent(run: Run, msg: v1.StartRun) -> None:
@@ -50,8 +49,7 @@ async def _cancel_children(scheduler: Scheduler, run: Run) -> None:
     for entry in await scheduler.store.list_entries(KIND, prefix=f"{run.id}/"):
         batch = ChildBatch.model_validate(entry.data)
         for index in batch.running():
-            msg = v1.CancelRun(run_id=batch.child_id(index), by=run.cancelled_by)
-            await scheduler.bus.publish(topics.RUN_COMMANDS, wrap(msg, source=SOURCE))
+            await scheduler.publisher.publish(v1.CancelRun(run_id=batch.child_id(index), by=run.cancelled_by))
 
 
 async def advance(scheduler: Scheduler, key: str, *, finished: Run | None = None) -> None:
@@ -101,11 +99,11 @@ async def _start(scheduler: Scheduler, batch: ChildBatch, index: int) -> None:
     msg = v1.StartRun(run_id=batch.child_id(index), workflow=batch.workflow, version=batch.version,
                       trigger=trigger, inputs=batch.inputs[index], parent_run_id=batch.parent_run_id,
                       parent_node_run_key=batch.parent_node_run_key, depth=batch.depth)
-    await scheduler.bus.publish(topics.RUN_COMMANDS, wrap(msg, source=SOURCE))
+    await scheduler.publisher.publish(msg)
 
 
 async def _complete_parent(scheduler: Scheduler, batch: ChildBatch) -> None:
     result, output = batch.completion()
     msg = v1.CompleteNode(run_id=batch.parent_run_id, node_run_key=batch.parent_node_run_key,
                           status="COMPLETED", result=result, output=output)
-    await scheduler.bus.publish(topics.RUN_COMMANDS, wrap(msg, source=SOURCE))
+    await scheduler.publisher.publish(msg)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from libs.contracts import topics, v1, wrap
+from libs.contracts import v1
 from libs.core import engine_logs, planner
 from libs.core.definition import Workflow
 from libs.core.errors import NotFoundError
@@ -20,8 +20,6 @@ from services.scheduler import records
 
 if TYPE_CHECKING:
     from services.scheduler.handlers import Scheduler
-
-SOURCE = "stepline/scheduler"
 
 
 async def cancel(scheduler: Scheduler, msg: v1.CancelRun) -> None:
@@ -55,7 +53,7 @@ async def admit_others(scheduler: Scheduler, admitted: list[str], *, but: str | 
     """Tell the owners of runs that just got a slot to start them (on their own partitions)."""
     for run_id in admitted:
         if run_id != but:
-            await scheduler.bus.publish(topics.RUN_COMMANDS, wrap(v1.AdmitRun(run_id=run_id), source=SOURCE))
+            await scheduler.publisher.publish(v1.AdmitRun(run_id=run_id))
 
 
 async def admit(scheduler: Scheduler, run_id: str) -> None:

@@ -21,14 +21,13 @@ from libs.core.run import Run, node_run_id, node_run_key
 from libs.core.workspaces import split
 
 Draft = tuple[type[v1.RunEvent], dict[str, Any]]
-SOURCE = "stepline/scheduler"
 
 
-def stamp(workflow: Workflow, before: Run | None, decision: Decision, now: float, *,
+def stamp(workflow: Workflow, before: Run | None, decision: Decision, now: float, *, source: str,
           sent_upto: int = 0) -> list[Envelope]:
     """The events from `before` (None: a run being inserted) to `decision.run`, which it stamps;
     outbox entries up to `sent_upto` are known to be published and are dropped. Returns the new
-    events' envelopes (the outbox holds them as plain data)."""
+    events' envelopes from `source` (the outbox holds them as plain data)."""
     run = decision.run
     run.node_started_at = {**run.node_started_at, **{d.node_id: now for d in decision.dispatch}}
     drafts = [*_opening(before, run), *_finished(workflow, decision, now), *_waiting(workflow, before, run),
@@ -38,7 +37,7 @@ def stamp(workflow: Workflow, before: Run | None, decision: Decision, now: float
     common = _common(run, now)
     events = [model(**common, **fields, seq=first + i) for i, (model, fields) in enumerate(drafts)]
     unsent = [raw for raw in run.outbox if int(raw["data"]["seq"]) > sent_upto]
-    envelopes = [wrap(e, source=SOURCE) for e in events]
+    envelopes = [wrap(e, source=source) for e in events]
     run.outbox = [*unsent, *(e.model_dump() for e in envelopes)]
     return envelopes
 

@@ -16,8 +16,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from libs.bus.node_runs import republish
-from libs.bus.ports import Bus
-from libs.contracts import topics, v1, wrap
+from libs.bus.publisher import Publisher
+from libs.contracts import v1
 from libs.contracts.envelope import Envelope
 from libs.core import planner
 from libs.core.definition import Workflow
@@ -34,7 +34,6 @@ from services.scheduler.effects import Effects, retry_timer
 from services.scheduler.run_cache import RunCache
 
 log = logging.getLogger("stepline.scheduler")
-SOURCE = "stepline/scheduler"
 WAKEUP_HORIZON_SECONDS = 300.0
 Decide = Callable[[Workflow, Run], Awaitable[planner.Decision | None]]
 """What a state change decides over the current run (None: nothing to change)."""
@@ -42,9 +41,10 @@ Handler = Callable[[Any], Awaitable[None]]
 
 
 class Scheduler:
-    def __init__(self, store: Store, bus: Bus, *, clock: Callable[[], float], stale_seconds: float) -> None:
+    def __init__(self, store: Store, publisher: Publisher, *, clock: Callable[[], float],
+                 stale_seconds: float) -> None:
         self.store = store
-        self.bus = bus
+        self.publisher = publisher
         self.clock = clock
         self.stale_seconds = stale_seconds
         self.definitions = DefinitionCache(store)
@@ -117,7 +117,7 @@ class Scheduler:
         if admitting:
             saved = await self.save(workflow, run, decision)
             return None if saved is None else (saved, True)
-        envelopes = run_events.stamp(workflow, None, decision, self.clock())
+        envelopes = run_events.stamp(workflow, None, decision, self.clock(), source=self.publisher.source)
         return await self._insert(workflow, decision.run, workflow.concurrencyLimit, envelopes)
 
     def _pending(self, workflow: Workflow, msg: v1.StartRun) -> Run:
@@ -135,7 +135,8 @@ class Scheduler:
 
     async def _queue(self, workflow: Workflow, pending: Run, limit: int) -> None:
         """Store a run that got no slot (`run.queued`)."""
-        envelopes = run_events.stamp(workflow, None, planner.Decision(run=pending), self.clock())
+        envelopes = run_events.stamp(workflow, None, planner.Decision(run=pending), self.clock(),
+                                     source=self.publisher.source)
         stored, _ = await self._insert(workflow, pending, limit, envelopes)
         stored = await self.relay(stored)
         if stored.id == pending.id and not stored.queued:  # a redelivery: admitted meanwhile
@@ -213,7 +214,8 @@ class Scheduler:
         """The seq-guarded write of a decision over `run`, with its events; None on a lost race."""
         now = self.clock()
         decision.run.check_at = now + self.stale_seconds
-        envelopes = run_events.stamp(workflow, run, decision, now, sent_upto=self.runs.sent_upto(run.id))
+        envelopes = run_events.stamp(workflow, run, decision, now, source=self.publisher.source,
+                                     sent_upto=self.runs.sent_upto(run.id))
         try:
             stored = await self.store.update_run(decision.run, expected_seq=run.seq)
         except ConcurrentUpdateError:
@@ -252,7 +254,7 @@ class Scheduler:
     async def redrive(self, run: Run, record: NodeRun) -> None:
         """Publish whatever moves this node run forward: ExecuteNode while it is not finished
         (a live lease makes the executor ignore it), its stored result once it is."""
-        await republish(self.bus, record, source=SOURCE,
+        await republish(self.publisher, record,
                         execute=lambda: records.execute_command(run, record.node_id, record.attempt))
 
     async def ensure_dispatched(self, workflow: Workflow, run: Run) -> None:
@@ -308,7 +310,7 @@ class Scheduler:
         await asyncio.sleep(delay)
         msg = v1.FireTimer(run_id=timer.run_id, timer_id=timer.id, kind=timer.kind, payload=timer.payload)
         try:
-            await self.bus.publish(topics.RUN_COMMANDS, wrap(msg, source=SOURCE))
+            await self.publisher.publish(msg)
         except BusError:
             log.info("timer %s left to the sweeper: the bus is unavailable", timer.id)
 
@@ -326,7 +328,7 @@ class Scheduler:
         upto = self.runs.sent_upto(run.id)
         for raw in run.outbox:
             if (seq := int(raw["data"]["seq"])) > upto:
-                await self.bus.publish(topics.RUN_EVENTS, self.runs.envelope(raw))
+                await self.publisher.publish_envelope(self.runs.envelope(raw))
                 self.runs.mark_sent(run.id, seq)
         if not (clear and run.outbox):
             return run

@@ -19,12 +19,10 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from libs.bus.ports import Bus
-from libs.contracts import topics, v1, wrap
+from libs.bus.publisher import Publisher
+from libs.contracts import v1
 from libs.core.errors import BusError
 from libs.store.ports import Store
-
-SOURCE = "stepline/scheduler-sweeper"
 
 
 @dataclass(frozen=True)
@@ -37,10 +35,10 @@ class Idle:
 
 
 class Sweeper:
-    def __init__(self, store: Store, bus: Bus, *, clock: Callable[[], float], interval: float,
+    def __init__(self, store: Store, publisher: Publisher, *, clock: Callable[[], float], interval: float,
                  stale_seconds: float, batch: int, max_seconds: float | None = None) -> None:
         self.store = store
-        self.bus = bus
+        self.publisher = publisher
         self.clock = clock
         self.interval = interval
         self.stale_seconds = stale_seconds
@@ -65,8 +63,8 @@ class Sweeper:
             await self._reconcile(run_id, now)
             published += 1
         for timer in await self.store.claim_due_timers(now, lease_seconds=self.stale_seconds, limit=self.batch):
-            msg = v1.FireTimer(run_id=timer.run_id, timer_id=timer.id, kind=timer.kind, payload=timer.payload)
-            await self.bus.publish(topics.RUN_COMMANDS, wrap(msg, source=SOURCE))
+            await self.publisher.publish(v1.FireTimer(run_id=timer.run_id, timer_id=timer.id, kind=timer.kind,
+                                                      payload=timer.payload))
             published += 1
         return published
 
@@ -86,7 +84,7 @@ class Sweeper:
         """Publish the run's `ReconcileRun`; when that fails, make the run due again and re-raise."""
         await self.store.postpone_check(run_id, now + self.max_seconds)
         try:
-            await self.bus.publish(topics.RUN_COMMANDS, wrap(v1.ReconcileRun(run_id=run_id), source=SOURCE))
+            await self.publisher.publish(v1.ReconcileRun(run_id=run_id))
         except BusError:
             await self.store.postpone_check(run_id, now)
             self.idle.pop(run_id, None)

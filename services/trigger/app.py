@@ -14,6 +14,7 @@ from libs.access.keystore import ApiKeys, Workspaces
 from libs.audit.log import AuditLog
 from libs.audit.publishing import bus_publisher
 from libs.bus.ports import Bus
+from libs.bus.publisher import Publisher
 from libs.secrets.vault import open_vault
 from libs.store.definitions import DefinitionCache
 from libs.store.ports import Store
@@ -71,12 +72,13 @@ def build_app(settings: TriggerSettings, store: Store, bus: Bus, *,
                   redirect_slashes=False, docs_url="/docs" if settings.api_docs else None, redoc_url=None)
     app.state.secrets = open_vault(store, settings.secrets_key)  # None without a key: secrets answer 409
     keys = ApiKeys(store, clock=clock)
-    app.state.context = ApiContext(settings=settings, store=store, bus=bus, clock=clock,
+    publisher = Publisher(bus, SOURCE)
+    app.state.context = ApiContext(settings=settings, store=store, publisher=publisher, clock=clock,
                                    definitions=DefinitionCache(store), keys=keys,
                                    waiters=waiters or RunWaiters(limit=settings.max_waiters),
                                    workspaces=Workspaces(store, clock=clock), secrets=app.state.secrets,
                                    callbacks=CallbackTokens.from_setting(settings.secrets_key),
-                                   audit_log=AuditLog(store, clock=clock, publish=bus_publisher(bus, source=SOURCE)))
+                                   audit_log=AuditLog(store, clock=clock, publish=bus_publisher(publisher)))
     for router in ROUTERS:
         app.include_router(router)
     check_routes(route for router in ROUTERS for route in router.routes if isinstance(route, APIRoute))

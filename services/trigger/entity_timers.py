@@ -22,7 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from libs.bus.ports import Bus
+from libs.bus.publisher import Publisher
 from libs.catalog.entities import iso_time
 from libs.catalog.events import InvalidCatalogEventError, event_of
 from libs.contracts import topics, v1
@@ -167,10 +167,10 @@ def timer_event(data: dict[str, Any], now: float) -> dict[str, Any]:
                         "propertyIdentifier": data["property"]}, "timestamp": iso_time(now)}
 
 
-def entity_timers(settings: TriggerSettings, store: Store, bus: Bus, *, group: str,
+def entity_timers(settings: TriggerSettings, store: Store, publisher: Publisher, *, group: str,
                   clock: Callable[[], float]) -> tuple[Subscription, Callable[[], Awaitable[None]]]:
     """The timer group's catalog-events subscription and the loop that fires due timers."""
-    starter = RunStarter(store, bus, DefinitionCache(store), clock, settings.accept_timeout_seconds)
+    starter = RunStarter(store, publisher, DefinitionCache(store), clock, settings.accept_timeout_seconds)
     timers = EntityTimers(store, starter, clock=clock)
 
     async def loop() -> None:

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from libs.bus.ports import Bus
+from libs.bus.publisher import Publisher
 from libs.catalog.entities import iso_time
 from libs.catalog.events import InvalidCatalogEventError, event_of
 from libs.catalog.store import Catalog
@@ -114,7 +114,7 @@ class EventTriggers:
             return False
 
 
-def event_trigger_subscription(settings: TriggerSettings, store: Store, bus: Bus, *, group: str,
+def event_trigger_subscription(settings: TriggerSettings, store: Store, publisher: Publisher, *, group: str,
                                clock: Callable[[], float]) -> Subscription:
-    starter = RunStarter(store, bus, DefinitionCache(store), clock, settings.accept_timeout_seconds)
+    starter = RunStarter(store, publisher, DefinitionCache(store), clock, settings.accept_timeout_seconds)
     return Subscription(topics.CATALOG_EVENTS, group, EventTriggers(store, starter, clock=clock).handle)

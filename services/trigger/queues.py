@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from libs.bus.ports import Bus, Handler
+from libs.bus.publisher import Publisher
 from libs.contracts import cloudevents
 from libs.contracts.envelope import Envelope
 from libs.core.limits import topic_allowed
@@ -124,10 +125,10 @@ class QueueIngress:
                 idempotency_key=f"queue:{node}:{message.id}", wait=False, event=message.attributes))
 
 
-def queue_loop(settings: TriggerSettings, store: Store, bus: Bus, *,
+def queue_loop(settings: TriggerSettings, store: Store, publisher: Publisher, *,
                clock: Callable[[], float]) -> Callable[[], Awaitable[None]]:
     """The trigger workers' queue-topic reconcile loop (a `Service` loop)."""
     definitions = DefinitionCache(store)
-    starter = RunStarter(store, bus, definitions, clock, settings.accept_timeout_seconds)
-    return QueueIngress(store, bus, starter, definitions, settings.queue_reconcile_seconds,
+    starter = RunStarter(store, publisher, definitions, clock, settings.accept_timeout_seconds)
+    return QueueIngress(store, publisher.bus, starter, definitions, settings.queue_reconcile_seconds,
                         settings.limits().kafka_topics_allow).run

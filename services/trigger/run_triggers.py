@@ -20,7 +20,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, Final
 
-from libs.bus.ports import Bus, ForTypes
+from libs.bus.ports import ForTypes
+from libs.bus.publisher import Publisher
 from libs.contracts import topics, v1
 from libs.contracts.envelope import Envelope
 from libs.core.errors import NotFoundError, TemplateError
@@ -98,9 +99,9 @@ class RunTriggers:
             return False
 
 
-def run_trigger_subscription(settings: TriggerSettings, store: Store, bus: Bus, *, group: str,
+def run_trigger_subscription(settings: TriggerSettings, store: Store, publisher: Publisher, *, group: str,
                              clock: Callable[[], float]) -> Subscription:
-    starter = RunStarter(store, bus, DefinitionCache(store), clock, settings.accept_timeout_seconds)
+    starter = RunStarter(store, publisher, DefinitionCache(store), clock, settings.accept_timeout_seconds)
     triggers = RunTriggers(store, starter, max_depth=settings.limits().max_run_depth)
     completions = ForTypes(frozenset({v1.RunCompleted.TYPE}), triggers.handle)
     return Subscription(topics.RUN_EVENTS, group + GROUP_SUFFIX, completions)

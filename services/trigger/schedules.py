@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from libs.bus.ports import Bus
+from libs.bus.publisher import Publisher
 from libs.core.schedule import Schedule, due, next_tick, tick_iso
 from libs.store.definitions import DefinitionCache
 from libs.store.pausing import is_paused
@@ -176,11 +176,11 @@ class ScheduleLoop:
             offset += sum(1 for e in page if e.key in keys or e.updated_at >= listed_at)
 
 
-def schedule_loop(settings: TriggerSettings, store: Store, bus: Bus, *,
+def schedule_loop(settings: TriggerSettings, store: Store, publisher: Publisher, *,
                   clock: Callable[[], float]) -> Callable[[], Awaitable[None]]:
     """The trigger workers' schedule loop (a `Service` loop)."""
     definitions = DefinitionCache(store)
-    starter = RunStarter(store, bus, definitions, clock, settings.accept_timeout_seconds)
+    starter = RunStarter(store, publisher, definitions, clock, settings.accept_timeout_seconds)
     timing = ScheduleTiming(poll=settings.schedule_poll_seconds, grace=settings.schedule_grace_seconds,
                             retry=settings.schedule_retry_seconds)
     return ScheduleLoop(store, starter, definitions, clock, timing).run

@@ -10,7 +10,7 @@ from typing import Any
 
 from libs.access.principal import Principal
 from libs.access.trigger_permissions import has_policy, may_start
-from libs.bus.ports import Bus
+from libs.bus.publisher import Publisher
 from libs.contracts import v1
 from libs.core.definition import Node, Workflow
 from libs.core.errors import ConflictError, ForbiddenError
@@ -25,7 +25,6 @@ from libs.store.pausing import is_paused
 from libs.store.ports import Store
 from services.trigger.errors import invalid
 from services.trigger.input_defaults import with_jq_defaults
-from services.trigger.publishing import send_command
 from services.trigger.run_waiters import RunWaiters
 from services.trigger.waiting import wait_for_insert
 
@@ -134,13 +133,13 @@ class TriggerStart:
 
 
 class RunStarter:
-    def __init__(self, store: Store, bus: Bus, definitions: DefinitionCache, clock: Callable[[], float],
+    def __init__(self, store: Store, publisher: Publisher, definitions: DefinitionCache, clock: Callable[[], float],
                  accept_timeout: float, waiters: RunWaiters | None = None) -> None:
         """With `waiters` (fed by the run-events stream), a start waits for its run's first event
         instead of polling the store."""
         self._waiters = waiters
         self._store = store
-        self._bus = bus
+        self._publisher = publisher
         self._definitions = definitions
         self._clock = clock
         self._accept_timeout = accept_timeout
@@ -181,10 +180,10 @@ class RunStarter:
         """Publish `message`; with `wait`, wait up to the accept timeout for the scheduler to insert
         the run (or the earlier run holding its idempotency key)."""
         if not wait:
-            await send_command(self._bus, message)
+            await self._publisher.publish(message)
             return StartOutcome(message.run_id, message.workflow, message.version, None, repeated=False)
         with self._waiters.starting(message.run_id) if self._waiters else contextlib.nullcontext() as woken:
-            await send_command(self._bus, message)
+            await self._publisher.publish(message)
             run = await wait_for_insert(self._store, message.run_id, message.workflow, message.idempotency_key,
                                         self._accept_timeout, woken)
         return StartOutcome(message.run_id, message.workflow, message.version, run,

@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from libs.bus.kafka import KafkaBus
+from libs.bus.publisher import Publisher
 from libs.contracts import kafka_node
 from libs.contracts.envelope import Envelope
 from libs.core.definition import Node
@@ -34,7 +35,8 @@ async def test_the_message_goes_through_kafka_and_reads_back(kafka_broker: Kafka
     bus.subscribe(topic, f"g.{uuid.uuid4().hex[:10]}", received.put)
     try:
         async with asyncio.timeout(GUARD):
-            result = await KafkaAction(bus).execute(attempt({"topic": topic, "key": "order-9", "payload": {"n": 9}}))
+            action = KafkaAction(Publisher(bus, "stepline/executor"))
+            result = await action.execute(attempt({"topic": topic, "key": "order-9", "payload": {"n": 9}}))
             await bus.start()
             message = await received.get()
     finally:

@@ -240,11 +240,13 @@ def env_event(identifier: str, ttl: str, *, action: str = "UPDATE", note: str = 
 
 
 def timers_at(engine: Any, at: float) -> Any:
+    from libs.bus.publisher import Publisher
     from libs.store.definitions import DefinitionCache
     from services.trigger.entity_timers import EntityTimers
     from services.trigger.starting import RunStarter
 
-    starter = RunStarter(engine.store, engine.bus, DefinitionCache(engine.store), lambda: at, 10.0)
+    starter = RunStarter(engine.store, Publisher(engine.bus, "stepline/trigger"), DefinitionCache(engine.store),
+                         lambda: at, 10.0)
     return EntityTimers(engine.store, starter, clock=lambda: at)
 
 

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from libs.bus.memory import MemoryBus
+from libs.bus.publisher import Publisher
 from libs.contracts import topics, v1
 from libs.contracts.envelope import Envelope
 from libs.core.errors import BusError
@@ -70,7 +71,8 @@ class World:
 
     def replica(self) -> ScheduleLoop:
         definitions = DefinitionCache(self.store)
-        starter = RunStarter(self.store, self.bus, definitions, self.clock, accept_timeout=1.0)
+        starter = RunStarter(self.store, Publisher(self.bus, "stepline/trigger"), definitions, self.clock,
+                             accept_timeout=1.0)
         return ScheduleLoop(self.store, starter, definitions, self.clock, TIMING)
 
     async def create(self, definition: dict[str, Any]) -> None:

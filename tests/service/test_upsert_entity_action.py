@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from libs.bus.memory import MemoryBus
+from libs.bus.publisher import Publisher
 from libs.catalog.entities import EntityPatch
 from libs.catalog.events import InvalidCatalogEventError, event_of
 from libs.catalog.store import Catalog
@@ -60,7 +61,7 @@ CONFIG = {"blueprintIdentifier": "service", "mapping": {"identifier": "payments"
 async def test_a_re_executed_attempt_announces_the_same_change_once(
         store: SqliteStore, bus: tuple[MemoryBus, list[v1.CatalogEvent]]) -> None:
     memory, seen = bus
-    action = UpsertEntityAction(store, memory)
+    action = UpsertEntityAction(store, Publisher(memory, "stepline/executor"))
     first = await action.execute(attempt(CONFIG))
     second = await action.execute(attempt(CONFIG))
     await memory.drain()
@@ -84,7 +85,7 @@ async def test_generated_identifier_is_stable_per_node_run(
         store: SqliteStore, bus: tuple[MemoryBus, list[v1.CatalogEvent]]) -> None:
     memory, _ = bus
     config = {"blueprintIdentifier": "service", "mapping": {"properties": {}}}
-    action = UpsertEntityAction(store, memory)
+    action = UpsertEntityAction(store, Publisher(memory, "stepline/executor"))
     one = await action.execute(attempt(config))
     two = await action.execute(attempt(config))
     assert one.output["response"]["data"]["identifier"] == two.output["response"]["data"]["identifier"]

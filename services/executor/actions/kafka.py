@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from libs.bus.ports import Bus
+from libs.bus.publisher import Publisher
 from libs.contracts import kafka_node
 from libs.contracts.envelope import Envelope
 from libs.core.errors import ActionError, BusError
@@ -22,9 +22,10 @@ DEFAULT_RUNS_TOPIC = "port.runs"
 
 
 class KafkaAction:
-    def __init__(self, bus: Bus, limits: Limits = Limits(), runs_topic: str = DEFAULT_RUNS_TOPIC) -> None:
-        """`runs_topic`: where a node without `topic` publishes (Port's `<org>.runs`)."""
-        self.bus = bus
+    def __init__(self, publisher: Publisher, limits: Limits = Limits(), runs_topic: str = DEFAULT_RUNS_TOPIC) -> None:
+        """`publisher`: the executor's, for its bus and source. `runs_topic`: where a node without
+        `topic` publishes (Port's `<org>.runs`)."""
+        self.publisher = publisher
         self.limits = limits
         self.runs_topic = runs_topic
 
@@ -38,10 +39,10 @@ class KafkaAction:
         if not_allowed is not None:
             raise ActionError(f"config.topic: {not_allowed}")
         key = _key(cfg.get("key")) or data.run_id
-        envelope = Envelope(type=kafka_node.MESSAGE_TYPE, source=kafka_node.SOURCE, subject=key,
+        envelope = Envelope(type=kafka_node.MESSAGE_TYPE, source=self.publisher.source, subject=key,
                             data={"payload": cfg.get("payload"), "context": _context(data)})
         try:
-            await self.bus.publish(topic, envelope)
+            await self.publisher.bus.publish(topic, envelope)
         except BusError as exc:
             raise ActionError(f"publishing to {topic} failed: {exc.message}", retryable=exc.retryable) from None
         output = {"topic": topic, "key": key, "messageId": envelope.id}

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import httpx
 
 from libs.access.callback_tokens import CallbackTokens
-from libs.bus.ports import Bus
+from libs.bus.publisher import Publisher
 from libs.core.node_kinds import ACTION_TYPES
 from libs.core.secrets import SecretReader
 from libs.store.ports import Store
@@ -44,7 +44,7 @@ from services.executor.settings import ExecutorSettings
 @dataclass(frozen=True)
 class ActionDeps:
     client: httpx.AsyncClient
-    bus: Bus
+    publisher: Publisher
     store: Store
     secrets: SecretReader
     settings: ExecutorSettings
@@ -64,10 +64,10 @@ def build_registry(deps: ActionDeps) -> dict[str, Action]:
         "CONDITION": ConditionAction(),
         "TRANSFORM": TransformAction(),
         "NOOP": NoopAction(),
-        "KAFKA": KafkaAction(deps.bus, limits, deps.settings.kafka_runs_topic),
+        "KAFKA": KafkaAction(deps.publisher, limits, deps.settings.kafka_runs_topic),
         "NOTIFY": NotifyAction(deps.client, SmtpMailer(deps.settings)),
         "INTEGRATION_ACTION": IntegrationAction(deps.client, deps.secrets, deps.settings, store=deps.store),
-        "UPSERT_ENTITY": UpsertEntityAction(deps.store, deps.bus),
+        "UPSERT_ENTITY": UpsertEntityAction(deps.store, deps.publisher),
         "DELAY": DelayAction(deps.clock),
         "APPROVAL": ApprovalAction(deps.clock),
         "INPUT": InputAction(),
@@ -91,5 +91,5 @@ def checked(actions: dict[str, Action]) -> dict[str, Action]:
 
 def tools(deps: ActionDeps, children: ChildRuns, mcp: McpServers) -> Toolbox:
     """What AI steps and agents may call: catalog reads, workflows (as child runs), MCP servers' tools."""
-    return Toolbox(CatalogTools(deps.store, deps.clock), WorkflowTools(children, deps.store, deps.bus, deps.clock),
+    return Toolbox(CatalogTools(deps.store, deps.clock), WorkflowTools(children, deps.store, deps.publisher, deps.clock),
                    mcp, children)

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 from libs.access.secret_scope import current_workspace
-from libs.bus.ports import Bus
+from libs.bus.publisher import Publisher
 from libs.catalog.entities import EntityPatch, iso_time
-from libs.catalog.events import change_event, node_run_event_id, publish_event
+from libs.catalog.events import change_event, node_run_event_id
 from libs.catalog.store import Catalog
 from libs.contracts import v1
 from libs.core.catalog import is_blueprint_identifier, is_entity_identifier
@@ -26,13 +26,11 @@ from libs.core.run import derived_id, node_run_key
 from libs.store.ports import EntryStore
 from services.executor.actions.base import ActionInput, ActionResult
 
-SOURCE = "stepline/executor"
-
 
 class UpsertEntityAction:
-    def __init__(self, store: EntryStore, bus: Bus, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: EntryStore, publisher: Publisher, *, clock: Callable[[], float] = time.time) -> None:
         self.store = store
-        self.bus = bus
+        self.publisher = publisher
         self.clock = clock
 
     @property
@@ -66,7 +64,7 @@ class UpsertEntityAction:
 
     async def _announce(self, recorded: dict[str, Any]) -> None:
         if recorded.get("event") is not None:
-            await publish_event(self.bus, v1.CatalogEvent.model_validate(recorded["event"]), source=SOURCE)
+            await self.publisher.publish(v1.CatalogEvent.model_validate(recorded["event"]))
 
     async def _announce_earlier_attempts(self, data: ActionInput) -> None:
         for attempt in range(1, data.attempt):

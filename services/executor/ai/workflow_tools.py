@@ -15,8 +15,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from libs.bus.ports import Bus
-from libs.contracts import topics, v1, wrap
+from libs.bus.publisher import Publisher
+from libs.contracts import v1
 from libs.core.child_runs import CHILD_TRIGGER_TYPE, child_outcome
 from libs.core.errors import ActionError, NotFoundError
 from libs.core.inputs import input_schema
@@ -25,16 +25,15 @@ from libs.store.ports import Store
 from services.executor.actions.child_runs import ChildRuns, ChildTarget
 from services.executor.ai.models import ToolSpec
 
-SOURCE = "stepline/executor"
 POLL_SECONDS = (0.02, 0.5)
 """The first and the longest pause between two reads of an awaited child run (doubling)."""
 
 
 class WorkflowTools:
-    def __init__(self, children: ChildRuns, store: Store, bus: Bus, clock: Callable[[], float]) -> None:
+    def __init__(self, children: ChildRuns, store: Store, publisher: Publisher, clock: Callable[[], float]) -> None:
         self.children = children
         self.store = store
-        self.bus = bus
+        self.publisher = publisher
         self.clock = clock
 
     async def spec(self, name: str, workflow: str) -> tuple[ToolSpec, ChildTarget]:
@@ -52,7 +51,7 @@ class WorkflowTools:
                                         node=target.trigger_node)
             msg = v1.StartRun(run_id=run_id, workflow=target.workflow, version=target.version, trigger=trigger,
                               inputs=inputs, parent_run_id=parent.id, depth=parent.depth + 1)
-            await self.bus.publish(topics.RUN_COMMANDS, wrap(msg, source=SOURCE))
+            await self.publisher.publish(msg)
         return child_outcome(await self._finished(run_id, parent.id))
 
     async def _exists(self, run_id: str) -> bool:
@@ -74,7 +73,7 @@ class WorkflowTools:
             except NotFoundError:
                 pass
             if (await self.store.get_run(parent_id)).cancel_requested:
-                await self.bus.publish(topics.RUN_COMMANDS, wrap(v1.CancelRun(run_id=run_id), source=SOURCE))
+                await self.publisher.publish(v1.CancelRun(run_id=run_id))
                 raise ActionError(f"the run was cancelled while child run {run_id} was running; it is cancelled too")
             await asyncio.sleep(pause)
             pause = min(pause * 2, POLL_SECONDS[1])

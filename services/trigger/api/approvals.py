@@ -14,7 +14,6 @@ from libs.store.ports import Entry
 from services.trigger import approval
 from services.trigger.api import scope
 from services.trigger.api.context import ApiContext, Caller, Context
-from services.trigger.publishing import send_command
 from services.trigger.strict_json import StrictJsonRoute
 
 router = APIRouter(prefix="/v1/workflows", tags=["approvals"], route_class=StrictJsonRoute)
@@ -64,7 +63,7 @@ async def _decided_already(ctx: ApiContext, node_run: NodeRun, recorded: Entry) 
     is sent again (it may have been lost)."""
     if node_run.status == "WAITING":
         earlier = approval.Decision(**recorded.data)
-        await send_command(ctx.bus, approval.complete_message(node_run, earlier, ctx.clock()))
+        await ctx.publisher.publish(approval.complete_message(node_run, earlier, ctx.clock()))
     return approval.already_decided(node_run, recorded.data)
 
 
@@ -84,7 +83,7 @@ async def decide(ctx: Context, caller: Caller, run_id: RunId, node: NodeRef, bod
     entry, inserted = await ctx.store.insert_entry(approval.KIND, node_run.key, decision.as_data(), now=ctx.clock())
     if not inserted:
         raise await _decided_already(ctx, node_run, entry)
-    await send_command(ctx.bus, approval.complete_message(node_run, decision, ctx.clock()))
+    await ctx.publisher.publish(approval.complete_message(node_run, decision, ctx.clock()))
     await ctx.audit(caller, "approval.decided", node_run.id, {"run": run.id, "node": node_run.node_id,
                                                              "decision": body.decision})
     return {"ok": True, "approval": {"workflowRunIdentifier": run.id, "nodeIdentifier": node_run.node_id,

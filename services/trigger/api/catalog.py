@@ -9,13 +9,12 @@ from fastapi import APIRouter, Body, Path, Query
 from starlette.responses import Response
 
 from libs.catalog.entities import iso_time
-from libs.catalog.events import InvalidCatalogEventError, parse_event, publish_event
+from libs.catalog.events import InvalidCatalogEventError, parse_event
 from libs.catalog.store import Catalog
 from libs.core.catalog import is_blueprint_identifier
 from libs.core.errors import NotFoundError
 from services.trigger.api.context import Caller, Context
 from services.trigger.errors import RequestInvalidError, invalid
-from services.trigger.publishing import SOURCE
 from services.trigger.responses import ApiJSONResponse
 from services.trigger.strict_json import StrictJsonRoute
 
@@ -60,5 +59,5 @@ async def post_event(ctx: Context, caller: Caller, body: Annotated[dict[str, Any
         event = parse_event({**body, "workspace": caller.workspace}, timestamp=iso_time(ctx.clock()))
     except InvalidCatalogEventError as exc:
         raise RequestInvalidError(exc.issues) from None
-    await publish_event(ctx.bus, event, source=SOURCE)
+    await ctx.publisher.publish(event)
     return ApiJSONResponse({"ok": True, "event": event.port_event()}, status_code=202)

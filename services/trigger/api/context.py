@@ -1,4 +1,4 @@
-"""What every route needs (settings, store, bus, clock, caches), held on `app.state` by `build_app`."""
+"""What every route needs (settings, store, publisher, clock, caches), held on `app.state` by `build_app`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from libs.access.callback_tokens import CallbackTokens
 from libs.access.keystore import ApiKeys, Workspaces
 from libs.access.principal import Principal
-from libs.bus.ports import Bus
+from libs.bus.publisher import Publisher
 from libs.core.errors import UnauthorizedError
 from libs.secrets.vault import SecretVault
 from libs.store.definitions import DefinitionCache
@@ -30,7 +30,8 @@ class AuditSink(Protocol):
 class ApiContext:
     settings: TriggerSettings
     store: Store
-    bus: Bus
+    publisher: Publisher
+    """The trigger's: commands to the scheduler, catalog events."""
     clock: Callable[[], float]
     definitions: DefinitionCache
     keys: ApiKeys
@@ -50,7 +51,7 @@ class ApiContext:
             await self.audit_log.record(caller, action, target, details or {})
 
     def starter(self) -> RunStarter:
-        return RunStarter(self.store, self.bus, self.definitions, self.clock, self.settings.accept_timeout_seconds,
+        return RunStarter(self.store, self.publisher, self.definitions, self.clock, self.settings.accept_timeout_seconds,
                           self.waiters)
 
 

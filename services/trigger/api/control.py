@@ -17,7 +17,6 @@ from services.trigger.api import scope
 from services.trigger.api.context import ApiContext, Caller, Context
 from services.trigger.api.models import RerunBody
 from services.trigger.api.runs import start_answer
-from services.trigger.publishing import send_command
 from services.trigger.responses import ApiJSONResponse
 from services.trigger.starting import refuse_if_paused
 from services.trigger.strict_json import StrictJsonRoute
@@ -38,7 +37,7 @@ async def cancel_run(ctx: Context, caller: Caller, run_id: Annotated[str, Path()
     run = await scope.run_of(ctx, caller, run_id)
     if run.status == "COMPLETED":
         raise ConflictError(f"run {run_id} has already completed with result {run.result}; nothing to cancel")
-    await send_command(ctx.bus, v1.CancelRun(run_id=run_id, by=caller.user))
+    await ctx.publisher.publish(v1.CancelRun(run_id=run_id, by=caller.user))
     await ctx.audit(caller, "run.cancelled", run_id, {"workflow": public(run.workflow)})
     run = await wait_for_run(ctx.store, run_id, _cancel_recorded, ctx.settings.accept_timeout_seconds)
     status = 200 if _cancel_recorded(run) else 202

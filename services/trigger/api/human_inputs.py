@@ -26,7 +26,6 @@ from services.trigger.api.approvals import waiting_node_run
 from services.trigger.api.context import ApiContext, Caller, Context
 from services.trigger.api.models import _Body
 from services.trigger.errors import invalid
-from services.trigger.publishing import send_command
 from services.trigger.strict_json import StrictJsonRoute
 
 router = APIRouter(prefix="/v1/workflows", tags=["approvals"], route_class=StrictJsonRoute)
@@ -93,7 +92,7 @@ async def resend_if_decided(ctx: ApiContext, node_run: NodeRun, request: dict[st
     responses = entry.data["responses"] if entry is not None else []
     outlet = quorum(request, responses)
     if outlet is not None:
-        await send_command(ctx.bus, completion(node_run, outlet, responses))
+        await ctx.publisher.publish(completion(node_run, outlet, responses))
         raise ConflictError(f"INPUT node {node_run.node_id!r} already took outlet {outlet!r}")
 
 
@@ -112,7 +111,7 @@ async def answer(ctx: Context, caller: Caller, run_id: RunId, node: NodeRef, bod
     responses = await recorded(ctx, node_run, response)
     outlet = quorum(request, responses)
     if outlet is not None:
-        await send_command(ctx.bus, completion(node_run, outlet, responses))
+        await ctx.publisher.publish(completion(node_run, outlet, responses))
     await ctx.audit(caller, "approval.decided", node_run.id, {"run": run.id, "node": node_run.node_id,
                                                              "input": body.button})
     return {"ok": True, "input": {"workflowRunIdentifier": run.id, "nodeRunIdentifier": node_run.id,

@@ -23,7 +23,6 @@ from services.trigger.api.models import LogsBody, NodeRunPatch
 from services.trigger.approval import refuse_patch
 from services.trigger.completion import Decision, Patch, complete_message, decide
 from services.trigger.patch_limits import refuse_over_limits
-from services.trigger.publishing import send_command
 from services.trigger.strict_json import StrictJsonRoute
 
 router = APIRouter(prefix="/v1/workflows", tags=["node runs"], route_class=StrictJsonRoute)
@@ -92,7 +91,7 @@ async def apply_patch(ctx: ApiContext, node_run: NodeRun, body: NodeRunPatch, us
     if decision is Decision.ALREADY_APPLIED:
         return {"ok": True, "nodeRun": presenters.node_run(node_run)}
     if decision is Decision.PUBLISH:
-        await send_command(ctx.bus, complete_message(node_run, patch))
+        await ctx.publisher.publish(complete_message(node_run, patch))
     return {"ok": True}
 
 

@@ -17,6 +17,7 @@ from libs.audit.chain import AuditRecord, chain_hash
 from libs.audit.log import HEAD_KEY, HEAD_KIND, KIND, AuditLog, AuditQuery
 from libs.audit.publishing import bus_publisher
 from libs.bus.memory import MemoryBus
+from libs.bus.publisher import Publisher
 from libs.contracts import topics, v1
 from libs.contracts.envelope import Envelope
 from libs.core.errors import BusError
@@ -222,7 +223,7 @@ async def test_the_bus_publisher_puts_records_on_the_audit_topic(tmp_path: Path)
     bus.subscribe(topics.AUDIT, "test", received.put)
     await bus.start()
     try:
-        log = AuditLog(store, publish=bus_publisher(bus, source="stepline/trigger"))
+        log = AuditLog(store, publish=bus_publisher(Publisher(bus, "stepline/trigger")))
         record = await log.append(ADMIN, "approval.decided", "node-run/wfnr_1", {"decision": "APPROVED"})
         envelope = await asyncio.wait_for(received.get(), 10)
     finally:

@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from libs.bus.memory import MemoryBus
+from libs.bus.publisher import Publisher
 from libs.core.node_kinds import TRIGGER_TYPES, known_node_types
 from libs.core.secrets import NoSecrets
 from libs.store.sqlite import SqliteStore
@@ -17,7 +18,8 @@ from services.executor.settings import ExecutorSettings
 
 async def _actions() -> dict[str, Action]:
     async with httpx.AsyncClient() as client:
-        deps = ActionDeps(client=client, bus=MemoryBus(partitions=1), store=SqliteStore(":memory:"),
+        deps = ActionDeps(client=client, publisher=Publisher(MemoryBus(partitions=1), "stepline/executor"),
+                          store=SqliteStore(":memory:"),
                           secrets=NoSecrets(), settings=ExecutorSettings())
         return build_registry(deps)
 

@@ -20,12 +20,13 @@ DEFINITION: dict[str, Any] = {
 }
 WORKFLOW = parse_workflow(DEFINITION).model_copy(update={"identifier": "ops~deploy"})
 """As the scheduler sees it: identified by its store key in workspace `ops`."""
+SOURCE = "stepline/scheduler"
 
 
 def started() -> tuple[Run, list[dict[str, Any]]]:
     decision = planner.start_run(WORKFLOW, run_id="wfr_1", version=3, trigger=TriggerInfo(node="trigger", by="ann"),
                                  inputs={}, now=100.0)
-    events = stamp(WORKFLOW, None, decision, 100.0)
+    events = stamp(WORKFLOW, None, decision, 100.0, source=SOURCE)
     return decision.run, [e.model_dump() for e in events]
 
 
@@ -33,7 +34,7 @@ def failed_once(run: Run) -> list[dict[str, Any]]:
     outcome = planner.Outcome("call", 1, result="FAILED", error="HTTP 503", retryable=True)
     decision = planner.apply_outcome(WORKFLOW, run, outcome, 100.25)
     assert decision is not None
-    return [e.model_dump() for e in stamp(WORKFLOW, run, decision, 100.25)]
+    return [e.model_dump() for e in stamp(WORKFLOW, run, decision, 100.25, source=SOURCE)]
 
 
 def test_the_same_state_change_gives_the_same_envelopes() -> None:
@@ -59,7 +60,7 @@ def test_a_completion_lasts_from_the_attempts_dispatch() -> None:
     outcome = planner.Outcome("call", 1, result="SUCCESS", output={"ok": True})
     decision = planner.apply_outcome(WORKFLOW, run, outcome, 100.75)
     assert decision is not None
-    node, end = stamp(WORKFLOW, run, decision, 100.75)
+    node, end = stamp(WORKFLOW, run, decision, 100.75, source=SOURCE)
     assert (node.type, node.data["durationMs"]) == ("node.completed", 750)
     assert (end.type, end.data["durationMs"], decision.run.event_seq) == ("run.completed", 750, 5)
 
@@ -71,7 +72,7 @@ def test_the_outbox_keeps_what_was_not_published_then_the_new_events() -> None:
     for sent_upto, kept in ((3, ["wfr_1/4"]), (1, ["wfr_1/2", "wfr_1/3", "wfr_1/4"])):
         decision = planner.apply_outcome(WORKFLOW, run, outcome, 100.25)
         assert decision is not None
-        stamp(WORKFLOW, run, decision, 100.25, sent_upto=sent_upto)
+        stamp(WORKFLOW, run, decision, 100.25, source=SOURCE, sent_upto=sent_upto)
         assert [raw["id"] for raw in decision.run.outbox] == kept
     assert run.outbox[0]["data"]["seq"] == 1, "the run before the change is left as it was"
 
@@ -80,6 +81,6 @@ def test_the_outbox_holds_the_returned_envelopes_which_carry_their_messages() ->
     run, outbox = started()
     decision = planner.start_run(WORKFLOW, run_id="wfr_1", version=3, trigger=TriggerInfo(node="trigger", by="ann"),
                                  inputs={}, now=100.0)
-    envelopes = stamp(WORKFLOW, None, decision, 100.0)
+    envelopes = stamp(WORKFLOW, None, decision, 100.0, source=SOURCE)
     assert [e.model_dump() for e in envelopes] == decision.run.outbox == outbox
     assert [e.message() for e in envelopes] == [Envelope.model_validate(raw).message() for raw in outbox]

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from libs.bus.memory import MemoryBus
+from libs.bus.publisher import Publisher
 from libs.contracts import topics, v1, wrap
 from libs.contracts.envelope import Envelope
 from libs.core import planner
@@ -95,7 +96,7 @@ async def h() -> AsyncIterator[Harness]:
                                         definition(identifier, **extra))
         bus = ObservedBus(store)
         now = [1000.0]
-        scheduler = Scheduler(store, bus, clock=lambda: now[0], stale_seconds=30.0)
+        scheduler = Scheduler(store, Publisher(bus, "stepline/scheduler"), clock=lambda: now[0], stale_seconds=30.0)
         yield Harness(store, bus, scheduler, now)
         await scheduler.cancel_wakeups()
 
@@ -186,7 +187,8 @@ async def test_a_result_that_lost_the_race_is_decided_again_against_the_stored_r
     """Another replica cancels the run after this scheduler cached it: applying a result from the
     cached copy loses the seq-guarded write, reloads, and finds nothing left to apply."""
     await h.start("wfr_a")
-    other = Scheduler(h.store, MemoryBus(1), clock=lambda: h.now[0], stale_seconds=30.0)
+    other = Scheduler(h.store, Publisher(MemoryBus(1), "stepline/scheduler"), clock=lambda: h.now[0],
+                      stale_seconds=30.0)
     await other.handle(wrap(v1.CancelRun(run_id="wfr_a", by="bob"), source="tests"))
     await h.result("wfr_a", "SUCCESS")
     run = await h.store.get_run("wfr_a")

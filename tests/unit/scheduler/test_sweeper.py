@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from libs.bus.memory import MemoryBus
+from libs.bus.publisher import Publisher
 from libs.contracts import topics
 from libs.contracts.envelope import Envelope
 from libs.core.errors import BusError
@@ -50,7 +51,8 @@ async def commands(bus: MemoryBus) -> list[str]:
 
 
 def sweeper(store: SqliteStore, bus: MemoryBus, clock: Clock) -> Sweeper:
-    return Sweeper(store, bus, clock=clock, interval=0.5, stale_seconds=STALE, batch=10, max_seconds=MAX)
+    return Sweeper(store, Publisher(bus, "stepline/scheduler"), clock=clock, interval=0.5, stale_seconds=STALE,
+                   batch=10, max_seconds=MAX)
 
 
 async def handled(store: SqliteStore, clock: Clock) -> None:
