@@ -32,9 +32,11 @@ MODEL_NAME = "smollm2-135m-instruct"
 """The model id the server answers to (`--model_alias`): what a provider's `model` names."""
 MODEL_READY_TIMEOUT = 120.0
 DEFAULT_MODEL_PORT = 18080
-MODEL_CONTEXT = 8192
-"""Tokens of prompt plus answer: SmolLM2's trained context. An agent's tool loop resends its growing
-transcript at every step, and Port's agent examples outgrew 2,048 tokens (the server answered 400)."""
+MODEL_CONTEXT = 2048
+"""Tokens of prompt plus answer. An agent's tool loop resends its growing transcript at every step, so a
+loop of Port's examples can outgrow it: the server answers 400 ("maximum context length"), which the
+node reports as its error, a limit of this small model like its `maxSteps`. SmolLM2's trained length
+(8,192) let such a loop run for many minutes on one thread instead."""
 MODEL_ANSWER_TOKENS = 256
 """The longest answer to a request that sets no `max_tokens` (``deploy/dev/model/serve.py``): a 135M
 model may otherwise ramble until the context is full, minutes per call on a small CPU."""

@@ -294,12 +294,12 @@ def assert_port_ai_node(node_run: dict[str, Any], node: dict[str, Any]) -> None:
     """An example's AI node: real calls logged with their token counts; the documented output shape when
     it succeeded (its `variables` when it maps them, as 29 and 30 do); otherwise only a failure the
     engine owns up to with a weak model (an answer outside `outputSchema` after its repair, a tool loop
-    out of steps)."""
+    out of steps or out of the local model's context, devinfra/model.py MODEL_CONTEXT)."""
     config, output = node["config"], node_run["output"]
     calls = [re.search(r": (\d+) input, (\d+) output tokens", line) for line in model_calls(node_run)]
     assert calls and all(c is not None and int(c.group(1)) > 0 for c in calls), logs_of(node_run)
     if node_run["result"] != "SUCCESS":
-        owned = (SCHEMA_FAILURE, "maxSteps=") if "outputSchema" in config else ("maxSteps=",)
+        owned = ("maxSteps=", "maximum context length", *((SCHEMA_FAILURE,) if "outputSchema" in config else ()))
         assert any(failure in node_run["error"] for failure in owned), node_run["error"]
         return
     variables = node.get("variables") or {}
