@@ -97,39 +97,38 @@ def _embedded(schema: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _node() -> dict[str, Any]:
+    return {"title": "Node", "type": "object", "required": ["identifier", "config"], "additionalProperties": False,
+            "properties": _node_properties()}
+
+
+def _node_properties() -> dict[str, Any]:
     return {
-        "title": "Node",
-        "type": "object",
-        "required": ["identifier", "config"],
-        "additionalProperties": False,
-        "properties": {
-            "identifier": {"$ref": "#/$defs/identifier", "description": "Unique among the nodes."},
-            "title": _NULLABLE_TEXT,
-            "icon": _NULLABLE_TEXT,
-            "description": _NULLABLE_TEXT,
-            "config": {"$ref": "#/$defs/nodeConfig"},
-            "variables": {
-                "type": "object",
-                "description": "Evaluated after the node runs, against its raw output (e.g. "
-                "`{{ .response.data.id }}`); the result replaces the node's output.",
-            },
-            "retry": {"$ref": "#/$defs/retry"},
-            "timeoutSeconds": {
-                "type": ["number", "null"],
-                "exclusiveMinimum": 0,
-                "maximum": 31_536_000,
-                "description": "Stepline extension: fail an attempt that runs longer.",
-            },
-            "onFailure": {
-                "enum": ["terminate", "continue", None],
-                "default": "terminate",
-                "description": "`continue` runs the successors of a failed node (also accepted inside `config`, "
-                "where Port puts it; the node's own field wins).",
-            },
-            "links": {"type": ["array", "null"], "items": {"type": "string"}, "description": "Port's display field."},
-            "verbose": {"type": ["boolean", "null"], "description": "Port's display field."},
-            "category": _NULLABLE_TEXT,
+        "identifier": {"$ref": "#/$defs/identifier", "description": "Unique among the nodes."},
+        "title": _NULLABLE_TEXT,
+        "icon": _NULLABLE_TEXT,
+        "description": _NULLABLE_TEXT,
+        "config": {"$ref": "#/$defs/nodeConfig"},
+        "variables": {
+            "type": "object",
+            "description": "Evaluated after the node runs, against its raw output (e.g. "
+            "`{{ .response.data.id }}`); the result replaces the node's output.",
         },
+        "retry": {"$ref": "#/$defs/retry"},
+        "timeoutSeconds": {
+            "type": ["number", "null"],
+            "exclusiveMinimum": 0,
+            "maximum": 31_536_000,
+            "description": "Stepline extension: fail an attempt that runs longer.",
+        },
+        "onFailure": {
+            "enum": ["terminate", "continue", None],
+            "default": "terminate",
+            "description": "`continue` runs the successors of a failed node (also accepted inside `config`, "
+            "where Port puts it; the node's own field wins).",
+        },
+        "links": {"type": ["array", "null"], "items": {"type": "string"}, "description": "Port's display field."},
+        "verbose": {"type": ["boolean", "null"], "description": "Port's display field."},
+        "category": _NULLABLE_TEXT,
     }
 
 

@@ -138,7 +138,11 @@ def _add_run_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     run.add_argument("--wait", action="store_true", help="follow the run, a line per node change, until it completes")
     run.add_argument("--timeout", type=float, metavar="S", help="with --wait: give up after S seconds (exit 3)")
     run.set_defaults(handler=cmd_run)
+    _add_run_listing(commands, api)
 
+
+def _add_run_listing(commands: argparse._SubParsersAction[argparse.ArgumentParser],
+                     api: list[argparse.ArgumentParser]) -> None:
     runs = commands.add_parser("runs", parents=api, help="list runs, newest first")
     runs.add_argument("--workflow", metavar="W")
     runs.add_argument("--status", choices=("IN_PROGRESS", "COMPLETED"))
