@@ -112,30 +112,23 @@ class Workflow(_Frozen):
     connections: list[Connection] = Field(default_factory=list)
 
     @cached_property
-    def _by_identifier(self) -> dict[str, Node]:
-        """The nodes by identifier (the first of a repeated one, as validation reports it)."""
-        index: dict[str, Node] = {}
-        for n in self.nodes:
-            index.setdefault(n.identifier, n)
-        return index
-
-    @cached_property
     def _positions(self) -> dict[str, int]:
-        """Each node's index in `nodes` (the first of a repeated identifier)."""
+        """Each node's index in `nodes` by identifier (the first of a repeated one, as validation
+        reports it): the one index `node`, `position` and `has_node` read."""
         positions: dict[str, int] = {}
         for i, n in enumerate(self.nodes):
             positions.setdefault(n.identifier, i)
         return positions
 
     def node(self, identifier: str) -> Node:
-        return self._by_identifier[identifier]
+        return self.nodes[self._positions[identifier]]
 
     def position(self, identifier: str) -> int | None:
         """The node's index in `nodes`, or None when there is none of that identifier."""
         return self._positions.get(identifier)
 
     def has_node(self, identifier: str) -> bool:
-        return identifier in self._by_identifier
+        return identifier in self._positions
 
     def triggers(self) -> list[Node]:
         return [n for n in self.nodes if n.is_trigger]

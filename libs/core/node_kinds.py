@@ -169,10 +169,6 @@ def known_node_types() -> list[str]:
     return sorted(KINDS)
 
 
-NOT_YET: dict[str, str] = {}
-"""Port node types that Stepline refuses with a message of their own."""
-
-
 @cache
 def config_validator(node_type: str) -> Validator:
     """The compiled validator of a registered type (KeyError for an unknown one)."""
@@ -184,8 +180,6 @@ def config_issues(config: Any, pointer: str = "") -> list[Issue]:
     if not isinstance(config, dict):
         return [Issue(pointer, "config must be an object")]
     node_type = config.get("type")
-    if node_type in NOT_YET:
-        return [Issue(jp.join(pointer, "type"), NOT_YET[node_type])]
     if not isinstance(node_type, str) or node_type not in KINDS:
         known = ", ".join(known_node_types())
         what = "config.type is required" if node_type is None else f"unknown node type {node_type!r}"

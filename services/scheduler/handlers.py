@@ -22,6 +22,7 @@ from libs.contracts.envelope import Envelope
 from libs.core import planner
 from libs.core.definition import Workflow
 from libs.core.errors import BusError, ConcurrentUpdateError
+from libs.core.node_kinds import TIMER_KINDS
 from libs.core.run import NodeRun, Run, TriggerInfo, node_run_key
 from libs.store.definitions import DefinitionCache
 from libs.store.ports import Store, Timer
@@ -62,7 +63,7 @@ class Scheduler:
         }
         """One message type (on run-commands or node-results), one handler."""
         self.timers: dict[str, Handler] = {"retry": self._retry, "timeout": self._timeout,
-                                           **{kind: lambda msg: waits.fire(self, msg) for kind in waits.TIMER_KINDS}}
+                                           **{kind: lambda msg: waits.fire(self, msg) for kind in TIMER_KINDS}}
         """One timer kind, one handler of its FireTimer."""
 
     async def handle(self, envelope: Envelope) -> None:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 from libs.contracts import v1
 from libs.core.errors import NotFoundError
 from libs.core.node_kinds import KINDS
-from libs.core.node_kinds import TIMER_KINDS as TIMER_KINDS
 from libs.core.run import NodeRun, Run
 from services.scheduler import children, delays
 
