@@ -48,9 +48,12 @@ CHAT_FORMAT = "chatml-function-calling"
 calls constrained by a grammar) and honours `response_format` (JSON object or JSON schema)."""
 
 CMAKE_ARGS = ("-DLLAVA_BUILD=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF "
-              "-DGGML_BLAS=OFF -DGGML_VULKAN=OFF -DGGML_CUDA=OFF -DGGML_METAL=OFF")
-"""CPU only (tuned for this machine's CPU: the wheel never leaves the cache), without the multimodal
-library (only vision chat formats load it), examples, tests, BLAS or GPU backends."""
+              "-DGGML_BLAS=OFF -DGGML_VULKAN=OFF -DGGML_CUDA=OFF -DGGML_METAL=OFF "
+              "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON")
+"""CPU only, for x86-64 with AVX2 (not `-march=native`: on a virtual machine whose CPU reports AMX,
+a native build used AMX tiles for every prompt of more than one token and the server died with a
+segmentation fault), without the multimodal library (only vision chat formats load it), examples,
+tests, BLAS or GPU backends."""
 BUILD_JOBS = "2"
 
 
