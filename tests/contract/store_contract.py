@@ -367,6 +367,11 @@ class StoreContract(abc.ABC):
         assert (stored.outbox, stored.seq) == ([], 0)
         assert await store.runs_due_for_check(NOW + 30, limit=10) == [run(3).id]
         assert not await store.clear_outbox("wfr_missing", seq=0)
+        written = await store.update_run((await store.get_run(run(2).id)).model_copy(update={"outbox": [event]}),
+                                         expected_seq=0)
+        assert await store.runs_due_for_check(NOW + 30, limit=10) == [run(2).id, run(3).id]
+        await store.update_run(written.model_copy(update={"outbox": []}), expected_seq=1)
+        assert await store.runs_due_for_check(NOW + 30, limit=10) == [run(3).id]
 
     # -- node runs --------------------------------------------------------------------------------
 

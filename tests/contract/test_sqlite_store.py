@@ -39,6 +39,36 @@ async def test_open_is_idempotent_and_uses_wal(tmp_path: Path) -> None:
     raw.close()
 
 
+OLD_RUNS = """
+CREATE TABLE runs (id TEXT PRIMARY KEY, workflow TEXT NOT NULL, version INTEGER NOT NULL, status TEXT NOT NULL,
+    result TEXT, seq INTEGER NOT NULL, idempotency_key TEXT, created_at REAL NOT NULL, check_at REAL NOT NULL,
+    doc TEXT NOT NULL);
+CREATE INDEX runs_outbox ON runs (check_at) WHERE json_array_length(doc, '$.outbox') > 0;
+"""
+"""The runs table of a file written before the `unrelayed` column."""
+
+
+async def test_a_file_from_before_the_unrelayed_column_is_upgraded_once(tmp_path: Path) -> None:
+    path = str(tmp_path / "stepline.db")
+    event = {"id": f"{run(1).id}/3", "type": "run.completed", "data": {"seq": 3}}
+    with sqlite3.connect(path) as raw:
+        raw.executescript(OLD_RUNS)
+        for n, outbox in ((1, [event]), (2, [])):
+            stored = run(n, status="COMPLETED", result="SUCCESS", outbox=outbox)
+            raw.execute("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", (
+                stored.id, stored.workflow, stored.version, stored.status, stored.result, stored.seq, None,
+                stored.created_at, stored.check_at, stored.model_dump_json()))
+    raw.close()
+    for _ in range(2):  # the second opening finds the upgrade done
+        async with SqliteStore(path) as store:
+            assert await store.runs_due_for_check(run(2).check_at, limit=10) == [run(1).id]
+            assert (await store.get_run(run(1).id)).outbox == [event]
+    with sqlite3.connect(path) as raw:
+        indexes = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert ("runs_unrelayed" in indexes, "runs_outbox" in indexes) == (True, False)
+    raw.close()
+
+
 async def test_in_memory_database(tmp_path: Path) -> None:
     async with SqliteStore(":memory:") as store:
         assert (await store.insert_run(run(1)))[1] is True

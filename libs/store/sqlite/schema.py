@@ -44,14 +44,14 @@ CREATE TABLE IF NOT EXISTS runs (
     idempotency_key  TEXT,
     created_at       REAL NOT NULL,
     check_at         REAL NOT NULL,
-    doc              TEXT NOT NULL
+    doc              TEXT NOT NULL,
+    unrelayed        INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS runs_idempotency
     ON runs (workflow, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at, id);
 CREATE INDEX IF NOT EXISTS runs_workflow_created ON runs (workflow, created_at, id);
 CREATE INDEX IF NOT EXISTS runs_check ON runs (check_at) WHERE status = 'IN_PROGRESS';
-CREATE INDEX IF NOT EXISTS runs_outbox ON runs (check_at) WHERE json_array_length(doc, '$.outbox') > 0;
 
 CREATE TABLE IF NOT EXISTS node_runs (
     key               TEXT PRIMARY KEY,
@@ -84,3 +84,21 @@ CREATE TABLE IF NOT EXISTS entries (
 COMMIT;
 """
 """Idempotent (`IF NOT EXISTS`) and applied in one transaction, so concurrent openers are safe."""
+
+RUNS_COLUMNS = "SELECT name FROM pragma_table_info('runs')"
+
+UPGRADES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("unrelayed", (
+        "ALTER TABLE runs ADD COLUMN unrelayed INTEGER NOT NULL DEFAULT 0",
+        "UPDATE runs SET unrelayed = json_array_length(doc, '$.outbox') WHERE json_array_length(doc, '$.outbox') > 0",
+        "DROP INDEX IF EXISTS runs_outbox",
+    )),
+)
+"""(column of `runs`, the statements that add it to a file made before it existed). `unrelayed` counts
+the outbox's entries: the partial index that finds runs with events to relay reads it instead of
+parsing `doc` on every write of a run (as its predecessor `runs_outbox` did)."""
+
+INDEXES = """
+CREATE INDEX IF NOT EXISTS runs_unrelayed ON runs (check_at) WHERE unrelayed > 0;
+"""
+"""Indexes over upgraded columns: created once every upgrade has run."""

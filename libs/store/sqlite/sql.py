@@ -60,8 +60,9 @@ WHERE identifier = :identifier AND deleted = 0 RETURNING doc"""
 # -- runs ---------------------------------------------------------------------------------------
 
 INSERT_RUN = """
-INSERT INTO runs (id, workflow, version, status, result, seq, idempotency_key, created_at, check_at, doc)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id"""
+INSERT INTO runs (id, workflow, version, status, result, seq, idempotency_key, created_at, check_at, doc,
+                  unrelayed)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id"""
 
 GET_CONFLICTING_RUN = """
 SELECT doc FROM runs WHERE id = ?1 OR (workflow = ?2 AND idempotency_key = ?3)
@@ -72,7 +73,7 @@ GET_RUN = "SELECT doc FROM runs WHERE id = ?"
 GET_RUN_BY_KEY = "SELECT doc FROM runs WHERE workflow = ? AND idempotency_key = ?"
 
 UPDATE_RUN = """
-UPDATE runs SET status = ?, result = ?, check_at = ?, seq = seq + 1, doc = ?
+UPDATE runs SET status = ?, result = ?, check_at = ?, seq = seq + 1, doc = ?, unrelayed = ?
 WHERE id = ? AND seq = ? RETURNING seq"""
 """`id`, `workflow`, `version`, `idempotency_key` and `created_at` are immutable."""
 
@@ -80,11 +81,12 @@ DUE_RUNS = """
 SELECT id FROM (
     SELECT id, check_at FROM runs WHERE status = 'IN_PROGRESS' AND check_at <= ?1
     UNION
-    SELECT id, check_at FROM runs WHERE json_array_length(doc, '$.outbox') > 0 AND check_at <= ?1
+    SELECT id, check_at FROM runs WHERE unrelayed > 0 AND check_at <= ?1
 ) ORDER BY check_at, id LIMIT ?2"""
-"""Each half is served by its partial index (`runs_check`, `runs_outbox`)."""
+"""Each half is served by its partial index (`runs_check`, `runs_unrelayed`)."""
 
-CLEAR_OUTBOX = "UPDATE runs SET doc = json_set(doc, '$.outbox', json('[]')) WHERE id = ? AND seq = ? RETURNING id"
+CLEAR_OUTBOX = """
+UPDATE runs SET unrelayed = 0, doc = json_set(doc, '$.outbox', json('[]')) WHERE id = ? AND seq = ? RETURNING id"""
 
 POSTPONE_CHECK = "UPDATE runs SET check_at = ?1, doc = json_set(doc, '$.check_at', json(?2)) WHERE id = ?3"
 

@@ -40,7 +40,7 @@ from libs.core.versioning import VersionRecord, WorkflowRecord, is_valid_tag
 from libs.store.ports import Claim, ClaimOutcome, Completion, RunFilter, Timer
 from libs.store.sqlite import sql
 from libs.store.sqlite.entries import SqliteEntries
-from libs.store.sqlite.schema import PRAGMAS, SCHEMA
+from libs.store.sqlite.schema import INDEXES, PRAGMAS, RUNS_COLUMNS, SCHEMA, UPGRADES
 from libs.store.version_publishing import VersionPublishing
 from libs.telemetry import metrics
 
@@ -84,6 +84,23 @@ def _logs_param(logs: Sequence[LogEntry]) -> dict[str, str]:
     return {"logs_j": "[" + ",".join(log.model_dump_json() for log in logs) + "]"}
 
 
+def _apply_schema(db: sqlite3.Connection) -> None:
+    """The tables, the upgrades a file made by an earlier version lacks (in one transaction, so two
+    openers do not both apply one), then the indexes over upgraded columns."""
+    db.executescript(SCHEMA)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[0] for row in db.execute(RUNS_COLUMNS).fetchall()}
+        for column, statements in UPGRADES:
+            for statement in statements if column not in columns else ():
+                db.execute(statement)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.executescript(INDEXES)
+
+
 def _private_file(path: str) -> None:
     """Create the database file 0600 (or make it so): SQLite gives its -wal and -shm files the
     database file's permissions, so the owner alone can read runs, outputs and sealed secrets."""
@@ -118,7 +135,7 @@ class SqliteStore(SqliteEntries, VersionPublishing):
             db.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}").fetchall()
             for pragma in PRAGMAS:
                 db.execute(pragma).fetchall()
-            db.executescript(SCHEMA)
+            _apply_schema(db)
         except sqlite3.Error as exc:
             db.close()
             raise _translate(exc) from exc
@@ -233,7 +250,7 @@ class SqliteStore(SqliteEntries, VersionPublishing):
     async def insert_run(self, run: Run) -> tuple[Run, bool]:
         inserted = await self._rows(sql.INSERT_RUN, (
             run.id, run.workflow, run.version, run.status, run.result, run.seq, run.idempotency_key,
-            run.created_at, run.check_at, run.model_dump_json()))
+            run.created_at, run.check_at, run.model_dump_json(), len(run.outbox)))
         if inserted:
             return run, True
         doc = await self._scalar(sql.GET_CONFLICTING_RUN, (run.id, run.workflow, run.idempotency_key))
@@ -254,7 +271,8 @@ class SqliteStore(SqliteEntries, VersionPublishing):
     async def update_run(self, run: Run, *, expected_seq: int) -> Run:
         stored = run.model_copy(update={"seq": expected_seq + 1})
         matched = await self._rows(sql.UPDATE_RUN, (
-            stored.status, stored.result, stored.check_at, stored.model_dump_json(), run.id, expected_seq))
+            stored.status, stored.result, stored.check_at, stored.model_dump_json(), len(stored.outbox), run.id,
+            expected_seq))
         if not matched:
             raise ConcurrentUpdateError(f"run {run.id!r} is absent or no longer at seq {expected_seq}")
         return stored
