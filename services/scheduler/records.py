@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from libs.contracts import v1
 from libs.core.definition import Workflow
+from libs.core.limits import json_size
 from libs.core.planner import Outcome
 from libs.core.run import LogEntry, NodeRun, Run, node_run_id, node_run_key
 
@@ -48,11 +47,7 @@ def execute_command(run: Run, node_id: str, attempt: int) -> v1.ExecuteNode:
 
 def inline_context(run: Run) -> v1.RunContext | None:
     """The run's variables, unless they are too large to travel in a message."""
-    try:
-        size = len(json.dumps(run.outputs, separators=(",", ":"))) + len(json.dumps(run.inputs, separators=(",", ":")))
-    except (TypeError, ValueError):
-        return None
-    if size > INLINE_OUTPUTS_MAX_BYTES:
+    if json_size(run.outputs) + json_size(run.inputs) > INLINE_OUTPUTS_MAX_BYTES:
         return None
     return v1.RunContext(outputs=run.outputs, inputs=run.inputs, trigger=run.trigger.model_dump())
 
