@@ -8,7 +8,6 @@ someone else's completion; when a claim or completion loses, the stored result i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -19,7 +18,7 @@ from libs.bus.publisher import Publisher
 from libs.contracts import v1
 from libs.contracts.envelope import Envelope
 from libs.core import engine_logs
-from libs.core.errors import ActionError, SecretError, StoreError, TemplateError
+from libs.core.errors import ActionError, SecretError, TemplateError
 from libs.core.limits import Limits
 from libs.core.planner import timeout_error
 from libs.core.run import FINISHED_BY_EXECUTOR, NodeRun
@@ -32,6 +31,7 @@ from libs.store.ports import ClaimOutcome, Completion, Store
 from libs.telemetry import spans
 from services.executor import attempt_log
 from services.executor.actions.base import Action, ActionInput, ActionResult
+from services.executor.leases import Leases
 from services.executor.output_limits import within_limits
 from services.executor.secret_use import TrackedSecrets, redact_completion, redacted_failure, tracking
 
@@ -58,6 +58,7 @@ class Executor:
         self.slots = asyncio.Semaphore(concurrency)
         self.in_flight: set[asyncio.Task[None]] = set()
         self.in_flight_keys: set[str] = set()
+        self.leases = Leases(store, owner=owner, clock=clock, lease_seconds=lease_seconds)
 
     async def handle(self, envelope: Envelope) -> None:
         msg = envelope.message()
@@ -76,6 +77,7 @@ class Executor:
             return
         # The claim is the durable write: acknowledge the message and run the action concurrently
         # (fan-out siblings share a partition). A crash from here on is repaired by lease expiry.
+        self.leases.hold(msg.node_run_key)
         await self.slots.acquire()
         task = asyncio.create_task(self._attempt(msg, claim.node_run))
         self.in_flight.add(task)
@@ -85,6 +87,7 @@ class Executor:
     def _finished(self, task: asyncio.Task[None], key: str) -> None:
         self.in_flight.discard(task)
         self.in_flight_keys.discard(key)
+        self.leases.release(key)
         self.slots.release()
         if not task.cancelled() and task.exception() is not None:
             log.error("node attempt failed unexpectedly; the sweeper will re-drive it",
@@ -157,7 +160,7 @@ class Executor:
             config = await expressions.render_config(node.config, context, at=f"{at}/config")
             data = ActionInput(node=node, config=config, context=context, run_id=msg.run_id, node_run_id=record.id,
                                node_run_key=record.key, attempt=record.attempt, timeout=timeout, at=at)
-            async with self.leased(record.key), asyncio.timeout(timeout):  # in this task: no task per attempt
+            async with asyncio.timeout(timeout):  # in this task: no task per attempt
                 result = await action.execute(data)
             if result.waiting:
                 return result, Completion(result="SUCCESS", output=result.output)
@@ -191,51 +194,3 @@ class Executor:
 
     async def publish_result(self, record: NodeRun) -> None:
         await republish(self.publisher, record)
-
-    def leased(self, key: str) -> Leased:
-        """`async with`: renew the claim's lease while the action runs, so a long action is not re-claimed."""
-        return Leased(self, key)
-
-    async def _renew(self, key: str) -> None:
-        """Renew now and every third of the lease until cancelled. A store that is briefly
-        unavailable only delays a renewal (the lease has two more periods to run); its error never
-        reaches the action's own outcome."""
-        while True:
-            try:
-                renewed = await self.store.renew_lease(key, owner=self.owner,
-                                                       lease_until=self.clock() + self.lease_seconds)
-            except StoreError as exc:
-                log.warning("could not renew the lease on %s (%s); trying again", key, exc.code)
-                renewed = True
-            if not renewed:
-                log.warning("lost the lease on %s; its completion will not be recorded by this executor", key)
-                return
-            await asyncio.sleep(self.lease_seconds / 3)
-
-
-class Leased:
-    """The lease renewal around one attempt. The renewing task starts once the action has run for a
-    third of the lease (most actions end sooner, and a timer costs less than a task per attempt); a
-    class, not a generator-based context manager, since it runs once per attempt."""
-
-    __slots__ = ("executor", "key", "timer", "renewing")
-
-    def __init__(self, executor: Executor, key: str) -> None:
-        self.executor = executor
-        self.key = key
-        self.timer: asyncio.TimerHandle | None = None
-        self.renewing: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> None:
-        self.timer = asyncio.get_running_loop().call_later(self.executor.lease_seconds / 3, self._renew)
-
-    def _renew(self) -> None:
-        self.renewing = asyncio.create_task(self.executor._renew(self.key))
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        if self.renewing is not None:
-            self.renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.renewing
