@@ -33,6 +33,7 @@ from services.scheduler.admission import Admission
 from services.scheduler.completion import complete_waiting_node, time_out_node
 from services.scheduler.effects import Effects, retry_timer
 from services.scheduler.run_cache import RunCache
+from services.scheduler.sweeper import next_check
 
 log = logging.getLogger("stepline.scheduler")
 WAKEUP_HORIZON_SECONDS = 300.0
@@ -214,7 +215,7 @@ class Scheduler:
     async def save(self, workflow: Workflow, run: Run, decision: planner.Decision) -> Run | None:
         """The seq-guarded write of a decision over `run`, with its events; None on a lost race."""
         now = self.clock()
-        decision.run.check_at = now + self.stale_seconds
+        decision.run.check_at = next_check(run.check_at, now, self.stale_seconds)
         envelopes = run_events.stamp(workflow, run, decision, now, source=self.publisher.source,
                                      sent_upto=self.runs.sent_upto(run.id))
         try:

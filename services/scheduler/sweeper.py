@@ -25,6 +25,16 @@ from libs.core.errors import BusError
 from libs.store.ports import Store
 
 
+def next_check(current: float, now: float, stale_seconds: float) -> float:
+    """When a run written at `now` is due for a check: `stale_seconds` ahead, but a check already
+    between half of that and all of it ahead stays (moving it re-indexes the run in the store on
+    every write; a run that makes progress is then re-indexed once per half of `stale_seconds`, and
+    one that stops is checked between half and all of `stale_seconds` after its last change). A check
+    further ahead (a reconcile in flight) or already behind is moved."""
+    soonest, latest = now + stale_seconds / 2, now + stale_seconds
+    return current if soonest <= current <= latest else latest
+
+
 @dataclass(frozen=True)
 class Idle:
     """A run reconciled `count` + 1 times in a row at `seq`; not again before `next_at`."""

@@ -16,7 +16,7 @@ from libs.contracts import topics
 from libs.contracts.envelope import Envelope
 from libs.core.errors import BusError
 from libs.store.sqlite import SqliteStore
-from services.scheduler.sweeper import Sweeper
+from services.scheduler.sweeper import Sweeper, next_check
 from tests.contract.store_contract import NOW, run
 
 STALE, MAX = 2.0, 16.0
@@ -109,3 +109,12 @@ async def test_a_run_whose_command_was_not_published_is_due_again_at_once(store:
 def test_the_longest_wait_is_never_shorter_than_the_stale_time() -> None:
     sweeping = Sweeper(None, None, clock=Clock(), interval=1, stale_seconds=10, batch=1, max_seconds=3)  # type: ignore[arg-type]
     assert sweeping.max_seconds == 10
+
+
+def test_a_write_moves_the_runs_check_only_when_it_is_out_of_the_stale_window() -> None:
+    now, stale = 1000.0, 30.0
+    assert next_check(now + 20, now, stale) == now + 20, "half to all of stale_seconds ahead: kept"
+    assert next_check(now + 15, now, stale) == now + 15
+    assert next_check(now + 14.9, now, stale) == now + 30, "under half: a stalled run would be checked too soon"
+    assert next_check(now - 5, now, stale) == now + 30, "overdue"
+    assert next_check(now + 300, now, stale) == now + 30, "a reconcile in flight moved it far ahead"
