@@ -391,9 +391,11 @@ class StoreContract(abc.ABC):
         later = node_run("a", attempt=2, created_at=NOW + 2)
         first = node_run("z", created_at=NOW)
         middle = node_run("a", created_at=NOW + 1)
-        for record in (later, first, middle, node_run("a", run_id="wfr_other")):
+        longer_id = node_run("a", run_id=first.run_id + "0")  # a run id that starts with the other
+        for record in (later, first, middle, node_run("a", run_id="wfr_other"), longer_id):
             await store.insert_node_run(record)
         assert await store.list_node_runs(first.run_id) == [first, middle, later]
+        assert await store.list_node_runs(longer_id.run_id) == [longer_id]
         assert await store.list_node_runs("wfr_none") == []
 
     async def test_claim_pending_node_run(self, store: Store) -> None:

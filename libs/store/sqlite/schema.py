@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS node_runs (
     created_at        REAL NOT NULL,
     doc               TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS node_runs_run ON node_runs (run_id, created_at);
+DROP INDEX IF EXISTS node_runs_run;
 
 CREATE TABLE IF NOT EXISTS timers (
     id      TEXT PRIMARY KEY,

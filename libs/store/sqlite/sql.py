@@ -123,7 +123,10 @@ GET_NODE_RUN = "SELECT doc FROM node_runs WHERE key = ?"
 
 GET_NODE_RUN_BY_ID = "SELECT doc FROM node_runs WHERE id = ?"
 
-LIST_NODE_RUNS = "SELECT doc FROM node_runs WHERE run_id = ? ORDER BY created_at, rowid"
+LIST_NODE_RUNS = """
+SELECT doc FROM node_runs WHERE key >= ?1 || '/' AND key < ?1 || '0' ORDER BY created_at, rowid"""
+"""A run's node runs: the keys `<runId>/<nodeId>/<attempt>` from `<runId>/` up to `<runId>0` ('0' follows
+'/'), a range of the primary key, so inserting a node run maintains no index by run."""
 
 CLAIM_NODE_RUN = """
 UPDATE node_runs SET status = 'RUNNING', lease_owner = :owner, lease_expires_at = :until,
