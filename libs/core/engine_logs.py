@@ -1,9 +1,9 @@
 """The node-run log lines Stepline writes itself (`source: "engine"`), pure.
 
-The executor collects one attempt's lines (attempt started, each request sent, a timeout, the retry
-it leads to, what a waiting node waits for) and stores them with the attempt's completion, in the
-same write; the scheduler and the API add theirs (cancellation, an approval decided) to the
-completions they write. They are bounded like user logs (`Limits.max_log_*_per_node_run`) and never
+The executor collects one attempt's lines (each request sent, a timeout, the retry it leads to, what a
+waiting node waits for) and stores them with the attempt's completion, in the same write; the
+attempt's start is derived from the record when it is shown (`shown`), never stored; the scheduler
+and the API add theirs (cancellation, an approval decided) to the completions they write. They are bounded like user logs (`Limits.max_log_*_per_node_run`) and never
 carry a URL's credentials or query string.
 """
 
@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from libs.core.limits import Limits, json_size
 from libs.core.node_kinds import completed_by
-from libs.core.run import LogEntry, LogLevel
+from libs.core.run import LogEntry, LogLevel, NodeRun
 
 MAX_LINES_PER_ATTEMPT = 100
 """An attempt that sends more requests (an inline FOREACH) keeps the first ones and a count."""
@@ -38,6 +38,15 @@ def url_without_secrets(url: str) -> str:
 def attempt_started(attempt: int, max_attempts: int, at: float) -> LogEntry:
     of = f" of {max_attempts}" if max_attempts > 1 else ""
     return line(f"attempt {attempt}{of} started", at)
+
+
+def shown(record: NodeRun) -> list[LogEntry]:
+    """A node run's log as it is shown: for an attempt the executor performed (`max_attempts` is set)
+    and claimed (`started_at`), its start first, derived from the record rather than stored (one
+    write less per node run; a record stored before this shows the stored line instead)."""
+    if record.max_attempts is None or record.started_at is None:
+        return record.logs
+    return [attempt_started(record.attempt, record.max_attempts, record.started_at), *record.logs]
 
 
 def request_sent(method: str, url: str, status: int | None, seconds: float, at: float,

@@ -4,10 +4,13 @@ the form every time takes in node outputs and the API."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 
+@lru_cache(maxsize=1024)
 def to_iso(epoch: float) -> str:
-    """`1700000000.5` → `"2023-11-14T22:13:20.500Z"`."""
+    """`1700000000.5` → `"2023-11-14T22:13:20.500Z"`. Remembered: a run's trigger time is shown to
+    each of its nodes' templates, and one state change's time to each of its events."""
     moment = datetime.fromtimestamp(epoch, tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 

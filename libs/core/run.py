@@ -197,6 +197,9 @@ class NodeRun(_Record):
     branch: str | None = None
     """CONDITION: the option taken (or `__fallback__`)."""
     logs: list[LogEntry] = Field(default_factory=list)
+    max_attempts: int | None = None
+    """Set on the node runs the executor performs: their `attempt N of M started` engine line is
+    derived from it and `started_at` when they are shown (engine_logs.shown), not stored."""
     created_at: float = 0.0
     started_at: float | None = None
     completed_at: float | None = None

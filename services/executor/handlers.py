@@ -128,11 +128,11 @@ class Executor:
 
     async def _with_engine_logs(self, msg: v1.ExecuteNode, record: NodeRun, result: ActionResult | None,
                                 completion: Completion, lines: attempt_log.AttemptLog) -> Completion:
-        """The completion with the attempt's engine log lines first (stored by the same write)."""
+        """The completion with the attempt's engine log lines first (stored by the same write; the
+        attempt's start is not among them: it is derived from the record, engine_logs.shown)."""
         node = (await self.definitions.get(msg.workflow, msg.version)).node(msg.node_id)
         now = self.clock()
-        added = [engine_logs.attempt_started(record.attempt, node.max_attempts, record.started_at or now),
-                 *lines.entries()]
+        added = lines.entries()
         if result is not None and result.waiting:
             added.append(engine_logs.waiting(node.type, completion.output, now))
         elif completion.result == "FAILED" and completion.retryable and node.retry is not None \
@@ -140,6 +140,8 @@ class Executor:
             delay = node.retry.delay_before(record.attempt + 1)
             added.append(engine_logs.retry_scheduled(record.attempt + 1, node.max_attempts, delay,
                                                      completion.error, now))
+        if not added:
+            return completion
         fitting = engine_logs.within_limits(record.logs, added, self.limits)
         return replace(completion, logs=(*fitting, *completion.logs))
 

@@ -21,6 +21,8 @@ from libs.core.run import Run, node_run_id, node_run_key
 from libs.core.workspaces import split
 
 Draft = tuple[type[v1.RunEvent], dict[str, Any]]
+_RESULTS = {"SUCCEEDED": "SUCCESS", "CANCELLED": "CANCELLED"}
+"""A finished node's result in its `node.completed` event, by its state (any other: FAILED)."""
 
 
 def stamp(workflow: Workflow, before: Run | None, decision: Decision, now: float, *, source: str,
@@ -29,7 +31,8 @@ def stamp(workflow: Workflow, before: Run | None, decision: Decision, now: float
     outbox entries up to `sent_upto` are known to be published and are dropped. Returns the new
     events' envelopes from `source` (the outbox holds them as plain data)."""
     run = decision.run
-    run.node_started_at = {**run.node_started_at, **{d.node_id: now for d in decision.dispatch}}
+    if decision.dispatch:
+        run.node_started_at = {**run.node_started_at, **{d.node_id: now for d in decision.dispatch}}
     drafts = [*_opening(before, run), *_finished(workflow, decision, now), *_waiting(workflow, before, run),
               *_retrying(workflow, decision, now), *_started(workflow, decision), *_closing(run, decision)]
     first = run.event_seq + 1
@@ -69,7 +72,7 @@ def _finished(workflow: Workflow, decision: Decision, now: float) -> Iterator[Dr
     run = decision.run
     for node_id in decision.finished:
         progress = run.nodes[node_id]
-        result = {"SUCCEEDED": "SUCCESS", "CANCELLED": "CANCELLED"}.get(progress.state, "FAILED")
+        result = _RESULTS.get(progress.state, "FAILED")
         yield v1.NodeRunCompleted, {**_node(workflow, run, node_id, progress.attempt), "result": result,
                                     "error": _error(run, node_id) if result == "FAILED" else None,
                                     "duration_ms": _ms(now - run.node_started_at.get(node_id, now))}

@@ -14,7 +14,7 @@ def new_node_run(workflow: Workflow, run: Run, node_id: str, attempt: int, now: 
     node = workflow.node(node_id)
     return NodeRun(key=key, id=node_run_id(key), run_id=run.id, workflow=run.workflow,
                    node_id=node_id, attempt=attempt, node_type=node.type, title=node.title,
-                   icon=node.icon, created_at=now, updated_at=now)
+                   icon=node.icon, max_attempts=node.max_attempts, created_at=now, updated_at=now)
 
 
 def trigger_node_run(workflow: Workflow, run: Run) -> NodeRun:
@@ -23,7 +23,8 @@ def trigger_node_run(workflow: Workflow, run: Run) -> NodeRun:
     record = new_node_run(workflow, run, run.trigger.node, 1, run.created_at)
     output = run.trigger_output if run.trigger_output is not None else run.inputs
     return record.model_copy(update={"status": "COMPLETED", "result": "SUCCESS", "output": output,
-                                     "started_at": run.created_at, "completed_at": run.created_at})
+                                     "max_attempts": None, "started_at": run.created_at,
+                                     "completed_at": run.created_at})
 
 
 def reused_node_run(workflow: Workflow, run: Run, node_id: str, earlier: NodeRun) -> NodeRun:
@@ -32,8 +33,8 @@ def reused_node_run(workflow: Workflow, run: Run, node_id: str, earlier: NodeRun
     note = LogEntry(logLevel="INFO", log=f"reused the output of node run {earlier.id} of run {earlier.run_id}",
                     createdAt=run.updated_at, source="engine")
     return record.model_copy(update={"status": "COMPLETED", "result": "SUCCESS", "output": earlier.output,
-                                     "branch": earlier.branch, "logs": [note], "started_at": run.updated_at,
-                                     "completed_at": run.updated_at})
+                                     "branch": earlier.branch, "logs": [note], "max_attempts": None,
+                                     "started_at": run.updated_at, "completed_at": run.updated_at})
 
 
 INLINE_OUTPUTS_MAX_BYTES = 64 * 1024

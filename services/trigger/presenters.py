@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from libs.core import engine_logs
 from libs.core.run import LogEntry, NodeProgress, NodeRun, Run, node_run_id
 from libs.core.versioning import VersionRecord, WorkflowRecord
 from libs.core.workspaces import split
@@ -138,7 +139,7 @@ def _node_run_fields(record: NodeRun) -> dict[str, Any]:
         "result": record.result,
         "output": {} if record.output is None else record.output,
         "error": record.error,
-        "nodeRunLogs": [_log(entry) for entry in record.logs],
+        "nodeRunLogs": [_log(entry) for entry in engine_logs.shown(record)],
         "createdAt": iso(record.created_at),
         "updatedAt": iso(record.updated_at),
         "startedAt": iso(record.started_at),

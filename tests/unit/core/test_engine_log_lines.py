@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from libs.core import engine_logs
 from libs.core.limits import Limits, json_size, logs_problem
-from libs.core.run import LogEntry
+from libs.core.run import LogEntry, NodeRun
 from services.executor import attempt_log
 
 
@@ -25,6 +25,17 @@ def test_levels_follow_the_outcome() -> None:
     assert retry.log == "retry scheduled: attempt 2 of 3 in 0.5 s: POST http://h/ answered HTTP 503"
     assert engine_logs.attempt_started(1, 1, 1.0).log == "attempt 1 started"
     assert engine_logs.attempt_started(2, 3, 1.0).log == "attempt 2 of 3 started"
+
+
+def test_an_attempts_start_is_shown_from_the_record_not_stored() -> None:
+    user = LogEntry(logLevel="INFO", log="deploying", createdAt=7.0)
+    record = NodeRun(key="wfr_1/deploy/2", id="wfnr_1", run_id="wfr_1", workflow="wf", node_id="deploy", attempt=2,
+                     max_attempts=3, started_at=5.0, logs=[user])
+    first, rest = engine_logs.shown(record)[0], engine_logs.shown(record)[1:]
+    assert (first.log, first.createdAt, first.source, rest) == ("attempt 2 of 3 started", 5.0, "engine", [user])
+    assert engine_logs.shown(record.model_copy(update={"started_at": None})) == [user], "never claimed"
+    stored_before = record.model_copy(update={"max_attempts": None})  # a trigger's node run, or a stored line
+    assert engine_logs.shown(stored_before) == [user]
 
 
 def test_waiting_lines_say_what_the_node_waits_for() -> None:
