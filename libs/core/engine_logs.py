@@ -3,8 +3,9 @@
 The executor collects one attempt's lines (each request sent, a timeout, the retry it leads to, what a
 waiting node waits for) and stores them with the attempt's completion, in the same write; the
 attempt's start is derived from the record when it is shown (`shown`), never stored; the scheduler
-and the API add theirs (cancellation, an approval decided) to the completions they write. They are bounded like user logs (`Limits.max_log_*_per_node_run`) and never
-carry a URL's credentials or query string.
+and the API add theirs (cancellation, an approval decided) to the completions they write. They are
+bounded like user logs (`Limits.max_log_*_per_node_run`) and never carry a URL's credentials or query
+string.
 """
 
 from __future__ import annotations
