@@ -11,9 +11,10 @@ the events are stored by the very write that makes the change (the scheduler rel
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
 from typing import Any
 
-from libs.contracts import Envelope, v1, wrap
+from libs.contracts import Envelope, v1
 from libs.core.definition import Workflow
 from libs.core.instants import to_iso
 from libs.core.planner import Decision
@@ -38,11 +39,29 @@ def stamp(workflow: Workflow, before: Run | None, decision: Decision, now: float
     first = run.event_seq + 1
     run.event_seq += len(drafts)
     common = _common(run, now)
-    events = [model(**common, **fields, seq=first + i) for i, (model, fields) in enumerate(drafts)]
+    envelopes = [_envelope(model, {**common, **fields, "seq": first + i}, source)
+                 for i, (model, fields) in enumerate(drafts)]
     unsent = [raw for raw in run.outbox if int(raw["data"]["seq"]) > sent_upto]
-    envelopes = [wrap(e, source=source) for e in events]
     run.outbox = [*unsent, *(e.model_dump() for e in envelopes)]
     return envelopes
+
+
+@cache
+def _wire_fields(model: type[v1.RunEvent]) -> tuple[tuple[str, str, bool, Any], ...]:
+    """(field, its key in the data, required, default) of each of `model`'s fields, in order."""
+    return tuple((name, field.alias or name, field.is_required(), field.get_default(call_default_factory=True))
+                 for name, field in model.model_fields.items())
+
+
+def _envelope(model: type[v1.RunEvent], fields: dict[str, Any], source: str) -> Envelope:
+    """The envelope of one event, its data made from `fields` (JSON values) as `model` would dump it
+    but without building it: most events are never decoded in this process (a reader that needs
+    the message decodes it once, `Envelope.message`). A missing required field is a KeyError."""
+    data = {key: fields[name] if required else fields.get(name, default)
+            for name, key, required, default in _wire_fields(model)}
+    run_id = fields["run_id"]
+    return Envelope(id=f"{run_id}/{fields['seq']}", time=fields["at"], type=model.TYPE, source=source,
+                    subject=run_id, data=data)
 
 
 def _common(run: Run, now: float) -> dict[str, Any]:
@@ -58,9 +77,10 @@ def _opening(before: Run | None, run: Run) -> Iterator[Draft]:
         yield v1.RunStarted, {"trigger": _trigger(run)}
 
 
-def _trigger(run: Run) -> v1.EventTrigger:
+def _trigger(run: Run) -> dict[str, Any]:
     t = run.trigger
-    return v1.EventTrigger(type=t.type, by=t.by, at=to_iso(t.at) if t.at else None, node=t.node)
+    shown = v1.EventTrigger(type=t.type, by=t.by, at=to_iso(t.at) if t.at else None, node=t.node)
+    return shown.model_dump(mode="json", by_alias=True)
 
 
 def _node(workflow: Workflow, run: Run, node_id: str, attempt: int) -> dict[str, Any]:

@@ -77,6 +77,26 @@ def test_the_outbox_keeps_what_was_not_published_then_the_new_events() -> None:
     assert run.outbox[0]["data"]["seq"] == 1, "the run before the change is left as it was"
 
 
+def test_each_events_data_is_what_its_message_would_dump() -> None:
+    """`stamp` makes the data without building the messages: every event type it writes validates,
+    and dumps back to the very same data (every field, defaults included, in the model's order)."""
+    run, opening = started()
+    envelopes = [Envelope.model_validate(raw) for raw in opening]
+    retried = planner.apply_outcome(WORKFLOW, run, planner.Outcome("call", 1, result="FAILED", error="HTTP 503",
+                                                                   retryable=True), 100.25)
+    assert retried is not None
+    envelopes += stamp(WORKFLOW, run, retried, 100.25, source=SOURCE)
+    done = planner.apply_outcome(WORKFLOW, run, planner.Outcome("call", 1, result="SUCCESS"), 100.75)
+    assert done is not None
+    envelopes += stamp(WORKFLOW, run, done, 100.75, source=SOURCE)
+    assert {e.type for e in envelopes} == {"run.started", "node.started", "node.completed", "node.retrying",
+                                           "run.completed"}
+    for envelope in envelopes:
+        message = envelope.message()
+        assert list(message.model_dump(mode="json", by_alias=True).items()) == list(envelope.data.items())
+        assert (envelope.id, envelope.time) == (message.event_id, message.at)  # type: ignore[attr-defined]
+
+
 def test_the_outbox_holds_the_returned_envelopes_which_carry_their_messages() -> None:
     run, outbox = started()
     decision = planner.start_run(WORKFLOW, run_id="wfr_1", version=3, trigger=TriggerInfo(node="trigger", by="ann"),
