@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from libs.bus.publisher import Publisher
-from libs.contracts import v1
+from libs.contracts import from_store, v1
 from libs.core.run import NodeRun
 
 REPORTED = frozenset({"COMPLETED", "WAITING"})
@@ -19,6 +19,6 @@ async def republish(publisher: Publisher, record: NodeRun, *,
     """The result of a COMPLETED or WAITING node run; while it is PENDING or RUNNING, `execute()` to
     re-drive it (a live lease makes the executor ignore it), or nothing without `execute`."""
     if record.status in REPORTED:
-        await publisher.publish(v1.NodeResult.of(record))
+        await publisher.publish(from_store.node_result(record))
     elif execute is not None:
         await publisher.publish(execute())

@@ -13,7 +13,7 @@ from pydantic.alias_generators import to_camel
 
 from libs.contracts import topics
 from libs.core.errors import SteplineError
-from libs.core.run import LogEntry, NodeRun
+from libs.core.run import LogEntry
 from libs.core.workspaces import DEFAULT_WORKSPACE, scoped
 
 Result = Literal["SUCCESS", "FAILED", "CANCELLED"]
@@ -153,15 +153,6 @@ class NodeResult(Message):
     retryable: bool = False
     waiting: bool = False
     branch: str | None = None
-
-    @classmethod
-    def of(cls, record: NodeRun) -> NodeResult:
-        """The result a stored node run stands for (COMPLETED, or WAITING): what gets re-published
-        whenever a redelivery finds the attempt already finished."""
-        return cls(run_id=record.run_id, node_id=record.node_id, attempt=record.attempt,
-                   node_run_key=record.key, result=record.result, output=record.output,
-                   error=record.error, retryable=record.retryable, branch=record.branch,
-                   waiting=record.status == "WAITING")
 
 
 # ---- public events (topic run-events): the contract of docs/events.md and docs/asyncapi.yaml ----

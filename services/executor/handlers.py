@@ -15,7 +15,7 @@ from dataclasses import replace
 from libs.access.secret_scope import in_workspace
 from libs.bus.node_runs import republish
 from libs.bus.publisher import Publisher
-from libs.contracts import v1
+from libs.contracts import from_store, v1
 from libs.contracts.envelope import Envelope
 from libs.core import engine_logs
 from libs.core.errors import ActionError, SecretError, TemplateError
@@ -104,8 +104,7 @@ class Executor:
             await self.record(msg.node_run_key, result, completion)
 
     async def _load_context(self, run_id: str) -> v1.RunContext:
-        run = await self.store.get_run(run_id)
-        return v1.RunContext(outputs=run.outputs, inputs=run.inputs, trigger=run.trigger.model_dump())
+        return from_store.run_context(await self.store.get_run(run_id))
 
     async def drain(self) -> None:
         """Graceful stop: let every in-flight attempt finish and record its completion."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from libs.contracts import v1
+from libs.contracts import from_store, v1
 from libs.core import engine_logs
 from libs.core.planner import Outcome, timeout_error
 from libs.core.run import FINISHED_BY_TIMEOUT, FINISHED_FROM_OUTSIDE, LogEntry, NodeRun
@@ -71,4 +71,4 @@ async def time_out_node(scheduler: Scheduler, run_id: str, key: str, seconds: fl
 
 
 def outcome_of_record(record: NodeRun) -> Outcome:
-    return records.outcome_of(v1.NodeResult.of(record))
+    return records.outcome_of(from_store.node_result(record))

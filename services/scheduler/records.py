@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from libs.contracts import v1
+from libs.contracts import from_store, v1
 from libs.core.definition import Workflow
 from libs.core.limits import json_size
 from libs.core.planner import Outcome
@@ -50,7 +50,7 @@ def inline_context(run: Run) -> v1.RunContext | None:
     """The run's variables, unless they are too large to travel in a message."""
     if json_size(run.outputs) + json_size(run.inputs) > INLINE_OUTPUTS_MAX_BYTES:
         return None
-    return v1.RunContext(outputs=run.outputs, inputs=run.inputs, trigger=run.trigger.model_dump())
+    return from_store.run_context(run)
 
 
 def outcome_of(msg: v1.NodeResult) -> Outcome:
