@@ -13,7 +13,7 @@ from pydantic.alias_generators import to_camel
 
 from libs.contracts import topics
 from libs.core.errors import SteplineError
-from libs.core.run import LogEntry
+from libs.core.run import LogEntry, TriggerInfo
 from libs.core.workspaces import DEFAULT_WORKSPACE, scoped
 
 Result = Literal["SUCCESS", "FAILED", "CANCELLED"]
@@ -35,16 +35,6 @@ class Message(BaseModel):
     run_id: str
 
 
-class TriggerContext(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    type: str = "API"
-    by: str | None = None
-    at: float = 0.0
-    node: str = ""
-    event: dict[str, Any] | None = None
-    """The attributes of the CloudEvent that started the run (queue and catalog messages)."""
-
-
 # ---- commands to the scheduler (topic run-commands) -------------------------------------------
 
 class RunCommand(Message):
@@ -57,7 +47,7 @@ class StartRun(RunCommand):
     TYPE: ClassVar[str] = "dev.stepline.run.start.v1"
     workflow: str
     version: int
-    trigger: TriggerContext
+    trigger: TriggerInfo
     inputs: dict[str, Any] = Field(default_factory=dict)
     trigger_output: dict[str, Any] | None = None
     """The firing trigger node's output when its `variables` reshape it (default: `inputs`)."""

@@ -100,6 +100,9 @@ class _Record(BaseModel):
 
 
 class TriggerInfo(_Record):
+    """What started a run: kept in the run and carried by the StartRun that asks for it (one type)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
     type: str = "API"
     """`MANUAL`, `API`, `WEBHOOK`, `EVENT`, `SCHEDULE`, `QUEUE`, `RERUN`."""
     by: str | None = None

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from libs.contracts import v1
 from libs.core.child_runs import CHILD_TRIGGER_TYPE, KIND, ChildBatch, child_outcome
 from libs.core.errors import NotFoundError
-from libs.core.run import Run
+from libs.core.run import Run, TriggerInfo
 from libs.store.races import LOST, Lost, until_won
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ async def _recorded(scheduler: Scheduler, batch: ChildBatch, finished: Run | Non
 
 
 async def _start(scheduler: Scheduler, batch: ChildBatch, index: int) -> None:
-    trigger = v1.TriggerContext(type=CHILD_TRIGGER_TYPE, by=batch.by, at=scheduler.clock(), node=batch.trigger_node)
+    trigger = TriggerInfo(type=CHILD_TRIGGER_TYPE, by=batch.by, at=scheduler.clock(), node=batch.trigger_node)
     msg = v1.StartRun(run_id=batch.child_id(index), workflow=batch.workflow, version=batch.version,
                       trigger=trigger, inputs=batch.inputs[index], parent_run_id=batch.parent_run_id,
                       parent_node_run_key=batch.parent_node_run_key, depth=batch.depth)

@@ -23,7 +23,7 @@ from libs.core import planner
 from libs.core.definition import Workflow
 from libs.core.errors import BusError, ConcurrentUpdateError
 from libs.core.node_kinds import TIMER_KINDS
-from libs.core.run import NodeRun, Run, TriggerInfo, node_run_key
+from libs.core.run import NodeRun, Run, node_run_key
 from libs.store.definitions import DefinitionCache
 from libs.store.ports import Store, Timer
 from libs.store.races import LOST, Lost, until_won
@@ -125,10 +125,8 @@ class Scheduler:
     def _pending(self, workflow: Workflow, msg: v1.StartRun) -> Run:
         """The run `msg` asks for, as stored while it waits for a concurrency slot."""
         now = self.clock()
-        t = msg.trigger
         pending = planner.queued_run(
-            workflow, run_id=msg.run_id, version=msg.version, inputs=msg.inputs, now=now,
-            trigger=TriggerInfo(type=t.type, by=t.by, at=t.at, node=t.node, event=t.event),
+            workflow, run_id=msg.run_id, version=msg.version, inputs=msg.inputs, now=now, trigger=msg.trigger,
             idempotency_key=msg.idempotency_key, trigger_output=msg.trigger_output).model_copy(
             update={"rerun_of": msg.rerun_of, "rerun_from": msg.rerun_from, "check_at": now + self.stale_seconds,
                     "depth": msg.depth})

@@ -15,7 +15,7 @@ from libs.contracts import v1
 from libs.core.definition import Node, Workflow
 from libs.core.errors import ConflictError, ForbiddenError
 from libs.core.inputs import validate_inputs
-from libs.core.run import Run, new_run_id
+from libs.core.run import Run, TriggerInfo, new_run_id
 from libs.core.versioning import WorkflowRecord, is_valid_tag
 from libs.core.versioning import resolve_version as version_of
 from libs.core.workspaces import public
@@ -91,7 +91,7 @@ def check_permitted(request: StartRequest, trigger: Node, inputs: dict[str, Any]
 
 def start_message(request: StartRequest, run_id: str, version: int, trigger: Node,
                   inputs: dict[str, Any], now: float, output: dict[str, Any] | None = None) -> v1.StartRun:
-    context = v1.TriggerContext(type="API", by=request.by, at=now, node=trigger.identifier)
+    context = TriggerInfo(type="API", by=request.by, at=now, node=trigger.identifier)
     return v1.StartRun(run_id=run_id, workflow=request.workflow, version=version, trigger=context,
                        inputs=inputs, trigger_output=output, idempotency_key=request.idempotency_key)
 
@@ -170,7 +170,7 @@ class RunStarter:
             return repeat
         workflow = await self._definitions.get(start.workflow, start.version)
         output = await shaped_output(workflow, workflow.node(start.node), start.output)
-        context = v1.TriggerContext(type=start.trigger_type, by=start.by, at=self._clock(), node=start.node,
+        context = TriggerInfo(type=start.trigger_type, by=start.by, at=self._clock(), node=start.node,
                                     event=start.event)
         return await self.send(v1.StartRun(run_id=new_run_id(), workflow=start.workflow, version=start.version,
                                            trigger=context, inputs=start.output, trigger_output=output,

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from libs.contracts import topics, v1, wrap  # noqa: E402
 from libs.contracts.envelope import Envelope  # noqa: E402
-from libs.core.run import new_run_id  # noqa: E402
+from libs.core.run import TriggerInfo, new_run_id  # noqa: E402
 from libs.core.versioning import WorkflowRecord  # noqa: E402
 from libs.runtime import event_loop  # noqa: E402
 from libs.runtime.egress import guarded_client  # noqa: E402
@@ -77,7 +77,7 @@ async def run_batch(engine: Engine, runs: int, in_flight: int) -> tuple[list[str
     async def start_one() -> None:
         ids.append(new_run_id())
         msg = v1.StartRun(run_id=ids[-1], workflow=str(WORKFLOW["identifier"]), version=1,
-                          trigger=v1.TriggerContext(type="API", at=time.time(), node="trigger"), inputs={"n": len(ids)})
+                          trigger=TriggerInfo(type="API", at=time.time(), node="trigger"), inputs={"n": len(ids)})
         await engine.bus.publish(topics.RUN_COMMANDS, wrap(msg, source="bench"))
 
     t0 = time.perf_counter()

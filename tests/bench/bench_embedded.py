@@ -20,7 +20,7 @@ from typing import Any
 
 from libs.contracts import topics, v1, wrap
 from libs.contracts.envelope import Envelope
-from libs.core.run import new_run_id
+from libs.core.run import TriggerInfo, new_run_id
 from libs.core.versioning import WorkflowRecord
 from libs.runtime import event_loop, heap
 from stepline.embedded import Engine
@@ -68,7 +68,7 @@ async def bench(engine: Engine, definition: dict[str, Any], runs: int, concurren
         run_id = new_run_id()
         ids.append(run_id)
         msg = v1.StartRun(run_id=run_id, workflow=definition["identifier"], version=1,
-                          trigger=v1.TriggerContext(type="API", at=time.time(), node="trigger"), inputs={"n": len(ids)})
+                          trigger=TriggerInfo(type="API", at=time.time(), node="trigger"), inputs={"n": len(ids)})
         await engine.bus.publish(topics.RUN_COMMANDS, wrap(msg, source="bench"))
 
     t0 = time.perf_counter()

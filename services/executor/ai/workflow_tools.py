@@ -20,7 +20,7 @@ from libs.contracts import v1
 from libs.core.child_runs import CHILD_TRIGGER_TYPE, child_outcome
 from libs.core.errors import ActionError, NotFoundError
 from libs.core.inputs import input_schema
-from libs.core.run import Run, derived_id
+from libs.core.run import Run, TriggerInfo, derived_id
 from libs.store.ports import Store
 from services.executor.actions.child_runs import ChildRuns, ChildTarget
 from services.executor.ai.models import ToolSpec
@@ -47,7 +47,7 @@ class WorkflowTools:
         run_id = derived_id("wfr_", f"{node_run_key}/tool/{number}")
         if not await self._exists(run_id):
             await self.children.quota.reserve(parent, 1)
-            trigger = v1.TriggerContext(type=CHILD_TRIGGER_TYPE, by=parent.trigger.by, at=self.clock(),
+            trigger = TriggerInfo(type=CHILD_TRIGGER_TYPE, by=parent.trigger.by, at=self.clock(),
                                         node=target.trigger_node)
             msg = v1.StartRun(run_id=run_id, workflow=target.workflow, version=target.version, trigger=trigger,
                               inputs=inputs, parent_run_id=parent.id, depth=parent.depth + 1)

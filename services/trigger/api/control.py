@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from libs.contracts import v1
 from libs.core.errors import ConflictError
-from libs.core.run import Run, new_run_id
+from libs.core.run import Run, TriggerInfo, new_run_id
 from libs.core.workspaces import public
 from libs.store import pausing
 from services.trigger import presenters
@@ -60,7 +60,7 @@ async def rerun(ctx: Context, caller: Caller, run_id: Annotated[str, Path()],
         state = "has not completed" if old.status != "COMPLETED" else "succeeded"
         raise ConflictError(f"run {run_id} {state}; a rerun from `failed` needs a completed run that did not succeed")
     await refuse_if_paused(ctx.store, old.workflow)
-    trigger = v1.TriggerContext(type="RERUN", by=caller.user, at=ctx.clock(), node=old.trigger.node)
+    trigger = TriggerInfo(type="RERUN", by=caller.user, at=ctx.clock(), node=old.trigger.node)
     message = v1.StartRun(run_id=new_run_id(), workflow=old.workflow, version=old.version, trigger=trigger,
                           inputs=old.inputs, trigger_output=old.trigger_output, rerun_of=old.id,
                           rerun_from=body.from_)

@@ -79,7 +79,7 @@ class Harness:
         await self.scheduler.handle(wrap(msg, source="tests"))
 
     async def start(self, run_id: str, workflow: str = "wf") -> None:
-        trigger = v1.TriggerContext(type="API", by="ann", at=self.now[0], node="trigger")
+        trigger = TriggerInfo(type="API", by="ann", at=self.now[0], node="trigger")
         await self.send(v1.StartRun(run_id=run_id, workflow=workflow, version=1, trigger=trigger))
 
     async def result(self, run_id: str, result: str, *, attempt: int = 1, retryable: bool = False) -> None:
