@@ -20,21 +20,24 @@ def new_node_run(workflow: Workflow, run: Run, node_id: str, attempt: int, now: 
 def trigger_node_run(workflow: Workflow, run: Run) -> NodeRun:
     """The firing trigger's node run: completed at once, its output the run inputs (or what the
     trigger's `variables` made of them)."""
-    record = new_node_run(workflow, run, run.trigger.node, 1, run.created_at)
     output = run.trigger_output if run.trigger_output is not None else run.inputs
-    return record.model_copy(update={"status": "COMPLETED", "result": "SUCCESS", "output": output,
-                                     "max_attempts": None, "started_at": run.created_at,
-                                     "completed_at": run.created_at})
+    return _succeeded_at_once(workflow, run, run.trigger.node, run.created_at, output=output)
 
 
 def reused_node_run(workflow: Workflow, run: Run, node_id: str, earlier: NodeRun) -> NodeRun:
     """A node's success carried over from `earlier` (a rerun from `failed`): completed at once."""
-    record = new_node_run(workflow, run, node_id, 1, run.updated_at)
     note = LogEntry(logLevel="INFO", log=f"reused the output of node run {earlier.id} of run {earlier.run_id}",
                     createdAt=run.updated_at, source="engine")
-    return record.model_copy(update={"status": "COMPLETED", "result": "SUCCESS", "output": earlier.output,
-                                     "branch": earlier.branch, "logs": [note], "max_attempts": None,
-                                     "started_at": run.updated_at, "completed_at": run.updated_at})
+    return _succeeded_at_once(workflow, run, node_id, run.updated_at, output=earlier.output, branch=earlier.branch,
+                              logs=[note])
+
+
+def _succeeded_at_once(workflow: Workflow, run: Run, node_id: str, at: float, **fields: object) -> NodeRun:
+    """A node run stored as succeeded when it is made: no executor performs it (no `max_attempts`,
+    so no attempt-started line is shown for it)."""
+    record = new_node_run(workflow, run, node_id, 1, at)
+    return record.model_copy(update={"status": "COMPLETED", "result": "SUCCESS", "max_attempts": None,
+                                     "started_at": at, "completed_at": at, **fields})
 
 
 INLINE_OUTPUTS_MAX_BYTES = 64 * 1024

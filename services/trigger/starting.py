@@ -171,7 +171,7 @@ class RunStarter:
         workflow = await self._definitions.get(start.workflow, start.version)
         output = await shaped_output(workflow, workflow.node(start.node), start.output)
         context = TriggerInfo(type=start.trigger_type, by=start.by, at=self._clock(), node=start.node,
-                                    event=start.event)
+                              event=start.event)
         return await self.send(v1.StartRun(run_id=new_run_id(), workflow=start.workflow, version=start.version,
                                            trigger=context, inputs=start.output, trigger_output=output,
                                            idempotency_key=start.idempotency_key, depth=start.depth), wait=start.wait)

@@ -48,7 +48,7 @@ class WorkflowTools:
         if not await self._exists(run_id):
             await self.children.quota.reserve(parent, 1)
             trigger = TriggerInfo(type=CHILD_TRIGGER_TYPE, by=parent.trigger.by, at=self.clock(),
-                                        node=target.trigger_node)
+                                  node=target.trigger_node)
             msg = v1.StartRun(run_id=run_id, workflow=target.workflow, version=target.version, trigger=trigger,
                               inputs=inputs, parent_run_id=parent.id, depth=parent.depth + 1)
             await self.publisher.publish(msg)
