@@ -13,7 +13,7 @@ from pydantic.alias_generators import to_camel
 
 from libs.contracts import topics
 from libs.core.errors import SteplineError
-from libs.core.run import LogEntry, TriggerInfo
+from libs.core.run import Outcome, TriggerInfo
 from libs.core.workspaces import DEFAULT_WORKSPACE, scoped
 
 Result = Literal["SUCCESS", "FAILED", "CANCELLED"]
@@ -74,6 +74,17 @@ class AdmitRun(RunCommand):
     TYPE: ClassVar[str] = "dev.stepline.run.admit.v1"
 
 
+class LogLine(BaseModel):
+    """One log line sent with a completion (the fields of the node run's log entry, as the wire has them)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    logLevel: Literal["DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
+    log: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    createdAt: float = 0.0
+    source: Literal["user", "engine"] = "user"
+
+
 class CompleteNode(RunCommand):
     """Asynchronous completion (or progress logs) of a WAITING node run, from the API."""
 
@@ -82,7 +93,7 @@ class CompleteNode(RunCommand):
     status: Literal["IN_PROGRESS", "COMPLETED"] = "COMPLETED"
     result: Result | None = None
     output: Any = None
-    logs: list[LogEntry] = Field(default_factory=list)
+    logs: list[LogLine] = Field(default_factory=list)
     by: str | None = None
     branch: str | None = None
     """The outlet an INPUT node takes (its connections naming it are followed)."""
@@ -143,6 +154,10 @@ class NodeResult(Message):
     retryable: bool = False
     waiting: bool = False
     branch: str | None = None
+
+    def outcome(self) -> Outcome:
+        return Outcome(result=self.result, output=self.output, error=self.error, retryable=self.retryable,
+                       branch=self.branch, waiting=self.waiting)
 
 
 # ---- public events (topic run-events): the contract of docs/events.md and docs/asyncapi.yaml ----

@@ -21,7 +21,7 @@ from typing import Any
 from libs.core.definition import Connection, Node, Workflow
 from libs.core.errors import SteplineError
 from libs.core.graph import Graph
-from libs.core.run import ACTIVE_NODE_STATES, NodeProgress, NodeState, Run, TriggerInfo, can_move_node
+from libs.core.run import ACTIVE_NODE_STATES, NodeProgress, NodeState, Outcome, Run, TriggerInfo, can_move_node
 
 FALLBACK = "__fallback__"
 
@@ -53,20 +53,6 @@ class TimeoutTimer:
     attempt: int
     due_at: float
     seconds: float
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The result of one node attempt, as reported by the executor or an external completion."""
-
-    node_id: str
-    attempt: int
-    result: str | None = None
-    output: Any = None
-    error: str | None = None
-    retryable: bool = False
-    waiting: bool = False
-    branch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,11 +132,12 @@ def cancel_run(workflow: Workflow, run: Run, *, stopped: Iterable[str], now: flo
     return decision
 
 
-def apply_outcome(workflow: Workflow, run: Run, outcome: Outcome, now: float) -> Decision | None:
-    """Apply one node attempt's outcome. None when it is stale or a duplicate (the node is not
-    PENDING/WAITING at that attempt), in which case the caller only re-ensures dispatches."""
-    progress = run.nodes.get(outcome.node_id)
-    if progress is None or progress.attempt != outcome.attempt:
+def apply_outcome(workflow: Workflow, run: Run, node_id: str, attempt: int, outcome: Outcome,
+                  now: float) -> Decision | None:
+    """Apply the outcome of attempt `attempt` of `node_id`. None when it is stale or a duplicate (the
+    node is not PENDING/WAITING at that attempt), in which case the caller only re-ensures dispatches."""
+    progress = run.nodes.get(node_id)
+    if progress is None or progress.attempt != attempt:
         return None
     if progress.state not in ("PENDING", "WAITING") or run.status == "COMPLETED":
         return None
@@ -159,15 +146,15 @@ def apply_outcome(workflow: Workflow, run: Run, outcome: Outcome, now: float) ->
     decision = Decision(run=_copy(run))
     decision.run.updated_at = now
     if outcome.waiting:
-        _move(decision.run, outcome.node_id, NodeProgress(state="WAITING", attempt=outcome.attempt))
-        seconds = workflow.node(outcome.node_id).timeoutSeconds
+        _move(decision.run, node_id, NodeProgress(state="WAITING", attempt=attempt))
+        seconds = workflow.node(node_id).timeoutSeconds
         if seconds is not None:
-            decision.timeouts.append(TimeoutTimer(outcome.node_id, outcome.attempt, now + seconds, seconds))
+            decision.timeouts.append(TimeoutTimer(node_id, attempt, now + seconds, seconds))
         return decision
     if outcome.result == "SUCCESS":
-        _succeed(decision, outcome)
+        _succeed(decision, node_id, attempt, outcome)
     else:
-        _fail(workflow, decision, outcome, now)
+        _fail(workflow.node(node_id), workflow, decision, progress.attempt, outcome, now)
     _advance(workflow, decision, now)
     return decision
 
@@ -211,26 +198,24 @@ def _copy(run: Run) -> Run:
     return run.model_copy(update={"nodes": dict(run.nodes), "outputs": dict(run.outputs)})
 
 
-def _succeed(decision: Decision, outcome: Outcome) -> None:
-    _move(decision.run, outcome.node_id, NodeProgress(
-        state="SUCCEEDED", attempt=outcome.attempt, branch=outcome.branch))
-    decision.run.outputs[outcome.node_id] = outcome.output
-    decision.finished.append(outcome.node_id)
+def _succeed(decision: Decision, node_id: str, attempt: int, outcome: Outcome) -> None:
+    _move(decision.run, node_id, NodeProgress(state="SUCCEEDED", attempt=attempt, branch=outcome.branch))
+    decision.run.outputs[node_id] = outcome.output
+    decision.finished.append(node_id)
 
 
-def _fail(workflow: Workflow, decision: Decision, outcome: Outcome, now: float) -> None:
+def _fail(node: Node, workflow: Workflow, decision: Decision, attempt: int, outcome: Outcome, now: float) -> None:
     run = decision.run
-    node = workflow.node(outcome.node_id)
-    can_retry = outcome.retryable and outcome.attempt < node.max_attempts
+    can_retry = outcome.retryable and attempt < node.max_attempts
     if can_retry and not run.terminating and not run.cancel_requested and node.retry is not None:
-        _move(run, node.identifier, NodeProgress(state="RETRY_WAIT", attempt=outcome.attempt))
-        delay = node.retry.delay_before(outcome.attempt + 1)
-        decision.timers.append(RetryTimer(node.identifier, outcome.attempt + 1, now + delay, outcome.error))
+        _move(run, node.identifier, NodeProgress(state="RETRY_WAIT", attempt=attempt))
+        delay = node.retry.delay_before(attempt + 1)
+        decision.timers.append(RetryTimer(node.identifier, attempt + 1, now + delay, outcome.error))
         return
     continues = node.continues_on_failure or (node.continues_on_timeout and is_timeout(outcome.error))
     handled = continues or _has_error_branch(workflow, node)
     _move(run, node.identifier, NodeProgress(
-        state="FAILED", attempt=outcome.attempt, failure_handled=handled, continues=continues))
+        state="FAILED", attempt=attempt, failure_handled=handled, continues=continues))
     run.outputs[node.identifier] = _failed_output(outcome)
     decision.finished.append(node.identifier)
     if not handled and not run.terminating:

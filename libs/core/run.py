@@ -18,6 +18,7 @@ import hashlib
 import os
 import random
 import string
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -179,6 +180,24 @@ class LogEntry(_Record):
     """`engine`: written by Stepline itself (libs/core/engine_logs.py); `user`: sent with a PATCH."""
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What one node attempt came to, in one type: the executor (or an outside completion) makes it,
+    `Store.finish_node_run` writes it onto the node run, the planner decides on it, and v1.NodeResult
+    carries it between services. `result` is None only while the node `waiting` for a completion."""
+
+    result: Result | None = None
+    output: Any = None
+    error: str | None = None
+    retryable: bool = False
+    """Whether a failed attempt may succeed if tried again (decides retries)."""
+    branch: str | None = None
+    """CONDITION: the option taken (or `__fallback__`)."""
+    waiting: bool = False
+    logs: tuple[LogEntry, ...] = ()
+    """Stored with the result; a published result does not carry them."""
+
+
 class NodeRun(_Record):
     key: str
     id: str
@@ -207,3 +226,8 @@ class NodeRun(_Record):
     started_at: float | None = None
     completed_at: float | None = None
     updated_at: float = 0.0
+
+    def outcome(self) -> Outcome:
+        """The outcome this node run stands for (COMPLETED, or WAITING), without its logs."""
+        return Outcome(result=self.result, output=self.output, error=self.error, retryable=self.retryable,
+                       branch=self.branch, waiting=self.status == "WAITING")

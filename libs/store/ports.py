@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
-from libs.core.run import LogEntry, NodeRun, Result, Run
+from libs.core.run import LogEntry, NodeRun, Outcome, Run
 from libs.core.versioning import VersionRecord, WorkflowRecord
 
 
@@ -51,18 +51,6 @@ class ClaimOutcome(Enum):
 class Claim:
     outcome: ClaimOutcome
     node_run: NodeRun | None
-
-
-@dataclass(frozen=True)
-class Completion:
-    """What `finish_node_run` writes."""
-
-    result: Result
-    output: Any = None
-    error: str | None = None
-    logs: tuple[LogEntry, ...] = ()
-    retryable: bool = False
-    branch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,10 +164,11 @@ class NodeRunStore(Protocol):
         """RUNNING and owner is me → WAITING (lease cleared), `logs` appended. False otherwise."""
         ...
 
-    async def finish_node_run(self, key: str, completion: Completion, *, now: float,
+    async def finish_node_run(self, key: str, outcome: Outcome, *, now: float,
                               from_statuses: frozenset[str], owner: str | None = None) -> NodeRun | None:
         """Conditional: status in `from_statuses` (and lease owner == `owner` when given) →
-        COMPLETED with the completion's result/output/error, logs appended. Returns the updated
+        COMPLETED with the outcome's result (never None here), output, error, retryable and branch, its
+        logs appended. Returns the updated
         record, or None when the condition did not match (someone else finished it)."""
         ...
 

@@ -21,19 +21,19 @@ from libs.core import engine_logs
 from libs.core.errors import ActionError, SecretError, TemplateError
 from libs.core.limits import Limits
 from libs.core.planner import timeout_error
-from libs.core.run import FINISHED_BY_EXECUTOR, NodeRun
+from libs.core.run import FINISHED_BY_EXECUTOR, NodeRun, Outcome
 from libs.core.secrets import NoSecrets
 from libs.core.templates import build_context
 from libs.core.workspaces import public, workspace_of
 from libs.expressions import evaluate as expressions
 from libs.store.definitions import DefinitionCache
-from libs.store.ports import ClaimOutcome, Completion, Store
+from libs.store.ports import ClaimOutcome, Store
 from libs.telemetry import spans
 from services.executor import attempt_log
-from services.executor.actions.base import Action, ActionInput, ActionResult
+from services.executor.actions.base import Action, ActionInput
 from services.executor.leases import Leases
 from services.executor.output_limits import within_limits
-from services.executor.secret_use import TrackedSecrets, redact_completion, redacted_failure, tracking
+from services.executor.secret_use import TrackedSecrets, redact_outcome, redacted_failure, tracking
 
 log = logging.getLogger("stepline.executor")
 
@@ -98,10 +98,10 @@ class Executor:
         with traced as span:
             context = msg.context or await self._load_context(msg.run_id)
             with in_workspace(workspace_of(msg.workflow)):  # secrets, entities and child runs of the run's workspace
-                result, completion = await self.perform(msg, context, record)
-            if completion.result != "SUCCESS":
-                spans.failed(span, completion.error or completion.result)
-            await self.record(msg.node_run_key, result, completion)
+                outcome = await self.perform(msg, context, record)
+            if outcome.result is not None and outcome.result != "SUCCESS":
+                spans.failed(span, outcome.error or outcome.result)
+            await self.record(msg.node_run_key, outcome)
 
     async def _load_context(self, run_id: str) -> v1.RunContext:
         return from_store.run_context(await self.store.get_run(run_id))
@@ -111,45 +111,44 @@ class Executor:
         while self.in_flight:
             await asyncio.gather(*list(self.in_flight), return_exceptions=True)
 
-    async def perform(self, msg: v1.ExecuteNode, run: v1.RunContext, record: NodeRun) -> tuple[ActionResult | None, Completion]:
-        """One attempt. Every secret value it reveals is masked in the completion it returns, and an
+    async def perform(self, msg: v1.ExecuteNode, run: v1.RunContext, record: NodeRun) -> Outcome:
+        """One attempt. Every secret value it reveals is masked in the outcome it returns, and an
         unexpected exception of such an attempt is re-raised without them (secret_use.py)."""
         with tracking() as revealed, attempt_log.collecting() as lines:
             try:
-                result, completion = await self._perform(msg, run, record)
-                result, completion = within_limits(result, completion, run, self.limits)
-                completion = await self._with_engine_logs(msg, record, result, completion, lines)
+                outcome = within_limits(await self._perform(msg, run, record), run, self.limits)
+                outcome = await self._with_engine_logs(msg, record, outcome, lines)
             except Exception as exc:
                 if not revealed:
                     raise
                 raise redacted_failure(exc, revealed) from None
-        return result, redact_completion(completion, revealed)
+        return redact_outcome(outcome, revealed)
 
-    async def _with_engine_logs(self, msg: v1.ExecuteNode, record: NodeRun, result: ActionResult | None,
-                                completion: Completion, lines: attempt_log.AttemptLog) -> Completion:
-        """The completion with the attempt's engine log lines first (stored by the same write; the
+    async def _with_engine_logs(self, msg: v1.ExecuteNode, record: NodeRun, outcome: Outcome,
+                                lines: attempt_log.AttemptLog) -> Outcome:
+        """The outcome with the attempt's engine log lines first (stored by the same write; the
         attempt's start is not among them: it is derived from the record, engine_logs.shown)."""
         node = (await self.definitions.get(msg.workflow, msg.version)).node(msg.node_id)
         now = self.clock()
         added = lines.entries()
-        if result is not None and result.waiting:
-            added.append(engine_logs.waiting(node.type, completion.output, now))
-        elif completion.result == "FAILED" and completion.retryable and node.retry is not None \
+        if outcome.waiting:
+            added.append(engine_logs.waiting(node.type, outcome.output, now))
+        elif outcome.result == "FAILED" and outcome.retryable and node.retry is not None \
                 and record.attempt < node.max_attempts:
             delay = node.retry.delay_before(record.attempt + 1)
             added.append(engine_logs.retry_scheduled(record.attempt + 1, node.max_attempts, delay,
-                                                     completion.error, now))
+                                                     outcome.error, now))
         if not added:
-            return completion
+            return outcome
         fitting = engine_logs.within_limits(record.logs, added, self.limits)
-        return replace(completion, logs=(*fitting, *completion.logs))
+        return replace(outcome, logs=(*fitting, *outcome.logs))
 
-    async def _perform(self, msg: v1.ExecuteNode, run: v1.RunContext, record: NodeRun) -> tuple[ActionResult | None, Completion]:
+    async def _perform(self, msg: v1.ExecuteNode, run: v1.RunContext, record: NodeRun) -> Outcome:
         workflow = await self.definitions.get(msg.workflow, msg.version)
         node = workflow.node(msg.node_id)
         action = self.actions.get(node.type)
         if action is None:
-            return None, Completion(result="FAILED", error=f"node type {node.type} is not supported by this executor")
+            return Outcome(result="FAILED", error=f"node type {node.type} is not supported by this executor")
         timeout = node.timeoutSeconds or self.default_timeout
         try:
             refs = self.secrets.refs(msg.workflow, msg.version, node.identifier, node.config)
@@ -164,29 +163,29 @@ class Executor:
             async with asyncio.timeout(timeout):  # in this task: no task per attempt
                 result = await action.execute(data)
             if result.waiting:
-                return result, Completion(result="SUCCESS", output=result.output)
+                return Outcome(output=result.output, waiting=True)
             shaped = await expressions.shaped_output(workflow, node.identifier, result.output)
             if shaped.error is not None:
-                return None, Completion(result="FAILED", error=shaped.error)
-            return result, Completion(result="SUCCESS", output=shaped.output, branch=result.branch)
+                return Outcome(result="FAILED", error=shaped.error)
+            return Outcome(result="SUCCESS", output=shaped.output, branch=result.branch)
         except (TemplateError, SecretError) as exc:
-            return None, Completion(result="FAILED", error=exc.message)
+            return Outcome(result="FAILED", error=exc.message)
         except ActionError as exc:
-            return None, Completion(result="FAILED", output=exc.output, error=exc.message, retryable=exc.retryable)
+            return Outcome(result="FAILED", output=exc.output, error=exc.message, retryable=exc.retryable)
         except TimeoutError:
             attempt_log.add(engine_logs.timed_out(timeout, self.clock()))
-            return None, Completion(result="FAILED", error=timeout_error(timeout), retryable=True)
+            return Outcome(result="FAILED", error=timeout_error(timeout), retryable=True)
 
-    async def record(self, key: str, result: ActionResult | None, completion: Completion) -> None:
+    async def record(self, key: str, outcome: Outcome) -> None:
         now = self.clock()
-        if result is not None and result.waiting:
-            if await self.store.mark_waiting(key, owner=self.owner, now=now, output=completion.output,
-                                             logs=completion.logs):
+        if outcome.waiting:
+            if await self.store.mark_waiting(key, owner=self.owner, now=now, output=outcome.output,
+                                             logs=outcome.logs):
                 stored = await self.store.get_node_run(key)
                 await self.publish_result(stored)
                 return
         else:
-            done = await self.store.finish_node_run(key, completion, now=now, from_statuses=FINISHED_BY_EXECUTOR,
+            done = await self.store.finish_node_run(key, outcome, now=now, from_statuses=FINISHED_BY_EXECUTOR,
                                                    owner=self.owner)
             if done is not None:
                 await self.publish_result(done)

@@ -9,30 +9,34 @@ from dataclasses import replace
 
 from libs.contracts import v1
 from libs.core.limits import Limits, json_size
-from libs.store.ports import Completion
-from services.executor.actions.base import ActionResult
+from libs.core.run import Outcome
 
 
-def within_limits(result: ActionResult | None, completion: Completion, run: v1.RunContext,
-                  limits: Limits) -> tuple[ActionResult | None, Completion]:
-    """`(result, completion)` unchanged, or `(None, a non-retryable failure)` over a limit."""
-    if completion.output is None:
-        return result, completion
-    size = json_size(completion.output)
+def within_limits(outcome: Outcome, run: v1.RunContext, limits: Limits) -> Outcome:
+    """The outcome unchanged, or a non-retryable failure over a limit."""
+    if outcome.output is None:
+        return outcome
+    size = json_size(outcome.output)
     if size > limits.max_output_bytes:
-        return None, _refused(completion, f"the node's output is {size} bytes, over the limit of "
-                                          f"{limits.max_output_bytes} (STEPLINE_MAX_OUTPUT_BYTES)")
-    if completion.result != "SUCCESS":
-        return result, completion
+        return _refused(outcome, f"the node's output is {size} bytes, over the limit of "
+                                 f"{limits.max_output_bytes} (STEPLINE_MAX_OUTPUT_BYTES)")
+    if not _succeeding(outcome):
+        return outcome
     total = json_size(run) + size
     if total <= limits.max_run_variables_bytes:
-        return result, completion
-    return None, _refused(completion, f"with this output the run's variables would be {total} bytes, over the "
-                                      f"limit of {limits.max_run_variables_bytes} (STEPLINE_MAX_RUN_VARIABLES_BYTES)")
+        return outcome
+    return _refused(outcome, f"with this output the run's variables would be {total} bytes, over the "
+                             f"limit of {limits.max_run_variables_bytes} (STEPLINE_MAX_RUN_VARIABLES_BYTES)")
 
 
-def _refused(completion: Completion, message: str) -> Completion:
-    """Without the output; a success becomes a non-retryable failure, a failure keeps its own."""
-    if completion.result != "SUCCESS":
-        return replace(completion, output=None, error=f"{completion.error}; {message}")
-    return replace(completion, result="FAILED", output=None, error=message, retryable=False, branch=None)
+def _succeeding(outcome: Outcome) -> bool:
+    """A success, or a node that started and now waits (its output joins the run's variables too)."""
+    return outcome.result == "SUCCESS" or outcome.waiting
+
+
+def _refused(outcome: Outcome, message: str) -> Outcome:
+    """Without the output; a success (or a wait) becomes a non-retryable failure, a failure keeps its own."""
+    if not _succeeding(outcome):
+        return replace(outcome, output=None, error=f"{outcome.error}; {message}")
+    return replace(outcome, result="FAILED", output=None, error=message, retryable=False, branch=None,
+                   waiting=False)

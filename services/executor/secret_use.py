@@ -23,9 +23,9 @@ from typing import Any
 
 from libs.core.errors import SecretError
 from libs.core.redaction import redact_text, redact_value, secret_values
+from libs.core.run import Outcome
 from libs.core.secret_refs import SecretRefs, readable_refs
 from libs.core.secrets import SecretReader
-from libs.store.ports import Completion
 
 _CACHE_LIMIT = 4096
 _revealed: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("stepline_revealed_secrets",
@@ -86,18 +86,18 @@ class TrackedSecrets:
         return secrets
 
 
-def redact_completion(completion: Completion, revealed: set[str]) -> Completion:
-    """The completion with every revealed secret value masked in its output, error and logs."""
+def redact_outcome(outcome: Outcome, revealed: set[str]) -> Outcome:
+    """The outcome with every revealed secret value masked in its output, error and logs."""
     if not revealed:
-        return completion
+        return outcome
     values = secret_values(revealed)
     return dataclasses.replace(
-        completion,
-        output=redact_value(completion.output, values),
-        error=redact_text(completion.error, values) if completion.error is not None else None,
+        outcome,
+        output=redact_value(outcome.output, values),
+        error=redact_text(outcome.error, values) if outcome.error is not None else None,
         logs=tuple(entry.model_copy(update={"log": redact_text(entry.log, values),
                                             "tags": redact_value(entry.tags, values)})
-                   for entry in completion.logs),
+                   for entry in outcome.logs),
     )
 
 

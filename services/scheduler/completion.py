@@ -10,11 +10,9 @@ from typing import TYPE_CHECKING
 
 from libs.contracts import from_store, v1
 from libs.core import engine_logs
-from libs.core.planner import Outcome, timeout_error
-from libs.core.run import FINISHED_BY_TIMEOUT, FINISHED_FROM_OUTSIDE, LogEntry, NodeRun
+from libs.core.planner import timeout_error
+from libs.core.run import FINISHED_BY_TIMEOUT, FINISHED_FROM_OUTSIDE, LogEntry, NodeRun, Outcome
 from libs.expressions import evaluate as expressions
-from libs.store.ports import Completion
-from services.scheduler import records
 
 if TYPE_CHECKING:
     from services.scheduler.handlers import Scheduler
@@ -24,31 +22,31 @@ async def complete_waiting_node(scheduler: Scheduler, msg: v1.CompleteNode) -> N
     store = scheduler.store
     now = scheduler.clock()
     if msg.status == "IN_PROGRESS":
-        await store.append_logs(msg.node_run_key, list(msg.logs), now=now)
+        await store.append_logs(msg.node_run_key, list(from_store.log_entries(msg.logs)), now=now)
         return
     record = await store.get_node_run(msg.node_run_key)
-    completion = await _completion_of(scheduler, record, msg)
+    outcome = await _outcome_of(scheduler, record, msg)
     # From RUNNING too: the executor's own conditional update then loses and it re-publishes this result.
-    done = await store.finish_node_run(msg.node_run_key, completion, now=now, from_statuses=FINISHED_FROM_OUTSIDE)
-    await scheduler.apply(record.run_id, outcome_of_record(done or await store.get_node_run(msg.node_run_key)))
+    done = await store.finish_node_run(msg.node_run_key, outcome, now=now, from_statuses=FINISHED_FROM_OUTSIDE)
+    await scheduler.apply_stored(done or await store.get_node_run(msg.node_run_key))
 
 
-async def _completion_of(scheduler: Scheduler, record: NodeRun, msg: v1.CompleteNode) -> Completion:
+async def _outcome_of(scheduler: Scheduler, record: NodeRun, msg: v1.CompleteNode) -> Outcome:
     workflow = await scheduler.definitions.get(record.workflow, (await scheduler.store.get_run(record.run_id)).version)
     result = msg.result or "SUCCESS"
     if result != "SUCCESS":
-        return Completion(result=result, output=msg.output, error=_error_text(msg.output, result),
-                          logs=tuple(msg.logs))
+        return Outcome(result=result, output=msg.output, error=_error_text(msg.output, result),
+                       logs=from_store.log_entries(msg.logs))
     shaped = await expressions.shaped_output(workflow, record.node_id, msg.output)
-    return succeeded(shaped, logs=tuple(msg.logs), branch=msg.branch)
+    return succeeded(shaped, logs=from_store.log_entries(msg.logs), branch=msg.branch)
 
 
-def succeeded(shaped: expressions.Shaped, *, logs: tuple[LogEntry, ...] = (), branch: str | None = None) -> Completion:
+def succeeded(shaped: expressions.Shaped, *, logs: tuple[LogEntry, ...] = (), branch: str | None = None) -> Outcome:
     """A success completed from outside the executor: SUCCESS with the shaped output, or FAILED with
     the raw output when the node's `variables` failed."""
     if shaped.error is not None:
-        return Completion(result="FAILED", output=shaped.output, error=shaped.error, logs=logs)
-    return Completion(result="SUCCESS", output=shaped.output, logs=logs, branch=branch)
+        return Outcome(result="FAILED", output=shaped.output, error=shaped.error, logs=logs)
+    return Outcome(result="SUCCESS", output=shaped.output, logs=logs, branch=branch)
 
 
 def _error_text(output: object, result: str) -> str:
@@ -63,12 +61,8 @@ def _error_text(output: object, result: str) -> str:
 
 async def time_out_node(scheduler: Scheduler, run_id: str, key: str, seconds: float) -> None:
     now = scheduler.clock()
-    completion = Completion(result="FAILED", error=timeout_error(seconds, " waiting for completion"),
-                            retryable=True, logs=(engine_logs.timed_out(seconds, now, " waiting for completion"),))
-    done = await scheduler.store.finish_node_run(key, completion, now=now, from_statuses=FINISHED_BY_TIMEOUT)
+    outcome = Outcome(result="FAILED", error=timeout_error(seconds, " waiting for completion"),
+                      retryable=True, logs=(engine_logs.timed_out(seconds, now, " waiting for completion"),))
+    done = await scheduler.store.finish_node_run(key, outcome, now=now, from_statuses=FINISHED_BY_TIMEOUT)
     if done is not None:
-        await scheduler.apply(run_id, outcome_of_record(done))
-
-
-def outcome_of_record(record: NodeRun) -> Outcome:
-    return records.outcome_of(from_store.node_result(record))
+        await scheduler.apply_stored(done)

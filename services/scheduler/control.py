@@ -13,8 +13,7 @@ from libs.contracts import v1
 from libs.core import engine_logs, planner
 from libs.core.definition import Workflow
 from libs.core.errors import NotFoundError
-from libs.core.run import FINISHED_BY_CANCEL, NodeRun, Run, node_run_key
-from libs.store.ports import Completion
+from libs.core.run import FINISHED_BY_CANCEL, NodeRun, Outcome, Run, node_run_key
 from libs.store.races import LOST, Lost, until_won
 from services.scheduler import records
 
@@ -37,9 +36,8 @@ async def _stop_attempt(scheduler: Scheduler, run: Run, node_id: str, attempt: i
     """Cancel the node run unless an executor holds it; True if it is cancelled (or never existed)."""
     key = node_run_key(run.id, node_id, attempt)
     error, now = f"cancelled by {by}" if by else "cancelled", scheduler.clock()
-    done = await scheduler.store.finish_node_run(key, Completion(result="CANCELLED", error=error,
-                                                                 logs=(engine_logs.cancelled(by, now),)),
-                                                 now=now, from_statuses=FINISHED_BY_CANCEL)
+    cancelled = Outcome(result="CANCELLED", error=error, logs=(engine_logs.cancelled(by, now),))
+    done = await scheduler.store.finish_node_run(key, cancelled, now=now, from_statuses=FINISHED_BY_CANCEL)
     if done is not None:
         return True
     try:

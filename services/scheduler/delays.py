@@ -16,10 +16,10 @@ from libs.contracts import v1
 from libs.core.errors import NotFoundError
 from libs.core.instants import parse_instant
 from libs.core.node_kinds import KINDS, completed_by
-from libs.core.run import FINISHED_BY_TIMER, NodeRun
+from libs.core.run import FINISHED_BY_TIMER, NodeRun, Outcome
 from libs.expressions import evaluate as expressions
-from libs.store.ports import Completion, Timer
-from services.scheduler.completion import outcome_of_record, succeeded
+from libs.store.ports import Timer
+from services.scheduler.completion import succeeded
 
 if TYPE_CHECKING:
     from services.scheduler.handlers import Scheduler
@@ -62,14 +62,14 @@ async def fire(scheduler: Scheduler, msg: v1.FireTimer) -> None:
         return
     if record.status != "WAITING":
         return
-    completion = await _completion(scheduler, record)
-    done = await scheduler.store.finish_node_run(key, completion, now=scheduler.clock(),
+    outcome = await _outcome(scheduler, record)
+    done = await scheduler.store.finish_node_run(key, outcome, now=scheduler.clock(),
                                                  from_statuses=FINISHED_BY_TIMER)
     if done is not None:
-        await scheduler.apply(record.run_id, outcome_of_record(done))
+        await scheduler.apply_stored(done)
 
 
-async def _completion(scheduler: Scheduler, record: NodeRun) -> Completion:
+async def _outcome(scheduler: Scheduler, record: NodeRun) -> Outcome:
     """A DELAY (completed by its timer) has waited; an APPROVAL's SLA has passed without a decision."""
     waited: dict[str, Any] = record.output if isinstance(record.output, dict) else {}
     if completed_by(record.node_type) == "timer":
@@ -78,10 +78,10 @@ async def _completion(scheduler: Scheduler, record: NodeRun) -> Completion:
     if waited.get("onTimeout") == "continue":
         return await _success(scheduler, record, timeout)
     error = f"approval timed out: no decision by the deadline {waited.get('deadline')}"
-    return Completion(result="FAILED", output={**timeout, "error": {"message": error}}, error=error)
+    return Outcome(result="FAILED", output={**timeout, "error": {"message": error}}, error=error)
 
 
-async def _success(scheduler: Scheduler, record: NodeRun, output: dict[str, Any]) -> Completion:
+async def _success(scheduler: Scheduler, record: NodeRun, output: dict[str, Any]) -> Outcome:
     """SUCCESS with the node's `variables` applied to `output`, as for any completion."""
     run, _ = await scheduler.runs.get(record.run_id)
     workflow = await scheduler.definitions.get(run.workflow, run.version)

@@ -23,7 +23,7 @@ from libs.core import planner
 from libs.core.definition import Workflow
 from libs.core.errors import BusError, ConcurrentUpdateError
 from libs.core.node_kinds import TIMER_KINDS
-from libs.core.run import NodeRun, Run, node_run_key
+from libs.core.run import NodeRun, Outcome, Run, node_run_key
 from libs.store.definitions import DefinitionCache
 from libs.store.ports import Store, Timer
 from libs.store.races import LOST, Lost, until_won
@@ -76,7 +76,7 @@ class Scheduler:
         await handler(msg)
 
     async def apply_result(self, msg: v1.NodeResult) -> None:
-        await self.apply(msg.run_id, records.outcome_of(msg))
+        await self.apply(msg.run_id, msg.node_id, msg.attempt, msg.outcome())
         if msg.waiting:
             await waits.on_waiting(self, msg)
 
@@ -154,12 +154,16 @@ class Scheduler:
             await control.admit_others(self, await self.admission.release(workflow.identifier, run.id, limit))
         return stored, inserted
 
-    async def apply(self, run_id: str, outcome: planner.Outcome) -> None:
-        """Apply one node outcome, starting from the cached run."""
+    async def apply(self, run_id: str, node_id: str, attempt: int, outcome: Outcome) -> None:
+        """Apply the outcome of one node attempt, starting from the cached run."""
         async def decide(workflow: Workflow, run: Run) -> planner.Decision | None:
-            return planner.apply_outcome(workflow, run, outcome, self.clock())
+            return planner.apply_outcome(workflow, run, node_id, attempt, outcome, self.clock())
 
-        await self.update_run(run_id, decide, what=f"applying {outcome.node_id}", cached=True)
+        await self.update_run(run_id, decide, what=f"applying {node_id}", cached=True)
+
+    async def apply_stored(self, record: NodeRun) -> None:
+        """Apply what a finished (or waiting) node run stands for."""
+        await self.apply(record.run_id, record.node_id, record.attempt, record.outcome())
 
     async def update_run(self, run_id: str, decide: Decide, *, what: str, cached: bool = False,
                          repair: bool = True) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from libs.contracts import from_store, v1
 from libs.core.definition import Workflow
 from libs.core.limits import json_size
-from libs.core.planner import Outcome
 from libs.core.run import LogEntry, NodeRun, Run, node_run_id, node_run_key
 
 
@@ -55,7 +54,3 @@ def inline_context(run: Run) -> v1.RunContext | None:
         return None
     return from_store.run_context(run)
 
-
-def outcome_of(msg: v1.NodeResult) -> Outcome:
-    return Outcome(node_id=msg.node_id, attempt=msg.attempt, result=msg.result, output=msg.output,
-                   error=msg.error, retryable=msg.retryable, waiting=msg.waiting, branch=msg.branch)

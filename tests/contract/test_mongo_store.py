@@ -14,9 +14,10 @@ from pymongo import AsyncMongoClient, MongoClient
 from pymongo.errors import ServerSelectionTimeoutError
 
 from libs.core.errors import StoreError, StoreUnavailableError
+from libs.core.run import Outcome
 from libs.store.mongo import MongoStore
 from libs.store.mongo.documents import decode, encode
-from libs.store.ports import Completion, Store
+from libs.store.ports import Store
 from tests.conftest import free_port
 
 from .store_contract import DEFINITION, LEASE, NOW, StoreContract, log, node_run, run, workflow
@@ -110,7 +111,7 @@ async def test_awkward_payloads_round_trip(mongo_url: str, database: str) -> Non
         key = (await store.insert_node_run(node_run()))[0].key
         await store.claim_node_run(key, owner="w1", now=NOW, lease_until=NOW + LEASE)
         tagged = log("x\x00y").model_copy(update={"tags": {"$k.": "v\x00"}})
-        done = await store.finish_node_run(key, Completion("SUCCESS", AWKWARD, logs=(tagged,)), now=NOW + 1,
+        done = await store.finish_node_run(key, Outcome("SUCCESS", AWKWARD, logs=(tagged,)), now=NOW + 1,
                                            from_statuses=frozenset({"RUNNING"}), owner="w1")
         assert done is not None and (done.output, done.logs) == (AWKWARD, [tagged])
         assert await store.get_node_run(key) == done

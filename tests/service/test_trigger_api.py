@@ -22,8 +22,8 @@ from libs.contracts import topics, v1
 from libs.contracts.envelope import Envelope
 from libs.core.definition import Node, Workflow
 from libs.core.errors import ConflictError, NotFoundError
-from libs.core.run import NodeRun, Run, TriggerInfo, node_run_id, node_run_key
-from libs.store.ports import Completion, RunFilter
+from libs.core.run import NodeRun, Outcome, Run, TriggerInfo, node_run_id, node_run_key
+from libs.store.ports import RunFilter
 from libs.store.sqlite import SqliteStore
 from services.trigger.app import build_app
 from services.trigger.settings import TriggerSettings
@@ -563,7 +563,7 @@ async def node_run(h: Harness, run_id: str, state: str, node: str = "deploy", wo
     if state in ("WAITING", "COMPLETED"):
         assert await h.store.mark_waiting(key, owner="executor-1", now=NOW)
     if state == "COMPLETED":
-        completion = Completion(result="SUCCESS", output={"id": "abc"} if output is None else output)
+        completion = Outcome(result="SUCCESS", output={"id": "abc"} if output is None else output)
         done = await h.store.finish_node_run(key, completion, now=NOW + 1,
                                              from_statuses=frozenset({"WAITING"}))
         assert done is not None

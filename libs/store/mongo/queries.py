@@ -12,10 +12,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from libs.core.run import LogEntry
+from libs.core.run import LogEntry, Outcome
 from libs.core.versioning import LIVE_TAG
 from libs.store.mongo.documents import Doc, encode, log_documents, tag_field
-from libs.store.ports import Completion, RunFilter
+from libs.store.ports import RunFilter
 
 WORKFLOWS, VERSIONS, RUNS, NODE_RUNS, TIMERS = "workflows", "versions", "runs", "node_runs", "timers"
 ENTRIES = "entries"
@@ -120,11 +120,11 @@ def finish_filter(key: str, from_statuses: frozenset[str], owner: str | None) ->
     return flt if owner is None else {**flt, "lease_owner": owner}
 
 
-def finish_update(completion: Completion, *, now: float) -> Doc:
-    update = setting(status="COMPLETED", result=completion.result, output=completion.output,
-                     error=completion.error, retryable=completion.retryable, branch=completion.branch,
+def finish_update(outcome: Outcome, *, now: float) -> Doc:
+    update = setting(status="COMPLETED", result=outcome.result, output=outcome.output,
+                     error=outcome.error, retryable=outcome.retryable, branch=outcome.branch,
                      completed_at=now, updated_at=now)
-    return with_logs(update, completion.logs)
+    return with_logs(update, outcome.logs)
 
 
 def with_logs(update: Doc, logs: Sequence[LogEntry]) -> Doc:

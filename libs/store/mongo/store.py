@@ -34,7 +34,7 @@ from libs.core.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from libs.core.run import LogEntry, NodeRun, Run
+from libs.core.run import LogEntry, NodeRun, Outcome, Run
 from libs.core.versioning import VersionRecord, WorkflowRecord, is_valid_tag
 from libs.store.mongo import documents as docs
 from libs.store.mongo import queries as q
@@ -42,7 +42,7 @@ from libs.store.mongo.collections import Collections, translated
 from libs.store.mongo.documents import Doc
 from libs.store.mongo.entries import MongoEntries
 from libs.store.mongo.queries import NODE_RUNS, RUNS, TIMERS, VERSIONS, WORKFLOWS
-from libs.store.ports import Claim, ClaimOutcome, Completion, RunFilter, Timer
+from libs.store.ports import Claim, ClaimOutcome, RunFilter, Timer
 from libs.store.version_publishing import VersionPublishing
 
 
@@ -268,9 +268,9 @@ class MongoStore(MongoEntries, VersionPublishing):
         return await self._db.update(NODE_RUNS, q.leased_to(key, owner), q.with_logs(q.setting(
             status="WAITING", lease_owner=None, lease_expires_at=None, output=output, updated_at=now), logs))
 
-    async def finish_node_run(self, key: str, completion: Completion, *, now: float,
+    async def finish_node_run(self, key: str, outcome: Outcome, *, now: float,
                               from_statuses: frozenset[str], owner: str | None = None) -> NodeRun | None:
-        update = q.finish_update(completion, now=now)
+        update = q.finish_update(outcome, now=now)
         doc = await self._db.modify(NODE_RUNS, q.finish_filter(key, from_statuses, owner), update)
         if doc is not None and doc.get("output") != update["$set"]["output"]:
             doc = await self._rewrite_output(key, update["$set"]["output"], completed_at=now) or doc

@@ -35,9 +35,9 @@ from libs.core.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from libs.core.run import LogEntry, NodeRun, Run
+from libs.core.run import LogEntry, NodeRun, Outcome, Run
 from libs.core.versioning import VersionRecord, WorkflowRecord, is_valid_tag
-from libs.store.ports import Claim, ClaimOutcome, Completion, RunFilter, Timer
+from libs.store.ports import Claim, ClaimOutcome, RunFilter, Timer
 from libs.store.sqlite import sql
 from libs.store.sqlite.entries import SqliteEntries
 from libs.store.sqlite.schema import INDEXES, PRAGMAS, RUNS_COLUMNS, SCHEMA, UPGRADES
@@ -343,13 +343,13 @@ class SqliteStore(SqliteEntries, VersionPublishing):
         return bool(await self._rows(sql.mark_waiting(len(logs)), {
             "key": key, "owner": owner, "output_j": _json(output), "now_j": _json(now), **_logs_param(logs)}))
 
-    async def finish_node_run(self, key: str, completion: Completion, *, now: float,
+    async def finish_node_run(self, key: str, outcome: Outcome, *, now: float,
                               from_statuses: frozenset[str], owner: str | None = None) -> NodeRun | None:
-        doc = await self._scalar(sql.finish_node_run(len(completion.logs)), {
+        doc = await self._scalar(sql.finish_node_run(len(outcome.logs)), {
             "key": key, "from_statuses": _json(sorted(from_statuses)), "owner": owner,
-            "result": completion.result, "output_j": _json(completion.output),
-            "error": completion.error, "retryable_j": _json(completion.retryable), "branch": completion.branch,
-            "now_j": _json(now), **_logs_param(completion.logs)})
+            "result": outcome.result, "output_j": _json(outcome.output),
+            "error": outcome.error, "retryable_j": _json(outcome.retryable), "branch": outcome.branch,
+            "now_j": _json(now), **_logs_param(outcome.logs)})
         return None if doc is None else NodeRun.model_validate_json(doc)
 
     async def append_logs(self, key: str, logs: list[LogEntry], *, now: float) -> bool:

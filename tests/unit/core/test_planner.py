@@ -7,8 +7,8 @@ from typing import Any
 
 from libs.core import planner
 from libs.core.definition import Workflow
-from libs.core.planner import FALLBACK, Outcome
-from libs.core.run import Run, TriggerInfo
+from libs.core.planner import FALLBACK
+from libs.core.run import Outcome, Run, TriggerInfo
 from libs.core.validation import parse_workflow
 
 
@@ -32,14 +32,14 @@ def start(w: Workflow) -> planner.Decision:
 
 
 def ok(run: Run, w: Workflow, node: str, attempt: int = 1, **kw: Any) -> planner.Decision:
-    d = planner.apply_outcome(w, run, Outcome(node_id=node, attempt=attempt, result="SUCCESS", output={"n": node}, **kw), 1.0)
+    d = planner.apply_outcome(w, run, node, attempt, Outcome(result="SUCCESS", output={"n": node}, **kw), 1.0)
     assert d is not None
     return d
 
 
 def fail(run: Run, w: Workflow, node: str, attempt: int = 1, retryable: bool = False) -> planner.Decision:
-    outcome = Outcome(node_id=node, attempt=attempt, result="FAILED", error="boom", retryable=retryable)
-    d = planner.apply_outcome(w, run, outcome, 1.0)
+    outcome = Outcome(result="FAILED", error="boom", retryable=retryable)
+    d = planner.apply_outcome(w, run, node, attempt, outcome, 1.0)
     assert d is not None
     return d
 
@@ -70,7 +70,7 @@ def test_fan_in_runs_once_after_all_inputs() -> None:
 def test_duplicate_outcome_is_ignored() -> None:
     w = wf([noop("a")], [("t", "a")])
     d = ok(start(w).run, w, "a")
-    assert planner.apply_outcome(w, d.run, Outcome(node_id="a", attempt=1, result="SUCCESS"), 2.0) is None
+    assert planner.apply_outcome(w, d.run, "a", 1, Outcome(result="SUCCESS"), 2.0) is None
 
 
 def condition_workflow() -> Workflow:
@@ -157,7 +157,7 @@ def test_error_branch_runs_only_on_failure() -> None:
 
 def test_waiting_outcome_keeps_node_open_and_sets_timeout() -> None:
     w = wf([noop("a", timeoutSeconds=5)], [("t", "a")])
-    d = planner.apply_outcome(w, start(w).run, Outcome(node_id="a", attempt=1, waiting=True), 1.0)
+    d = planner.apply_outcome(w, start(w).run, "a", 1, Outcome(waiting=True), 1.0)
     assert d is not None and d.run.nodes["a"].state == "WAITING" and not d.run_completed
     assert [(t.node_id, t.due_at) for t in d.timeouts] == [("a", 6.0)]
     d = ok(d.run, w, "a")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from libs.core import concurrency, planner
 from libs.core.concurrency import Slots
 from libs.core.planner import ReusedNode
-from libs.core.run import TriggerInfo
+from libs.core.run import Outcome, TriggerInfo
 from tests.unit.core.test_planner import noop, ok, start, wf
 
 
@@ -27,7 +27,7 @@ def test_cancel_stops_pending_nodes_and_completes_when_nothing_is_in_flight() ->
 def test_cancel_of_a_retry_wait_node_cancels_it() -> None:
     w = wf([noop("a", retry={"maxAttempts": 3, "initialIntervalSeconds": 10})], [("t", "a")])
     d = start(w)
-    waiting = planner.apply_outcome(w, d.run, planner.Outcome("a", 1, result="FAILED", retryable=True), 1.0)
+    waiting = planner.apply_outcome(w, d.run, "a", 1, Outcome(result="FAILED", retryable=True), 1.0)
     assert waiting is not None and waiting.run.nodes["a"].state == "RETRY_WAIT"
     cancelled = planner.cancel_run(w, waiting.run, stopped=[], now=2.0, by=None)
     assert cancelled is not None and cancelled.run.nodes["a"].state == "CANCELLED"

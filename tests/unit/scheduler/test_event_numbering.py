@@ -7,7 +7,7 @@ from typing import Any
 
 from libs.contracts import Envelope
 from libs.core import planner
-from libs.core.run import Run, TriggerInfo
+from libs.core.run import Outcome, Run, TriggerInfo
 from libs.core.validation import parse_workflow
 from services.scheduler.events import stamp
 
@@ -31,8 +31,8 @@ def started() -> tuple[Run, list[dict[str, Any]]]:
 
 
 def failed_once(run: Run) -> list[dict[str, Any]]:
-    outcome = planner.Outcome("call", 1, result="FAILED", error="HTTP 503", retryable=True)
-    decision = planner.apply_outcome(WORKFLOW, run, outcome, 100.25)
+    outcome = Outcome(result="FAILED", error="HTTP 503", retryable=True)
+    decision = planner.apply_outcome(WORKFLOW, run, "call", 1, outcome, 100.25)
     assert decision is not None
     return [e.model_dump() for e in stamp(WORKFLOW, run, decision, 100.25, source=SOURCE)]
 
@@ -57,8 +57,8 @@ def test_events_continue_the_runs_numbering_in_camel_case_with_iso_times() -> No
 
 def test_a_completion_lasts_from_the_attempts_dispatch() -> None:
     run, _ = started()
-    outcome = planner.Outcome("call", 1, result="SUCCESS", output={"ok": True})
-    decision = planner.apply_outcome(WORKFLOW, run, outcome, 100.75)
+    outcome = Outcome(result="SUCCESS", output={"ok": True})
+    decision = planner.apply_outcome(WORKFLOW, run, "call", 1, outcome, 100.75)
     assert decision is not None
     node, end = stamp(WORKFLOW, run, decision, 100.75, source=SOURCE)
     assert (node.type, node.data["durationMs"]) == ("node.completed", 750)
@@ -68,9 +68,9 @@ def test_a_completion_lasts_from_the_attempts_dispatch() -> None:
 def test_the_outbox_keeps_what_was_not_published_then_the_new_events() -> None:
     run, _ = started()
     assert [raw["id"] for raw in run.outbox] == ["wfr_1/1", "wfr_1/2", "wfr_1/3"]
-    outcome = planner.Outcome("call", 1, result="FAILED", error="HTTP 503", retryable=True)
+    outcome = Outcome(result="FAILED", error="HTTP 503", retryable=True)
     for sent_upto, kept in ((3, ["wfr_1/4"]), (1, ["wfr_1/2", "wfr_1/3", "wfr_1/4"])):
-        decision = planner.apply_outcome(WORKFLOW, run, outcome, 100.25)
+        decision = planner.apply_outcome(WORKFLOW, run, "call", 1, outcome, 100.25)
         assert decision is not None
         stamp(WORKFLOW, run, decision, 100.25, source=SOURCE, sent_upto=sent_upto)
         assert [raw["id"] for raw in decision.run.outbox] == kept
@@ -82,11 +82,11 @@ def test_each_events_data_is_what_its_message_would_dump() -> None:
     and dumps back to the very same data (every field, defaults included, in the model's order)."""
     run, opening = started()
     envelopes = [Envelope.model_validate(raw) for raw in opening]
-    retried = planner.apply_outcome(WORKFLOW, run, planner.Outcome("call", 1, result="FAILED", error="HTTP 503",
+    retried = planner.apply_outcome(WORKFLOW, run, "call", 1, Outcome(result="FAILED", error="HTTP 503",
                                                                    retryable=True), 100.25)
     assert retried is not None
     envelopes += stamp(WORKFLOW, run, retried, 100.25, source=SOURCE)
-    done = planner.apply_outcome(WORKFLOW, run, planner.Outcome("call", 1, result="SUCCESS"), 100.75)
+    done = planner.apply_outcome(WORKFLOW, run, "call", 1, Outcome(result="SUCCESS"), 100.75)
     assert done is not None
     envelopes += stamp(WORKFLOW, run, done, 100.75, source=SOURCE)
     assert {e.type for e in envelopes} == {"run.started", "node.started", "node.completed", "node.retrying",

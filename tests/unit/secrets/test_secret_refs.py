@@ -9,11 +9,10 @@ import pytest
 
 from libs.core.errors import SecretError
 from libs.core.redaction import redact_text, redact_value, secret_values
-from libs.core.run import LogEntry
+from libs.core.run import LogEntry, Outcome
 from libs.core.secret_refs import SecretRefs, secret_refs
 from libs.secrets.vault import KeylessSecrets
-from libs.store.ports import Completion
-from services.executor.secret_use import TrackedSecrets, redact_completion, redacted_failure, tracking
+from services.executor.secret_use import TrackedSecrets, redact_outcome, redacted_failure, tracking
 
 
 @pytest.mark.parametrize("config, expected", [
@@ -40,15 +39,15 @@ def test_values_are_masked_everywhere_in_json_longest_first() -> None:
         "***": ["***", 1, None, {"k": 'text {"v": "***"}'}]}
 
 
-def test_redact_completion_masks_output_error_and_logs() -> None:
-    completion = Completion(result="FAILED", output={"echo": "Bearer tok-123"}, error="bad url 'tok-123'",
+def test_redact_outcome_masks_output_error_and_logs() -> None:
+    completion = Outcome(result="FAILED", output={"echo": "Bearer tok-123"}, error="bad url 'tok-123'",
                             logs=(LogEntry(log="sent tok-123", tags={"t": "tok-123"}),), retryable=True)
-    masked = redact_completion(completion, {"tok-123"})
+    masked = redact_outcome(completion, {"tok-123"})
     assert masked.output == {"echo": "Bearer ***"}
     assert masked.error == "bad url '***'"
     assert (masked.logs[0].log, masked.logs[0].tags) == ("sent ***", {"t": "***"})
     assert masked.retryable and masked.result == "FAILED"
-    assert redact_completion(completion, set()) is completion
+    assert redact_outcome(completion, set()) is completion
 
 
 def test_unexpected_failures_lose_the_values() -> None:
