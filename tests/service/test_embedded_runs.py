@@ -301,3 +301,26 @@ async def renewed_past(engine: Any, key: str, lease: float | None) -> bool:
             return True
         await asyncio.sleep(0.02)
     return False
+
+
+async def test_start_with_wait_answers_with_the_finished_run(api: httpx.AsyncClient) -> None:
+    """`POST …/runs?wait=S`: one request starts the run and returns its result (the W3 shape)."""
+    start = {"identifier": "trigger", "config": {"type": "SELF_SERVE_TRIGGER", "userInputs": {
+        "properties": {"n": {"type": "integer"}}, "required": ["n"]}}}
+    steps = [{"identifier": "a", "config": {"type": "TRANSFORM", "expression": "{n: .inputs.n, a: (.inputs.n + 1)}"}},
+             {"identifier": "b", "config": {"type": "TRANSFORM", "expression": ".outputs.a + {b: (.outputs.a.a * 2)}"}}]
+    definition = chain("waited", *steps)
+    definition["nodes"][0] = start
+    await create(api, definition)
+    response = await api.post("/v1/workflows/waited/runs", params={"wait": 10}, json={"inputs": {"n": 4}})
+    assert response.status_code == 201, response.text
+    run = response.json()["workflowRun"]
+    assert (run["status"], run["result"]) == ("COMPLETED", "SUCCESS")
+    assert run["variables"]["outputs"]["b"] == {"n": 4, "a": 5, "b": 10}
+    assert [nr["status"] for nr in node_runs(run, "b")] == ["COMPLETED"]
+    for wait in (-1, 61, "soon"):
+        refused = await api.post("/v1/workflows/waited/runs", params={"wait": wait}, json={"inputs": {"n": 1}})
+        assert refused.status_code == 422 and refused.json()["error"] == "validation_error", refused.text
+        assert "/query/wait" in refused.text
+    listed = (await api.get("/v1/workflows/runs", params={"workflowIdentifiers": "waited"})).json()
+    assert listed["total"] == 1, "a refused wait starts nothing"

@@ -27,6 +27,8 @@ router = APIRouter(prefix="/v1/workflows", tags=["runs"], route_class=StrictJson
 
 T = TypeVar("T")
 MAX_WAIT_SECONDS = 60.0
+Wait = Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS,
+                              description="Seconds to wait for the run to complete before answering (0..60)")]
 MAX_OFFSET = 2_147_483_647
 
 IdempotencyHeader = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
@@ -99,16 +101,20 @@ async def start_answer(ctx: ApiContext, outcome: StartOutcome) -> Response:
 @router.post("/{workflow_id}/runs", status_code=201, response_model=None)
 async def start_run(ctx: Context, caller: Caller, workflow_id: Annotated[str, Path()],
                     body: Annotated[StartRunBody | None, Body()] = None,
-                    idempotency_key: IdempotencyHeader = None) -> Response:
+                    idempotency_key: IdempotencyHeader = None, wait: Wait = 0) -> Response:
     """Start a run through the workflow's SELF_SERVE_TRIGGER. 201 once the scheduler has inserted it,
     202 if it has not within the accept timeout, 200 with the earlier run for a repeated
-    idempotency key."""
+    idempotency key. With `wait`, the answer comes once the run is COMPLETED (or the wait is over),
+    with the run as it then is: one request for a run's result."""
     body = body or StartRunBody()
     request = StartRequest(workflow=scope.key(caller, workflow_id), inputs=body.inputs, version=body.version,
                            tag=body.tag, idempotency_key=_idempotency_key(idempotency_key, body), caller=caller)
     outcome = await ctx.starter().start(request)
     if not outcome.repeated:
         await ctx.audit(caller, "run.started", outcome.run_id, {"workflow": workflow_id, "version": outcome.version})
+    if outcome.run is not None and wait > 0:
+        outcome = replace(outcome, run=await ctx.waiters.wait_for_completion(ctx.store, outcome.run_id, wait,
+                                                                            read=outcome.run))
     return await start_answer(ctx, outcome)
 
 
@@ -140,7 +146,7 @@ def in_workspace(flt: RunFilter, caller: Principal) -> RunFilter:
 
 @router.get("/runs/{run_id}")
 async def get_run(ctx: Context, caller: Caller, run_id: Annotated[str, Path()],
-                  wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0) -> dict[str, Any]:
+                  wait: Wait = 0) -> dict[str, Any]:
     """A run with its node runs. With `wait`, returns as soon as the run is COMPLETED or when
     `wait` seconds have passed."""
     read = await scope.run_of(ctx, caller, run_id)
