@@ -96,3 +96,22 @@ def test_a_burst_shorter_than_a_second_is_no_outage() -> None:
     clock.now += QUIET
     assert limiter.check_quiet() is None
     assert reports == []
+
+
+async def test_readers_of_run_events_fetch_in_batches_and_command_readers_at_once() -> None:
+    """Followers of run events wait up to 50 ms for a batch; the scheduler's and executors' commands
+    and results are fetched as soon as one record is there (aiokafka's defaults)."""
+    from libs.bus.kafka.consumer import FOLLOWER_FETCH, ConsumerSettings, new_consumer
+    from libs.contracts import topics
+
+    settings = ConsumerSettings("127.0.0.1:9", "test", session_timeout=10, commit_timeout=5)
+    follower = new_consumer(topics.RUN_EVENTS, "g", settings, None)
+    worker = new_consumer(topics.NODE_DISPATCH, "g", settings, None)
+    try:
+        assert (follower._fetch_min_bytes, follower._fetch_max_wait_ms) == (
+            FOLLOWER_FETCH["fetch_min_bytes"], FOLLOWER_FETCH["fetch_max_wait_ms"])
+        assert follower._fetch_min_bytes > 1
+        assert worker._fetch_min_bytes == 1
+    finally:
+        await follower.stop()
+        await worker.stop()
