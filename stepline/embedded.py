@@ -22,6 +22,7 @@ from libs.core.versioning import WorkflowRecord
 from libs.expressions import evaluate as expressions
 from libs.runtime import event_loop, heap
 from libs.runtime.egress import guarded_client
+from libs.runtime.runner import server_config
 from libs.runtime.service import Service
 from libs.secrets.keyfile import configured_or_stored_key
 from libs.store.sqlite import SqliteStore
@@ -120,9 +121,7 @@ async def serve(settings: EmbeddedSettings, *, examples: Path | None = None) -> 
             names = await engine.load_examples(examples)
             if names:
                 log.info("loaded examples: %s", ", ".join(names))
-        config = uvicorn.Config(engine.app, host=settings.host, port=settings.port, log_level="warning",
-                                access_log=False, lifespan="off")
-        server = uvicorn.Server(config)
+        server = uvicorn.Server(server_config(engine.app, settings.host, settings.port))
         heap.settle()
         _exit_on_signals(server)
         print(f"Stepline is up at http://{settings.host}:{settings.port} (data in {settings.data_dir}; "

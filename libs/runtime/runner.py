@@ -115,6 +115,18 @@ async def run_service(name: str, settings: CommonSettings, build: Build, *, api:
             tracing.shutdown()
 
 
+KEEP_ALIVE_SECONDS = 30
+"""How long an idle HTTP connection stays open. Longer than the 5 s after which common clients
+(httpx, urllib3) stop reusing one, so a client never sends a request on a connection the server is
+closing at that moment (a read error on the client, its request lost)."""
+
+
+def server_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
+    """The one HTTP server configuration (the services' API or health port, and embedded mode)."""
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+                          timeout_keep_alive=KEEP_ALIVE_SECONDS)
+
+
 def _server(store: Store, bus: Bus, api: AppFactory | None, host: str, port: int,
             settings: CommonSettings) -> uvicorn.Server | None:
     if api is not None:
@@ -123,7 +135,7 @@ def _server(store: Store, bus: Bus, api: AppFactory | None, host: str, port: int
         app, bind_host, bind_port = health_app(store), settings.health_host, settings.health_port
     else:
         return None
-    config = uvicorn.Config(app, host=bind_host, port=bind_port, log_level="warning", access_log=False, lifespan="off")
+    config = server_config(app, bind_host, bind_port)
     # uvicorn captures SIGTERM/SIGINT while serving and re-raises them when it returns, which then
     # reaches the asyncio handlers installed by run_service: shutdown stays graceful either way.
     return uvicorn.Server(config)
