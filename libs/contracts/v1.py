@@ -13,7 +13,7 @@ from pydantic.alias_generators import to_camel
 
 from libs.contracts import topics
 from libs.core.errors import SteplineError
-from libs.core.run import Outcome, TriggerInfo
+from libs.core.run import LogEntry, Outcome, TriggerInfo
 from libs.core.workspaces import DEFAULT_WORKSPACE, scoped
 
 Result = Literal["SUCCESS", "FAILED", "CANCELLED"]
@@ -74,17 +74,6 @@ class AdmitRun(RunCommand):
     TYPE: ClassVar[str] = "dev.stepline.run.admit.v1"
 
 
-class LogLine(BaseModel):
-    """One log line sent with a completion (the fields of the node run's log entry, as the wire has them)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-    logLevel: Literal["DEBUG", "INFO", "WARN", "ERROR"] = "INFO"
-    log: str = ""
-    tags: dict[str, str] = Field(default_factory=dict)
-    createdAt: float = 0.0
-    source: Literal["user", "engine"] = "user"
-
-
 class CompleteNode(RunCommand):
     """Asynchronous completion (or progress logs) of a WAITING node run, from the API."""
 
@@ -93,7 +82,7 @@ class CompleteNode(RunCommand):
     status: Literal["IN_PROGRESS", "COMPLETED"] = "COMPLETED"
     result: Result | None = None
     output: Any = None
-    logs: list[LogLine] = Field(default_factory=list)
+    logs: list[LogEntry] = Field(default_factory=list)
     by: str | None = None
     branch: str | None = None
     """The outlet an INPUT node takes (its connections naming it are followed)."""
@@ -139,25 +128,18 @@ class ExecuteNode(Message):
 
 # ---- executor → scheduler (topic node-results) ------------------------------------------------
 
-class NodeResult(Message):
-    """The outcome of one node attempt. `waiting` means the action started and the node now waits
-    for an external completion; `branch` is the CONDITION option taken (or `__fallback__`)."""
+class NodeResult(Message, Outcome):
+    """The outcome of one node attempt, on the wire: an `Outcome` (`waiting`: the action started and
+    the node now waits for an external completion; `branch`: the CONDITION option taken, or
+    `__fallback__`) of the attempt it names."""
 
     TYPE: ClassVar[str] = "dev.stepline.node.result.v1"
     TOPIC: ClassVar[str] = topics.NODE_RESULTS
     node_id: str
     attempt: int
     node_run_key: str
-    result: Result | None = None
-    output: Any = None
-    error: str | None = None
-    retryable: bool = False
-    waiting: bool = False
-    branch: str | None = None
-
-    def outcome(self) -> Outcome:
-        return Outcome(result=self.result, output=self.output, error=self.error, retryable=self.retryable,
-                       branch=self.branch, waiting=self.waiting)
+    logs: tuple[LogEntry, ...] = Field(default=(), exclude=True)
+    """Not sent: a published result stands for its stored node run, whose logs stay in the store."""
 
 
 # ---- public events (topic run-events): the contract of docs/events.md and docs/asyncapi.yaml ----

@@ -18,7 +18,6 @@ import hashlib
 import os
 import random
 import string
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -180,12 +179,12 @@ class LogEntry(_Record):
     """`engine`: written by Stepline itself (libs/core/engine_logs.py); `user`: sent with a PATCH."""
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(BaseModel):
     """What one node attempt came to, in one type: the executor (or an outside completion) makes it,
     `Store.finish_node_run` writes it onto the node run, the planner decides on it, and v1.NodeResult
-    carries it between services. `result` is None only while the node `waiting` for a completion."""
+    is one on the wire. `result` is None only while the node is `waiting` for a completion."""
 
+    model_config = ConfigDict(frozen=True, extra="ignore")
     result: Result | None = None
     output: Any = None
     error: str | None = None
@@ -195,7 +194,7 @@ class Outcome:
     """CONDITION: the option taken (or `__fallback__`)."""
     waiting: bool = False
     logs: tuple[LogEntry, ...] = ()
-    """Stored with the result; a published result does not carry them."""
+    """Stored with the result (v1.NodeResult does not send them)."""
 
 
 class NodeRun(_Record):

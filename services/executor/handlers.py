@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 
 from libs.access.secret_scope import in_workspace
 from libs.bus.node_runs import republish
@@ -141,7 +140,7 @@ class Executor:
         if not added:
             return outcome
         fitting = engine_logs.within_limits(record.logs, added, self.limits)
-        return replace(outcome, logs=(*fitting, *outcome.logs))
+        return outcome.model_copy(update={"logs": (*fitting, *outcome.logs)})
 
     async def _perform(self, msg: v1.ExecuteNode, run: v1.RunContext, record: NodeRun) -> Outcome:
         workflow = await self.definitions.get(msg.workflow, msg.version)

@@ -5,8 +5,6 @@ never reaches the run document, the bus or a run response."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from libs.contracts import v1
 from libs.core.limits import Limits, json_size
 from libs.core.run import Outcome
@@ -37,6 +35,6 @@ def _succeeding(outcome: Outcome) -> bool:
 def _refused(outcome: Outcome, message: str) -> Outcome:
     """Without the output; a success (or a wait) becomes a non-retryable failure, a failure keeps its own."""
     if not _succeeding(outcome):
-        return replace(outcome, output=None, error=f"{outcome.error}; {message}")
-    return replace(outcome, result="FAILED", output=None, error=message, retryable=False, branch=None,
-                   waiting=False)
+        return outcome.model_copy(update={"output": None, "error": f"{outcome.error}; {message}"})
+    return outcome.model_copy(update={"result": "FAILED", "output": None, "error": message, "retryable": False,
+                                      "branch": None, "waiting": False})

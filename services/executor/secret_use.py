@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import dataclasses
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -91,14 +90,13 @@ def redact_outcome(outcome: Outcome, revealed: set[str]) -> Outcome:
     if not revealed:
         return outcome
     values = secret_values(revealed)
-    return dataclasses.replace(
-        outcome,
-        output=redact_value(outcome.output, values),
-        error=redact_text(outcome.error, values) if outcome.error is not None else None,
-        logs=tuple(entry.model_copy(update={"log": redact_text(entry.log, values),
-                                            "tags": redact_value(entry.tags, values)})
-                   for entry in outcome.logs),
-    )
+    return outcome.model_copy(update={
+        "output": redact_value(outcome.output, values),
+        "error": redact_text(outcome.error, values) if outcome.error is not None else None,
+        "logs": tuple(entry.model_copy(update={"log": redact_text(entry.log, values),
+                                               "tags": redact_value(entry.tags, values)})
+                      for entry in outcome.logs),
+    })
 
 
 def redacted_failure(exc: BaseException, revealed: set[str]) -> RuntimeError:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from libs.contracts import from_store, v1
+from libs.contracts import v1
 from libs.core import engine_logs
 from libs.core.planner import timeout_error
 from libs.core.run import FINISHED_BY_TIMEOUT, FINISHED_FROM_OUTSIDE, LogEntry, NodeRun, Outcome
@@ -22,7 +22,7 @@ async def complete_waiting_node(scheduler: Scheduler, msg: v1.CompleteNode) -> N
     store = scheduler.store
     now = scheduler.clock()
     if msg.status == "IN_PROGRESS":
-        await store.append_logs(msg.node_run_key, list(from_store.log_entries(msg.logs)), now=now)
+        await store.append_logs(msg.node_run_key, list(msg.logs), now=now)
         return
     record = await store.get_node_run(msg.node_run_key)
     outcome = await _outcome_of(scheduler, record, msg)
@@ -36,9 +36,9 @@ async def _outcome_of(scheduler: Scheduler, record: NodeRun, msg: v1.CompleteNod
     result = msg.result or "SUCCESS"
     if result != "SUCCESS":
         return Outcome(result=result, output=msg.output, error=_error_text(msg.output, result),
-                       logs=from_store.log_entries(msg.logs))
+                       logs=tuple(msg.logs))
     shaped = await expressions.shaped_output(workflow, record.node_id, msg.output)
-    return succeeded(shaped, logs=from_store.log_entries(msg.logs), branch=msg.branch)
+    return succeeded(shaped, logs=tuple(msg.logs), branch=msg.branch)
 
 
 def succeeded(shaped: expressions.Shaped, *, logs: tuple[LogEntry, ...] = (), branch: str | None = None) -> Outcome:

@@ -76,7 +76,7 @@ class Scheduler:
         await handler(msg)
 
     async def apply_result(self, msg: v1.NodeResult) -> None:
-        await self.apply(msg.run_id, msg.node_id, msg.attempt, msg.outcome())
+        await self.apply(msg.run_id, msg.node_id, msg.attempt, msg)
         if msg.waiting:
             await waits.on_waiting(self, msg)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from libs.contracts import from_store, v1
+from libs.contracts import v1
 from libs.core import engine_logs
 from libs.core.errors import ConflictError, ForbiddenError
 from libs.core.node_kinds import Completer, completed_by
@@ -74,7 +74,7 @@ def check(node_run: NodeRun, decision: Decision, decider: Decider) -> None:
 def complete_message(node_run: NodeRun, decision: Decision, now: float = 0.0) -> v1.CompleteNode:
     """The completion, with an engine log line of the decision made at `now`."""
     output: dict[str, Any] = decision.as_data()
-    logs = from_store.log_lines([engine_logs.approval_decided(decision.decision, decision.by, now)])
+    logs = [engine_logs.approval_decided(decision.decision, decision.by, now)]
     if decision.decision == "approve":
         return v1.CompleteNode(run_id=node_run.run_id, node_run_key=node_run.key, result="SUCCESS",
                                output=output, by=decision.by, logs=logs)

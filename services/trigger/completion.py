@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
-from libs.contracts import from_store, v1
+from libs.contracts import v1
 from libs.core.errors import ConflictError
 from libs.core.run import LogEntry, NodeRun
 
@@ -70,4 +70,4 @@ def _decide_completion(node_run: NodeRun, patch: Patch, stored_form: Callable[[A
 
 def complete_message(node_run: NodeRun, patch: Patch) -> v1.CompleteNode:
     return v1.CompleteNode(run_id=node_run.run_id, node_run_key=node_run.key, status=patch.status,
-                           result=patch.result, output=patch.output, logs=from_store.log_lines(patch.logs), by=patch.by)
+                           result=patch.result, output=patch.output, logs=list(patch.logs), by=patch.by)

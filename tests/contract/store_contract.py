@@ -95,7 +95,7 @@ class StoreContract(abc.ABC):
         await store.insert_run(run(1))
         key = (await store.insert_node_run(node_run()))[0].key
         await store.claim_node_run(key, owner="w1", now=NOW, lease_until=NOW + LEASE)
-        finished = await store.finish_node_run(key, Outcome("SUCCESS", {"ok": True}), now=NOW + 1,
+        finished = await store.finish_node_run(key, Outcome(result="SUCCESS", output={"ok": True}), now=NOW + 1,
                                                from_statuses=frozenset({"RUNNING"}), owner="w1")
         await store.close()
         assert await store.ping() is False
@@ -434,7 +434,7 @@ class StoreContract(abc.ABC):
 
     async def test_claim_completed_waiting_and_missing(self, store: Store) -> None:
         done, _ = await store.insert_node_run(node_run("done"))
-        finished = await store.finish_node_run(done.key, Outcome("SUCCESS", OUTPUT), now=NOW,
+        finished = await store.finish_node_run(done.key, Outcome(result="SUCCESS", output=OUTPUT), now=NOW,
                                                from_statuses=ALL_OPEN)
         claim = await store.claim_node_run(done.key, owner="w1", now=NOW, lease_until=NOW + LEASE)
         assert (claim.outcome, claim.node_run) == (ClaimOutcome.COMPLETED, finished)
@@ -454,7 +454,7 @@ class StoreContract(abc.ABC):
         assert await store.renew_lease(key, owner="w1", lease_until=NOW + 60)
         assert (await store.get_node_run(key)).lease_expires_at == NOW + 60
         assert not await store.renew_lease(key, owner="w2", lease_until=NOW + 90)
-        await store.finish_node_run(key, Outcome("SUCCESS"), now=NOW, from_statuses=frozenset({"RUNNING"}))
+        await store.finish_node_run(key, Outcome(result="SUCCESS"), now=NOW, from_statuses=frozenset({"RUNNING"}))
         assert not await store.renew_lease(key, owner="w1", lease_until=NOW + 90)
         assert not await store.renew_lease("wfr_x/none/1", owner="w1", lease_until=NOW)
 
@@ -483,7 +483,7 @@ class StoreContract(abc.ABC):
     async def test_finish_node_run_by_owner(self, store: Store) -> None:
         key = (await store.insert_node_run(node_run(logs=[log("queued")])))[0].key
         await store.claim_node_run(key, owner="w1", now=NOW, lease_until=NOW + LEASE)
-        completion = Outcome("FAILED", OUTPUT, "HTTP 500", logs=(log("a", NOW + 1), log("b", NOW + 2)))
+        completion = Outcome(result="FAILED", output=OUTPUT, error="HTTP 500", logs=(log("a", NOW + 1), log("b", NOW + 2)))
         assert await store.finish_node_run(key, completion, now=NOW + 3, from_statuses=frozenset({"RUNNING"}),
                                            owner="w2") is None
         finished = await store.finish_node_run(key, completion, now=NOW + 3,
@@ -500,9 +500,9 @@ class StoreContract(abc.ABC):
         flaky = (await store.insert_node_run(node_run("f")))[0].key
         for key in (cond, flaky):
             await store.claim_node_run(key, owner="w1", now=NOW, lease_until=NOW + LEASE)
-        routed = await store.finish_node_run(cond, Outcome("SUCCESS", {"o": 1}, branch="prod"), now=NOW + 1,
+        routed = await store.finish_node_run(cond, Outcome(result="SUCCESS", output={"o": 1}, branch="prod"), now=NOW + 1,
                                              from_statuses=ALL_OPEN, owner="w1")
-        failed = await store.finish_node_run(flaky, Outcome("FAILED", error="503", retryable=True), now=NOW + 1,
+        failed = await store.finish_node_run(flaky, Outcome(result="FAILED", error="503", retryable=True), now=NOW + 1,
                                              from_statuses=ALL_OPEN, owner="w1")
         assert routed is not None and (routed.branch, routed.retryable) == ("prod", False)
         assert failed is not None and (failed.branch, failed.retryable) == (None, True)
@@ -511,10 +511,10 @@ class StoreContract(abc.ABC):
     async def test_second_finish_changes_nothing(self, store: Store) -> None:
         key = (await store.insert_node_run(node_run()))[0].key
         await store.claim_node_run(key, owner="w1", now=NOW, lease_until=NOW + LEASE)
-        first = await store.finish_node_run(key, Outcome("SUCCESS", {"n": 1}, logs=(log("ok"),)), now=NOW + 1,
+        first = await store.finish_node_run(key, Outcome(result="SUCCESS", output={"n": 1}, logs=(log("ok"),)), now=NOW + 1,
                                             from_statuses=ALL_OPEN, owner="w1")
         assert first is not None
-        again = Outcome("FAILED", {"n": 2}, "late", logs=(log("late"),))
+        again = Outcome(result="FAILED", output={"n": 2}, error="late", logs=(log("late"),))
         assert await store.finish_node_run(key, again, now=NOW + 2, from_statuses=ALL_OPEN, owner="w1") is None
         assert await store.finish_node_run(key, again, now=NOW + 2, from_statuses=ALL_OPEN) is None
         assert await store.get_node_run(key) == first
@@ -522,18 +522,18 @@ class StoreContract(abc.ABC):
 
     async def test_finish_respects_from_statuses(self, store: Store) -> None:
         pending, _ = await store.insert_node_run(node_run("p"))
-        assert await store.finish_node_run(pending.key, Outcome("SUCCESS"), now=NOW,
+        assert await store.finish_node_run(pending.key, Outcome(result="SUCCESS"), now=NOW,
                                            from_statuses=frozenset({"RUNNING", "WAITING"})) is None
         assert (await store.get_node_run(pending.key)).status == "PENDING"
-        cancelled = await store.finish_node_run(pending.key, Outcome("CANCELLED", error="cancelled"),
+        cancelled = await store.finish_node_run(pending.key, Outcome(result="CANCELLED", error="cancelled"),
                                                 now=NOW + 1, from_statuses=ALL_OPEN)
         assert cancelled is not None and (cancelled.status, cancelled.result) == ("COMPLETED", "CANCELLED")
         waiting, _ = await store.insert_node_run(node_run("w"))
         await store.claim_node_run(waiting.key, owner="w1", now=NOW, lease_until=NOW + LEASE)
         await store.mark_waiting(waiting.key, owner="w1", now=NOW)
-        assert await store.finish_node_run(waiting.key, Outcome("SUCCESS"), now=NOW,
+        assert await store.finish_node_run(waiting.key, Outcome(result="SUCCESS"), now=NOW,
                                            from_statuses=frozenset({"RUNNING"})) is None
-        done = await store.finish_node_run(waiting.key, Outcome("SUCCESS", {"approved": True}), now=NOW + 2,
+        done = await store.finish_node_run(waiting.key, Outcome(result="SUCCESS", output={"approved": True}), now=NOW + 2,
                                            from_statuses=frozenset({"WAITING"}))
         assert done is not None and (done.result, done.output) == ("SUCCESS", {"approved": True})
 
@@ -546,7 +546,7 @@ class StoreContract(abc.ABC):
             key = (await store.insert_node_run(node_run(f"d{index}")))[0].key
             await store.claim_node_run(key, owner="w1", now=NOW, lease_until=NOW + LEASE)
             assert await store.mark_waiting(key, owner="w1", now=NOW, output=waited)
-            done = await store.finish_node_run(key, Outcome("SUCCESS", result), now=NOW + 1,
+            done = await store.finish_node_run(key, Outcome(result="SUCCESS", output=result), now=NOW + 1,
                                                from_statuses=frozenset({"WAITING"}))
             assert done is not None and (done.status, done.output) == ("COMPLETED", result)
             assert (await store.get_node_run(key)).output == result
@@ -559,7 +559,7 @@ class StoreContract(abc.ABC):
         assert await store.append_logs(key, [], now=NOW + 3)
         stored = await store.get_node_run(key)
         assert stored.logs == [log("one", NOW + 1), *many]
-        await store.finish_node_run(key, Outcome("SUCCESS", logs=(log("last"),)), now=NOW + 4,
+        await store.finish_node_run(key, Outcome(result="SUCCESS", logs=(log("last"),)), now=NOW + 4,
                                     from_statuses=ALL_OPEN)
         assert not await store.append_logs(key, [log("too late")], now=NOW + 5)
         assert (await store.get_node_run(key)).logs == [log("one", NOW + 1), *many, log("last")]
@@ -572,7 +572,7 @@ class StoreContract(abc.ABC):
         first = [log(f"progress {i}", NOW + i) for i in range(2_000)]
         assert await store.append_logs(key, first, now=NOW + 1)
         last = [log(f"final {i}", NOW + i) for i in range(2_000)]
-        done = await store.finish_node_run(key, Outcome("SUCCESS", {"ok": True}, logs=tuple(last)), now=NOW + 2,
+        done = await store.finish_node_run(key, Outcome(result="SUCCESS", output={"ok": True}, logs=tuple(last)), now=NOW + 2,
                                            from_statuses=ALL_OPEN)
         assert done is not None and done.output == {"ok": True}
         assert (await store.get_node_run(key)).logs == [*first, *last]
@@ -587,7 +587,7 @@ class StoreContract(abc.ABC):
         owner = winners[0].node_run.lease_owner
         assert owner is not None and (await store.get_node_run(key)).lease_owner == owner
         finishes = await asyncio.gather(*(
-            store.finish_node_run(key, Outcome("SUCCESS", {"i": i}), now=NOW + 1,
+            store.finish_node_run(key, Outcome(result="SUCCESS", output={"i": i}), now=NOW + 1,
                                   from_statuses=frozenset({"RUNNING"}), owner=owner) for i in range(20)))
         done = [f for f in finishes if f is not None]
         assert len(done) == 1

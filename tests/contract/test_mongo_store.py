@@ -111,7 +111,7 @@ async def test_awkward_payloads_round_trip(mongo_url: str, database: str) -> Non
         key = (await store.insert_node_run(node_run()))[0].key
         await store.claim_node_run(key, owner="w1", now=NOW, lease_until=NOW + LEASE)
         tagged = log("x\x00y").model_copy(update={"tags": {"$k.": "v\x00"}})
-        done = await store.finish_node_run(key, Outcome("SUCCESS", AWKWARD, logs=(tagged,)), now=NOW + 1,
+        done = await store.finish_node_run(key, Outcome(result="SUCCESS", output=AWKWARD, logs=(tagged,)), now=NOW + 1,
                                            from_statuses=frozenset({"RUNNING"}), owner="w1")
         assert done is not None and (done.output, done.logs) == (AWKWARD, [tagged])
         assert await store.get_node_run(key) == done

@@ -1,5 +1,5 @@
-"""The wire types borrow no stored record: each translation between them is written once
-(libs/contracts/from_store.py) and loses nothing on the way there and back."""
+"""A node attempt's outcome is one type (`libs.core.run.Outcome`) from the executor through the wire
+to the planner and the store: what travels stands for what is stored, and loses nothing on the way."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from libs.contracts import from_store, v1, wrap
 from libs.contracts.envelope import Envelope
-from libs.core.run import LogEntry, NodeRun
+from libs.core.run import LogEntry, NodeRun, Outcome
 
 
 def node_run(**fields: object) -> NodeRun:
@@ -15,29 +15,34 @@ def node_run(**fields: object) -> NodeRun:
     return base.model_copy(update=fields)
 
 
+def travelled(message: v1.Message) -> v1.Message:
+    return Envelope.from_bytes(wrap(message, source="test").to_bytes()).message()
+
+
 @pytest.mark.parametrize("record", [
     node_run(status="COMPLETED", result="SUCCESS", output={"n": 1}, branch="prod"),
     node_run(status="COMPLETED", result="FAILED", output=[1, 2], error="HTTP 503", retryable=True),
     node_run(status="WAITING", output={"resumeAt": 5.0}),
 ])
-def test_a_stored_node_run_and_its_published_result_stand_for_the_same_outcome(record: NodeRun) -> None:
-    published = Envelope.from_bytes(wrap(from_store.node_result(record), source="test").to_bytes()).message()
-    assert isinstance(published, v1.NodeResult)
-    assert published.outcome() == record.outcome()
+def test_a_published_result_is_the_outcome_of_its_stored_node_run(record: NodeRun) -> None:
+    published = travelled(from_store.node_result(record))
+    assert isinstance(published, v1.NodeResult) and isinstance(published, Outcome)
+    assert Outcome.model_validate(published.model_dump()) == record.outcome()
     assert (published.node_id, published.attempt, published.node_run_key) == ("a", 2, "wfr_1/a/2")
     assert record.outcome().waiting is (record.status == "WAITING")
 
 
-def test_log_lines_travel_and_come_back_as_the_same_entries() -> None:
-    entries = (LogEntry(logLevel="WARN", log="disk 91%", tags={"host": "a"}, createdAt=3.5),
-               LogEntry(logLevel="INFO", log="approved by ann", createdAt=4.0, source="engine"))
-    command = v1.CompleteNode(run_id="wfr_1", node_run_key="wfr_1/a/1", logs=from_store.log_lines(entries))
-    received = Envelope.from_bytes(wrap(command, source="test").to_bytes()).message()
-    assert isinstance(received, v1.CompleteNode)
-    assert from_store.log_entries(received.logs) == entries
+def test_a_result_does_not_send_the_logs_the_store_keeps() -> None:
+    entry = LogEntry(log="attempt 1 of 3 started", createdAt=1.0, source="engine")
+    result = v1.NodeResult(run_id="wfr_1", node_id="a", attempt=1, node_run_key="wfr_1/a/1", result="SUCCESS",
+                           logs=(entry,))
+    assert "logs" not in result.model_dump()
+    received = travelled(result)
+    assert isinstance(received, v1.NodeResult) and received.logs == () and received.result == "SUCCESS"
 
 
-def test_the_wire_log_line_has_every_field_of_the_stored_entry() -> None:
-    """A field added to LogEntry and not to LogLine would be dropped on the way: this fails first."""
-    assert set(v1.LogLine.model_fields) == set(LogEntry.model_fields)
-
+def test_log_entries_of_a_completion_travel_unchanged() -> None:
+    entries = [LogEntry(logLevel="WARN", log="disk 91%", tags={"host": "a"}, createdAt=3.5),
+               LogEntry(logLevel="INFO", log="approved by ann", createdAt=4.0, source="engine")]
+    received = travelled(v1.CompleteNode(run_id="wfr_1", node_run_key="wfr_1/a/1", logs=entries))
+    assert isinstance(received, v1.CompleteNode) and received.logs == entries
