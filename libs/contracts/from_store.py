@@ -9,7 +9,8 @@ from libs.core.run import NodeRun, Run
 
 def node_result(record: NodeRun) -> v1.NodeResult:
     """The result a stored node run stands for (COMPLETED, or WAITING): what gets re-published
-    whenever a redelivery finds the attempt already finished."""
+    whenever a redelivery finds the attempt already finished. On every node's path, so the fields are
+    read straight from the record: building it from `record.outcome()` costs ~8 µs more."""
     return v1.NodeResult(run_id=record.run_id, node_id=record.node_id, attempt=record.attempt,
                          node_run_key=record.key, result=record.result, output=record.output,
                          error=record.error, retryable=record.retryable, branch=record.branch,

@@ -13,10 +13,8 @@ from pydantic.alias_generators import to_camel
 
 from libs.contracts import topics
 from libs.core.errors import SteplineError
-from libs.core.run import LogEntry, Outcome, TriggerInfo
+from libs.core.run import LogEntry, Outcome, Result, TriggerInfo
 from libs.core.workspaces import DEFAULT_WORKSPACE, scoped
-
-Result = Literal["SUCCESS", "FAILED", "CANCELLED"]
 
 
 class UnknownMessageError(SteplineError):

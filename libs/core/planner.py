@@ -154,7 +154,7 @@ def apply_outcome(workflow: Workflow, run: Run, node_id: str, attempt: int, outc
     if outcome.result == "SUCCESS":
         _succeed(decision, node_id, attempt, outcome)
     else:
-        _fail(workflow.node(node_id), workflow, decision, progress.attempt, outcome, now)
+        _fail(workflow, decision, workflow.node(node_id), attempt, outcome, now)
     _advance(workflow, decision, now)
     return decision
 
@@ -204,7 +204,7 @@ def _succeed(decision: Decision, node_id: str, attempt: int, outcome: Outcome) -
     decision.finished.append(node_id)
 
 
-def _fail(node: Node, workflow: Workflow, decision: Decision, attempt: int, outcome: Outcome, now: float) -> None:
+def _fail(workflow: Workflow, decision: Decision, node: Node, attempt: int, outcome: Outcome, now: float) -> None:
     run = decision.run
     can_retry = outcome.retryable and attempt < node.max_attempts
     if can_retry and not run.terminating and not run.cancel_requested and node.retry is not None:

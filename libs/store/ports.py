@@ -168,8 +168,8 @@ class NodeRunStore(Protocol):
                               from_statuses: frozenset[str], owner: str | None = None) -> NodeRun | None:
         """Conditional: status in `from_statuses` (and lease owner == `owner` when given) →
         COMPLETED with the outcome's result (never None here), output, error, retryable and branch, its
-        logs appended. Returns the updated
-        record, or None when the condition did not match (someone else finished it)."""
+        logs appended. Returns the updated record, or None when the condition did not match (someone
+        else finished it)."""
         ...
 
     async def append_logs(self, key: str, logs: list[LogEntry], *, now: float) -> bool:
