@@ -82,13 +82,17 @@ def change_of(event_type: str, data: Mapping[str, Any]) -> Change | None:
     return Change(bucket_key(workflow_key(data), hour_of(entry[0] / 1000)), str(data["runId"]), entry)
 
 
-def apply(bucket: Mapping[str, Entry], change: Change) -> Bucket | None:
-    """The bucket with the change applied, or None when it changes nothing (a repeat, or older
-    than what the bucket holds for the run)."""
-    held = bucket.get(change.run_id)
-    if held is not None and int(held[1]) >= int(change.entry[1]):
-        return None
-    return {**bucket, change.run_id: list(change.entry)}
+def apply(bucket: Mapping[str, Entry], changes: Iterable[Change]) -> Bucket | None:
+    """The bucket with the changes applied in order (one copy, however many), or None when none
+    changes it: each is a repeat, or older than what the bucket holds for its run."""
+    changed: Bucket | None = None
+    for change in changes:
+        held = (bucket if changed is None else changed).get(change.run_id)
+        if held is not None and int(held[1]) >= int(change.entry[1]):
+            continue
+        changed = dict(bucket) if changed is None else changed
+        changed[change.run_id] = list(change.entry)
+    return changed
 
 
 def facts(buckets: Iterable[Mapping[str, Entry]]) -> list[RunFact]:

@@ -5,12 +5,13 @@ Two agents:
 
 - `split` reads the run events and sends each one that changes a bucket to an internal topic
   keyed by its bucket (`<workflow>@<hour>`), so one bucket is always folded by one partition owner;
-- `fold` applies it to the `buckets` table, a faust table whose changelog topic lives on Kafka: a
-  notifier that restarts (or another replica taking over the partition) recovers the table from it
-  before folding on. An event applies only if its `seq` is above what the bucket holds for its run
-  (`run_stats.apply`), so redeliveries and events re-read after a restart never count twice.
+- `fold` applies them, a batch at a time, to the `buckets` table, a faust table whose changelog
+  topic lives on Kafka: a notifier that restarts (or another replica taking over the partition)
+  recovers the table from it before folding on. An event applies only if its `seq` is above what
+  the bucket holds for its run (`run_stats.apply`), so redeliveries and events re-read after a
+  restart never count twice.
 
-Every bucket `fold` touches is written to the store (entry kind `workflow-stats`, the view the API
+Every bucket a batch touches is written once to the store (entry kind `workflow-stats`, the view the API
 reads its metrics from) and published on `stepline.workflow-stats.v1` (docs/events.md), both
 idempotent, so a crash between the table write and either of them is repaired by the redelivery.
 """
@@ -21,7 +22,7 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import faust
@@ -35,6 +36,9 @@ from services.notifier.settings import NotifierSettings
 log = logging.getLogger("stepline.notifier.stats")
 SOURCE = "stepline/notifier"
 STATS_TYPE = "workflow.stats"
+FOLD_BATCH = 1000
+FOLD_WITHIN = 0.05
+"""At most this many changes, gathered for at most this many seconds, are folded together."""
 
 
 class StatsApp:
@@ -55,9 +59,12 @@ class StatsApp:
                                       internal=True, key_type=bytes, value_type=bytes)
         self.published = self.app.topic(topics.WORKFLOW_STATS, partitions=settings.partitions,
                                         internal=True, compacting=True, key_type=bytes, value_type=bytes)
-        self.buckets = self.app.Table("buckets", default=dict, partitions=settings.partitions, key_type=bytes)
+        self.buckets = self.app.Table("buckets", default=dict, partitions=settings.partitions, key_type=bytes,
+                                      use_partitioner=True)
         """Keys raw (the bucket key's bytes), values JSON: faust picks the changelog's serializers
-        from `key_type` and `value_type`, in recovery too."""
+        from `key_type` and `value_type`, in recovery too. A key's changelog partition is the one
+        the producer's partitioner gives it, as on the changes topic (same key, same partition
+        count), so a batch of several partitions writes each key where its owner recovers it."""
         self.app.agent(self.events, name="split")(self.split)
         self.app.agent(self.changes, name="fold")(self.fold)
 
@@ -81,13 +88,16 @@ class StatsApp:
             yield None
 
     async def fold(self, stream: Any) -> AsyncIterator[None]:
-        async for key, raw in stream.items():
-            bucket_key, value = key.decode(), json.loads(raw)
-            held: Bucket = self.buckets[key]
-            changed = apply(held, Change(bucket_key, value["runId"], value["entry"]))
-            if changed is not None:
-                self.buckets[key] = changed
-            await self.publish(bucket_key, changed or held)
+        """Fold the changes a batch at a time: each bucket the batch touches is copied, written to
+        the table, the store and the statistics topic once, not once per change (a bucket holds
+        every run of its hour, so per change a backlog would cost its square)."""
+        async for events in stream.take_events(FOLD_BATCH, within=FOLD_WITHIN):
+            for key, changes in by_bucket(events).items():
+                held: Bucket = self.buckets[key]
+                changed = apply(held, changes)
+                if changed is not None:
+                    self.buckets[key] = changed
+                await self.publish(key.decode(), changed or held)
             yield None
 
     async def publish(self, key: str, bucket: Bucket) -> None:
@@ -96,6 +106,16 @@ class StatsApp:
         await self.store.put_entry(STORE_KIND, key, {"runs": bucket}, now=time.time())
         envelope = stats_envelope(key, bucket)
         await self.published.send(key=key.encode(), value=json.dumps(envelope, separators=(",", ":")).encode())
+
+
+def by_bucket(events: Iterable[Any]) -> dict[bytes, list[Change]]:
+    """A batch of the changes topic's events (key: the bucket key; value: `runId` and `entry`),
+    grouped by bucket in the order they came."""
+    grouped: dict[bytes, list[Change]] = {}
+    for event in events:
+        value = json.loads(event.value)
+        grouped.setdefault(event.key, []).append(Change(event.key.decode(), value["runId"], value["entry"]))
+    return grouped
 
 
 def parse(raw: bytes) -> Change | None:

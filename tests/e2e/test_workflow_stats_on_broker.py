@@ -1,6 +1,8 @@
 """Workflow metrics in distributed mode come from the notifier's faust app (services/notifier/stats.py):
 the services run as OS processes over the real broker and FerretDB, 200 runs of one workflow end
-SUCCESS, FAILED or CANCELLED, and the notifier is SIGKILLed after the first 100 and replaced.
+SUCCESS, FAILED or CANCELLED, and the notifier is SIGKILLed after the first 100 and replaced. Before
+them, the events of 3,000 runs of another workflow arrive at once: the fold catches up with them in
+batches.
 
 The metrics the distributed API answers (from the fold) equal those embedded mode computes from the
 stored runs of the very same 200 runs (`services/trigger/workflow_metrics.py: workflow_metrics`, the
@@ -20,11 +22,12 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from libs.contracts import topics
 from libs.core.instants import to_iso
 from libs.core.run_metrics import Window
+from libs.core.workspaces import DEFAULT_WORKSPACE
 from libs.runtime.adapters import build_store
 from libs.runtime.settings import CommonSettings
 from services.trigger.workflow_metrics import workflow_metrics
@@ -36,6 +39,8 @@ from tests.service.test_run_events import validators
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.mongo]
 OUTCOMES = ["ok"] * 50 + ["fail"] * 25 + ["wait"] * 25
 """One half of the runs: each half ends 50 SUCCESS, 25 FAILED, 25 CANCELLED."""
+HISTORY_RUNS = 3000
+"""Runs of a workflow whose events arrive at once, as the history a new statistics app reads first."""
 
 
 def mixed(base: str) -> dict[str, Any]:
@@ -89,15 +94,33 @@ class Dashboard:
                                  f"not ({count}, 0)") from None
 
 
+async def burst(bootstrap: str, workflow: str, runs: int) -> None:
+    """Publish the run events of `runs` runs of `workflow` at once (each started and completed,
+    SUCCESS after 40 ms), as the scheduler would."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
+    await producer.start()
+    try:
+        for i in range(runs):
+            run_id, data = f"{workflow}-r{i}", {"workflow": workflow, "workspace": DEFAULT_WORKSPACE}
+            for seq, kind, ending in ((1, "run.started", {}), (3, "run.completed", {"result": "SUCCESS", "durationMs": 40})):
+                event = {"id": f"{run_id}/{seq}", "type": kind, "data": {
+                    **data, "runId": run_id, "seq": seq, "at": to_iso(time.time()), **ending}}
+                await producer.send(topics.RUN_EVENTS, json.dumps(event).encode(), key=run_id.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
 @asynccontextmanager
-async def reading(bootstrap: str, dashboard: Dashboard) -> AsyncIterator[None]:
+async def reading(bootstrap: str, *dashboards: Dashboard) -> AsyncIterator[None]:
     consumer = AIOKafkaConsumer(topics.WORKFLOW_STATS, bootstrap_servers=bootstrap, group_id=new_id("stats"),
                                 auto_offset_reset="earliest", metadata_max_age_ms=1000)
     await consumer.start()
 
     async def follow() -> None:
         async for record in consumer:
-            await dashboard.on(json.loads(record.value))
+            for dashboard in dashboards:
+                await dashboard.on(json.loads(record.value))
 
     task = asyncio.create_task(follow())
     try:
@@ -141,11 +164,13 @@ async def test_the_fold_matches_the_store_through_a_notifier_sigkill(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STEPLINE_STATS_APP_ID", new_id("stats-app"))
     workflow, began = new_id("mixed"), time.time()
-    dashboard = Dashboard(workflow)
+    dashboard, history = Dashboard(workflow), Dashboard(new_id("history"))
     async with running(tmp_path, kafka_broker.bootstrap, mongo_url) as (c, client):
         created = await client.post("/v1/workflows", json={**mixed(target.base_url), "identifier": workflow})
         assert created.status_code == 201, created.text
-        async with reading(kafka_broker.bootstrap, dashboard):
+        async with reading(kafka_broker.bootstrap, dashboard, history):
+            await burst(kafka_broker.bootstrap, history.workflow, HISTORY_RUNS)
+            await history.until_completed(HISTORY_RUNS)
             await half(client, c, workflow)
             await dashboard.until_completed(len(OUTCOMES))
             await c.kill("notifier")
@@ -158,10 +183,11 @@ async def test_the_fold_matches_the_store_through_a_notifier_sigkill(
         assert answer.status_code == 200, answer.text
         expected = await from_store(c, workflow, window)
     print(f"\nfolded by the notifier (restarted once): {answer.json()['metrics']}; "
-          f"{len(dashboard.messages)} statistics messages")
+          f"{len(dashboard.messages)} statistics messages; {len(history.messages)} for the burst of {HISTORY_RUNS} runs")
     assert answer.json()["metrics"] == expected
     assert (expected["total"], expected["succeeded"], expected["failed"], expected["cancelled"]) == (200, 100, 50, 50)
     check_messages(dashboard.messages)
+    assert len(history.messages) <= 2 * HISTORY_RUNS / 20, "the burst's changes are folded in batches, not one by one"
 
 
 def check_messages(messages: list[dict[str, Any]]) -> None:

@@ -45,7 +45,7 @@ def fold(stream: list[tuple[str, dict[str, Any]]], buckets: dict[str, Bucket] | 
     for kind, data in stream:
         change = change_of(kind, data)
         if change is not None:
-            changed = apply(buckets.get(change.key, {}), change)
+            changed = apply(buckets.get(change.key, {}), [change])
             buckets[change.key] = changed if changed is not None else buckets.get(change.key, {})
     return buckets
 
@@ -75,10 +75,14 @@ def test_a_late_or_repeated_event_never_undoes_or_recounts() -> None:
     run = HISTORY[0]
     started, completed = (change_of(k, d) for k, d in events_of(run) if k != "node.started")
     assert started is not None and completed is not None
-    after = apply(apply({}, started) or {}, completed)
+    opened = apply({}, [started]) or {}
+    after = apply(opened, [completed])
+    assert opened == {run.id: [round((T0 + 60) * 1000), 1, None, None]}, "the held bucket stays as it was"
     assert after == {run.id: [round((T0 + 60) * 1000), 3, "SUCCESS", 2000]}
-    assert apply(after, completed) is None, "a redelivery"
-    assert apply(after, started) is None, "an older event arriving late"
+    assert apply({}, [started, completed, started]) == after, "one batch, the same bucket"
+    assert apply(after, [completed]) is None, "a redelivery"
+    assert apply(after, [started, completed]) is None, "an older event arriving late"
+    assert apply({}, []) is None
 
 
 def test_a_queued_run_is_created_by_its_first_event_and_a_reader_joining_late_still_counts_it() -> None:
