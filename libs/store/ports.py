@@ -96,6 +96,12 @@ class DefinitionStore(Protocol):
         """Soft delete; runs and versions stay readable. NotFoundError if absent."""
         ...
 
+    async def definitions_stamp(self) -> int:
+        """A number that grows with every successful `create_workflow`, `add_version`, `set_tag` and
+        `delete_workflow`, moved after the write: while it stays equal, so does every live
+        definition. (A crash between a write and its stamp leaves the stamp behind until the next.)"""
+        ...
+
 
 class RunStore(Protocol):
     async def insert_run(self, run: Run) -> tuple[Run, bool]:

@@ -33,11 +33,10 @@ from libs.core.instants import parse_instant
 from libs.core.workspaces import belongs_to
 from libs.expressions import evaluate as expressions
 from libs.runtime.service import Subscription
-from libs.store.definitions import DefinitionCache
 from libs.store.pausing import is_paused
 from libs.store.ports import Entry, Store
 from services.trigger.event_triggers import NODE_TYPE, condition_holds
-from services.trigger.live_triggers import LiveTrigger, live_triggers
+from services.trigger.live_triggers import LiveTrigger, LiveTriggers
 from services.trigger.polling import every
 from services.trigger.settings import TriggerSettings
 from services.trigger.starting import RunStarter, TriggerStart
@@ -71,10 +70,10 @@ def entity_prefix(trigger: LiveTrigger, entity: str) -> str:
 
 
 class EntityTimers:
-    def __init__(self, store: Store, starter: RunStarter, *, clock: Callable[[], float]) -> None:
+    def __init__(self, store: Store, starter: RunStarter, live: LiveTriggers, *, clock: Callable[[], float]) -> None:
         self.store = store
         self.starter = starter
-        self.definitions = DefinitionCache(store)
+        self.live = live
         self.clock = clock
 
     async def handle(self, envelope: Envelope) -> None:
@@ -88,7 +87,7 @@ class EntityTimers:
 
     async def record(self, event: v1.CatalogEvent) -> None:
         """Set (or clear) the timers this event's entity holds for every live TIMER_EXPIRED trigger."""
-        for trigger in await live_triggers(self.store, self.definitions, NODE_TYPE):
+        for trigger in await self.live.of_type(NODE_TYPE):
             prop = timer_property(trigger)
             wanted = trigger.node.config.get("event", {}).get("blueprintIdentifier")
             if prop is None or wanted != event.context.blueprintIdentifier:
@@ -125,7 +124,7 @@ class EntityTimers:
                     continue
                 if live is None:
                     live = {(t.workflow.identifier, t.node.identifier): t
-                            for t in await live_triggers(self.store, self.definitions, NODE_TYPE)}
+                            for t in await self.live.of_type(NODE_TYPE)}
                 fired += await self._fire(entry, live.get((entry.data["workflow"], entry.data["node"])))
             if len(page) < PAGE:
                 return fired
@@ -167,11 +166,11 @@ def timer_event(data: dict[str, Any], now: float) -> dict[str, Any]:
                         "propertyIdentifier": data["property"]}, "timestamp": iso_time(now)}
 
 
-def entity_timers(settings: TriggerSettings, store: Store, publisher: Publisher, *, group: str,
+def entity_timers(settings: TriggerSettings, store: Store, publisher: Publisher, live: LiveTriggers, *, group: str,
                   clock: Callable[[], float]) -> tuple[Subscription, Callable[[], Awaitable[None]]]:
     """The timer group's catalog-events subscription and the loop that fires due timers."""
-    starter = RunStarter(store, publisher, DefinitionCache(store), clock, settings.accept_timeout_seconds)
-    timers = EntityTimers(store, starter, clock=clock)
+    starter = RunStarter(store, publisher, live.definitions, clock, settings.accept_timeout_seconds)
+    timers = EntityTimers(store, starter, live, clock=clock)
 
     async def loop() -> None:
         await timers.run(settings.schedule_poll_seconds)

@@ -28,10 +28,9 @@ from libs.core.templates import is_truthy
 from libs.core.workspaces import belongs_to
 from libs.expressions import evaluate as expressions
 from libs.runtime.service import Subscription
-from libs.store.definitions import DefinitionCache
 from libs.store.pausing import is_paused
 from libs.store.ports import Store
-from services.trigger.live_triggers import LiveTrigger, live_triggers
+from services.trigger.live_triggers import LiveTrigger, LiveTriggers
 from services.trigger.settings import TriggerSettings
 from services.trigger.starting import RunStarter, StartOutcome, TriggerStart
 
@@ -63,10 +62,10 @@ async def condition_holds(config: dict[str, Any], payload: dict[str, Any], *, at
 
 
 class EventTriggers:
-    def __init__(self, store: Store, starter: RunStarter, *, clock: Callable[[], float]) -> None:
+    def __init__(self, store: Store, starter: RunStarter, live: LiveTriggers, *, clock: Callable[[], float]) -> None:
         self.store = store
         self.starter = starter
-        self.definitions = DefinitionCache(store)
+        self.live = live
         self.clock = clock
 
     async def handle(self, envelope: Envelope) -> None:
@@ -88,7 +87,7 @@ class EventTriggers:
         """Start a run of every live EVENT_TRIGGER the event matches."""
         payload = event.port_event()
         started = []
-        for trigger in await live_triggers(self.store, self.definitions, NODE_TYPE):
+        for trigger in await self.live.of_type(NODE_TYPE):
             if not belongs_to(trigger.workflow.identifier, event.workspace) or not await self._matches(trigger, event, payload):
                 continue
             workflow = trigger.workflow.identifier
@@ -114,7 +113,7 @@ class EventTriggers:
             return False
 
 
-def event_trigger_subscription(settings: TriggerSettings, store: Store, publisher: Publisher, *, group: str,
-                               clock: Callable[[], float]) -> Subscription:
-    starter = RunStarter(store, publisher, DefinitionCache(store), clock, settings.accept_timeout_seconds)
-    return Subscription(topics.CATALOG_EVENTS, group, EventTriggers(store, starter, clock=clock).handle)
+def event_trigger_subscription(settings: TriggerSettings, store: Store, publisher: Publisher, live: LiveTriggers, *,
+                               group: str, clock: Callable[[], float]) -> Subscription:
+    starter = RunStarter(store, publisher, live.definitions, clock, settings.accept_timeout_seconds)
+    return Subscription(topics.CATALOG_EVENTS, group, EventTriggers(store, starter, live, clock=clock).handle)

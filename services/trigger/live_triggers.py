@@ -1,9 +1,12 @@
-"""The trigger nodes of every live workflow version, by node type: what event, queue and schedule
-ingress match against. Versions are immutable and cached, so a lookup costs one workflow listing."""
+"""The trigger nodes of every live workflow version, by node type: what event, queue, run and
+schedule ingress match against, read again only when a workflow changed."""
 
 from __future__ import annotations
 
 import logging
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from libs.core.definition import Node, Workflow
@@ -13,6 +16,7 @@ from libs.store.ports import DefinitionStore
 
 _log = logging.getLogger("stepline.trigger")
 _reported: set[tuple[str, int]] = set()
+MAX_AGE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -22,8 +26,40 @@ class LiveTrigger:
     node: Node
 
 
-async def live_triggers(store: DefinitionStore, definitions: DefinitionCache, node_type: str) -> list[LiveTrigger]:
-    """Every `node_type` trigger node of the `$LIVE` version of every workflow that is not deleted."""
+class LiveTriggers:
+    """The trigger nodes of every live workflow version, by node type, as of the store's definitions
+    stamp (`DefinitionStore.definitions_stamp`): a lookup costs one entry read while no workflow has
+    changed, and one listing of the workflows (their versions cached) when one has. Re-read at least
+    every `MAX_AGE_SECONDS`, the bound on a stale view after a crash between a workflow write and its
+    stamp."""
+
+    def __init__(self, store: DefinitionStore, definitions: DefinitionCache,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._store = store
+        self.definitions = definitions
+        """The parsed versions, shared with the run starters of the same trigger workers."""
+        self._clock = clock
+        self._stamp: int | None = None
+        self._read_at = -math.inf
+        self._by_type: dict[str, list[LiveTrigger]] = {}
+
+    async def of_type(self, node_type: str) -> list[LiveTrigger]:
+        """Every `node_type` trigger node of the `$LIVE` version of every workflow that is not deleted."""
+        stamp, now = await self._store.definitions_stamp(), self._clock()
+        if stamp != self._stamp or now - self._read_at >= MAX_AGE_SECONDS:
+            self._by_type = by_type(await _read(self._store, self.definitions))
+            self._stamp, self._read_at = stamp, now  # the stamp read before the listing: a later write moves it
+        return self._by_type.get(node_type, [])
+
+
+def by_type(triggers: list[LiveTrigger]) -> dict[str, list[LiveTrigger]]:
+    grouped: dict[str, list[LiveTrigger]] = {}
+    for trigger in triggers:
+        grouped.setdefault(trigger.node.type, []).append(trigger)
+    return grouped
+
+
+async def _read(store: DefinitionStore, definitions: DefinitionCache) -> list[LiveTrigger]:
     found: list[LiveTrigger] = []
     for record in await store.list_workflows():
         try:
@@ -34,6 +70,5 @@ async def live_triggers(store: DefinitionStore, definitions: DefinitionCache, no
                 _log.warning("workflow %s version %d is not valid (%s); its triggers are ignored",
                              record.identifier, record.live_version, exc)
             continue
-        found.extend(LiveTrigger(workflow, record.live_version, node)
-                     for node in workflow.triggers() if node.type == node_type)
+        found.extend(LiveTrigger(workflow, record.live_version, node) for node in workflow.triggers())
     return found

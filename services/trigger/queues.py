@@ -29,10 +29,9 @@ from libs.contracts import cloudevents
 from libs.contracts.envelope import Envelope
 from libs.core.limits import topic_allowed
 from libs.core.workspaces import DEFAULT_WORKSPACE, belongs_to
-from libs.store.definitions import DefinitionCache
 from libs.store.pausing import is_paused
 from libs.store.ports import Store
-from services.trigger.live_triggers import LiveTrigger, live_triggers
+from services.trigger.live_triggers import LiveTrigger, LiveTriggers
 from services.trigger.polling import every
 from services.trigger.settings import TriggerSettings
 from services.trigger.starting import RunStarter, TriggerStart
@@ -65,13 +64,13 @@ def trigger_topic(trigger: LiveTrigger) -> str | None:
 
 
 class QueueIngress:
-    def __init__(self, store: Store, bus: Bus, starter: RunStarter, definitions: DefinitionCache,
+    def __init__(self, store: Store, bus: Bus, starter: RunStarter, live: LiveTriggers,
                  reconcile_seconds: float, topics_allow: tuple[str, ...] = ("*",)) -> None:
         self._store = store
         self._topics_allow = topics_allow
         self._bus = bus
         self._starter = starter
-        self._definitions = definitions
+        self._live = live
         self._reconcile_seconds = reconcile_seconds
         self._subscribed: set[str] = set()
         self._refused: set[str] = set()
@@ -87,7 +86,7 @@ class QueueIngress:
 
     async def reconcile(self) -> None:
         """Subscribe to every topic of a live QUEUE_TRIGGER not consumed yet."""
-        live = await live_triggers(self._store, self._definitions, NODE_TYPE)
+        live = await self._live.of_type(NODE_TYPE)
         wanted = {topic for topic in map(trigger_topic, live) if topic is not None}
         for topic in sorted(wanted - self._subscribed - self._refused):
             if not topic_allowed(topic, self._topics_allow):
@@ -112,7 +111,7 @@ class QueueIngress:
         message = cloudevents.incoming(envelope)
         output = message_output(message)
         workspace = message_workspace(message)
-        triggers = [t for t in await live_triggers(self._store, self._definitions, NODE_TYPE)
+        triggers = [t for t in await self._live.of_type(NODE_TYPE)
                     if trigger_topic(t) == topic and belongs_to(t.workflow.identifier, workspace)]
         for trigger in triggers:
             workflow, node = trigger.workflow.identifier, trigger.node.identifier
@@ -125,10 +124,9 @@ class QueueIngress:
                 idempotency_key=f"queue:{node}:{message.id}", wait=False, event=message.attributes))
 
 
-def queue_loop(settings: TriggerSettings, store: Store, publisher: Publisher, *,
+def queue_loop(settings: TriggerSettings, store: Store, publisher: Publisher, live: LiveTriggers, *,
                clock: Callable[[], float]) -> Callable[[], Awaitable[None]]:
     """The trigger workers' queue-topic reconcile loop (a `Service` loop)."""
-    definitions = DefinitionCache(store)
-    starter = RunStarter(store, publisher, definitions, clock, settings.accept_timeout_seconds)
-    return QueueIngress(store, publisher.bus, starter, definitions, settings.queue_reconcile_seconds,
+    starter = RunStarter(store, publisher, live.definitions, clock, settings.accept_timeout_seconds)
+    return QueueIngress(store, publisher.bus, starter, live, settings.queue_reconcile_seconds,
                         settings.limits().kafka_topics_allow).run

@@ -30,11 +30,10 @@ from libs.core.run_triggers import fires_on, run_payload, watches_runs
 from libs.core.workspaces import belongs_to, split
 from libs.expressions import evaluate as expressions
 from libs.runtime.service import Subscription
-from libs.store.definitions import DefinitionCache
 from libs.store.pausing import is_paused
 from libs.store.ports import Store
 from services.trigger.event_triggers import NODE_TYPE, condition_holds
-from services.trigger.live_triggers import LiveTrigger, live_triggers
+from services.trigger.live_triggers import LiveTrigger, LiveTriggers
 from services.trigger.settings import TriggerSettings
 from services.trigger.starting import RunStarter, TriggerStart
 
@@ -44,10 +43,10 @@ log = logging.getLogger("stepline.trigger.runs")
 
 
 class RunTriggers:
-    def __init__(self, store: Store, starter: RunStarter, *, max_depth: int) -> None:
+    def __init__(self, store: Store, starter: RunStarter, live: LiveTriggers, *, max_depth: int) -> None:
         self.store = store
         self.starter = starter
-        self.definitions = DefinitionCache(store)
+        self.live = live
         self.max_depth = max_depth
 
     async def handle(self, envelope: Envelope) -> None:
@@ -56,7 +55,7 @@ class RunTriggers:
             return
         event = envelope.message()
         assert isinstance(event, v1.RunCompleted)
-        watching = [t for t in await live_triggers(self.store, self.definitions, NODE_TYPE)
+        watching = [t for t in await self.live.of_type(NODE_TYPE)
                     if watches_runs(t.node.config) and belongs_to(t.workflow.identifier, event.workspace)
                     and fires_on(t.node.config, event.workflow, event.result)]
         if not watching:
@@ -99,9 +98,9 @@ class RunTriggers:
             return False
 
 
-def run_trigger_subscription(settings: TriggerSettings, store: Store, publisher: Publisher, *, group: str,
-                             clock: Callable[[], float]) -> Subscription:
-    starter = RunStarter(store, publisher, DefinitionCache(store), clock, settings.accept_timeout_seconds)
-    triggers = RunTriggers(store, starter, max_depth=settings.limits().max_run_depth)
+def run_trigger_subscription(settings: TriggerSettings, store: Store, publisher: Publisher, live: LiveTriggers, *,
+                             group: str, clock: Callable[[], float]) -> Subscription:
+    starter = RunStarter(store, publisher, live.definitions, clock, settings.accept_timeout_seconds)
+    triggers = RunTriggers(store, starter, live, max_depth=settings.limits().max_run_depth)
     completions = ForTypes(frozenset({v1.RunCompleted.TYPE}), triggers.handle)
     return Subscription(topics.RUN_EVENTS, group + GROUP_SUFFIX, completions)

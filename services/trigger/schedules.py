@@ -26,10 +26,9 @@ from typing import Any, Final
 
 from libs.bus.publisher import Publisher
 from libs.core.schedule import Schedule, due, next_tick, tick_iso
-from libs.store.definitions import DefinitionCache
 from libs.store.pausing import is_paused
 from libs.store.ports import Entry, Store
-from services.trigger.live_triggers import LiveTrigger, live_triggers
+from services.trigger.live_triggers import LiveTrigger, LiveTriggers
 from services.trigger.polling import every
 from services.trigger.settings import TriggerSettings
 from services.trigger.starting import RunStarter, TriggerStart
@@ -59,11 +58,11 @@ def tick_output(schedule: Schedule, tick: int) -> dict[str, Any]:
 
 
 class ScheduleLoop:
-    def __init__(self, store: Store, starter: RunStarter, definitions: DefinitionCache,
+    def __init__(self, store: Store, starter: RunStarter, live: LiveTriggers,
                  clock: Callable[[], float], timing: ScheduleTiming) -> None:
         self._store = store
         self._starter = starter
-        self._definitions = definitions
+        self._live = live
         self._clock = clock
         self._timing = timing
         self._invalid: set[tuple[str, int, str]] = set()
@@ -75,7 +74,7 @@ class ScheduleLoop:
     async def pass_once(self) -> None:
         """One walk over every live schedule (what `run` does every `poll` seconds)."""
         listed_at = self._clock()
-        live = await live_triggers(self._store, self._definitions, NODE_TYPE)
+        live = await self._live.of_type(NODE_TYPE)
         for trigger in live:
             try:
                 await self._step(trigger)
@@ -176,11 +175,10 @@ class ScheduleLoop:
             offset += sum(1 for e in page if e.key in keys or e.updated_at >= listed_at)
 
 
-def schedule_loop(settings: TriggerSettings, store: Store, publisher: Publisher, *,
+def schedule_loop(settings: TriggerSettings, store: Store, publisher: Publisher, live: LiveTriggers, *,
                   clock: Callable[[], float]) -> Callable[[], Awaitable[None]]:
     """The trigger workers' schedule loop (a `Service` loop)."""
-    definitions = DefinitionCache(store)
-    starter = RunStarter(store, publisher, definitions, clock, settings.accept_timeout_seconds)
+    starter = RunStarter(store, publisher, live.definitions, clock, settings.accept_timeout_seconds)
     timing = ScheduleTiming(poll=settings.schedule_poll_seconds, grace=settings.schedule_grace_seconds,
                             retry=settings.schedule_retry_seconds)
-    return ScheduleLoop(store, starter, definitions, clock, timing).run
+    return ScheduleLoop(store, starter, live, clock, timing).run

@@ -11,9 +11,11 @@ from libs.bus.ports import Bus, ForTypes
 from libs.bus.publisher import Publisher
 from libs.contracts import topics
 from libs.runtime.service import Service, Subscription
+from libs.store.definitions import DefinitionCache
 from libs.store.ports import Store
 from services.trigger.entity_timers import entity_timers
 from services.trigger.event_triggers import event_trigger_subscription
+from services.trigger.live_triggers import LiveTriggers
 from services.trigger.publishing import SOURCE
 from services.trigger.queues import queue_loop
 from services.trigger.run_triggers import run_trigger_subscription
@@ -31,12 +33,12 @@ def build_trigger_workers(settings: TriggerSettings, store: Store, bus: Bus, *,
     if waiters is not None:
         service.subscriptions.append(Subscription(topics.RUN_EVENTS, f"{WAITERS_GROUP}-{settings.instance_id}",
                                                   ForTypes(WAKING, waiters.handle)))
-    publisher = Publisher(bus, SOURCE)
-    service.subscriptions.append(event_trigger_subscription(settings, store, publisher, group=GROUP, clock=clock))
-    service.subscriptions.append(run_trigger_subscription(settings, store, publisher, group=GROUP, clock=clock))
-    timers, fire_timers = entity_timers(settings, store, publisher, group=GROUP, clock=clock)
+    publisher, live = Publisher(bus, SOURCE), LiveTriggers(store, DefinitionCache(store))
+    service.subscriptions.append(event_trigger_subscription(settings, store, publisher, live, group=GROUP, clock=clock))
+    service.subscriptions.append(run_trigger_subscription(settings, store, publisher, live, group=GROUP, clock=clock))
+    timers, fire_timers = entity_timers(settings, store, publisher, live, group=GROUP, clock=clock)
     service.subscriptions.append(timers)
     service.loops.append(fire_timers)
-    service.loops.append(schedule_loop(settings, store, publisher, clock=clock))
-    service.loops.append(queue_loop(settings, store, publisher, clock=clock))
+    service.loops.append(schedule_loop(settings, store, publisher, live, clock=clock))
+    service.loops.append(queue_loop(settings, store, publisher, live, clock=clock))
     return service

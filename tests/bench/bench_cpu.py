@@ -1,7 +1,10 @@
 """CPU time and node completions/s of one workflow in its own embedded engine: the comparison that
 survives a noisy machine (wall-clock figures swing ±30 % here; process CPU per workload much less).
 
-    .venv/bin/python tests/bench/bench_cpu.py chain|fan [--runs N] [--in-flight K]
+    .venv/bin/python tests/bench/bench_cpu.py chain|fan [--runs N] [--in-flight K] [--workflows W]
+
+`--workflows W` stores W other workflows beside the measured one (what the trigger workers' lookups of
+live triggers grow with).
 
 To compare two commits, run it in a worktree of each, alternately:
     git worktree add /tmp/base <commit> && cd /tmp/base && \\
@@ -30,18 +33,18 @@ def cpu_seconds() -> float:
     return times.user + times.system
 
 
-async def main(shape: str, runs: int, in_flight: int) -> None:
+async def main(shape: str, runs: int, in_flight: int, others: int) -> None:
     definition = bench.chain(10) if shape == "chain" else bench.fan(20)
     with tempfile.TemporaryDirectory() as tmp:
         engine = Engine(EmbeddedSettings(data_dir=Path(tmp), stale_seconds=30))
         began = cpu_seconds()
         try:
-            row = await bench.bench(engine, definition, runs, in_flight)
+            row = await bench.bench(engine, definition, runs, in_flight, others)
         finally:
             used = cpu_seconds() - began
             await engine.stop()
     print(f"{definition['identifier']} {runs} runs, {in_flight} in flight: {row['nodes_per_s']:.0f} nodes/s, "
-          f"process CPU {used:.2f} s")
+          f"process CPU {used:.2f} s" + (f", {others} other workflows stored" if others else ""))
 
 
 if __name__ == "__main__":
@@ -49,5 +52,6 @@ if __name__ == "__main__":
     parser.add_argument("shape", choices=("chain", "fan"))
     parser.add_argument("--runs", type=int, default=400)
     parser.add_argument("--in-flight", type=int, default=32)
+    parser.add_argument("--workflows", type=int, default=0)
     args = parser.parse_args()
-    event_loop.run(main(args.shape, args.runs, args.in_flight))
+    event_loop.run(main(args.shape, args.runs, args.in_flight, args.workflows))

@@ -45,8 +45,10 @@ def fan(n: int) -> dict[str, Any]:
     return {"identifier": f"fan-{n}", "nodes": [TRIGGER, *branches, join], "connections": conns}
 
 
-async def bench(engine: Engine, definition: dict[str, Any], runs: int, concurrency: int) -> dict[str, Any]:
-    """`engine` is not started yet: the benchmark's event subscription must precede `start()`."""
+async def bench(engine: Engine, definition: dict[str, Any], runs: int, concurrency: int,
+                others: int = 0) -> dict[str, Any]:
+    """`engine` is not started yet: the benchmark's event subscription must precede `start()`.
+    `others`: how many other workflows (each a copy of `definition`) are stored beside it."""
     done: asyncio.Queue[str] = asyncio.Queue()
     results: dict[str, str] = {}
 
@@ -60,8 +62,9 @@ async def bench(engine: Engine, definition: dict[str, Any], runs: int, concurren
     await engine.start()
     heap.settle()  # as `stepline up` does once it has started (libs/runtime/heap.py)
     now = time.time()
-    record = WorkflowRecord(identifier=definition["identifier"], created_at=now, updated_at=now)
-    await engine.store.create_workflow(record, definition)
+    for identifier in [*(f"other-{i}" for i in range(others)), definition["identifier"]]:
+        record = WorkflowRecord(identifier=identifier, created_at=now, updated_at=now)
+        await engine.store.create_workflow(record, {**definition, "identifier": identifier})
     ids: list[str] = []
 
     async def start_one() -> None:

@@ -204,6 +204,28 @@ class StoreContract(abc.ABC):
         with pytest.raises(NotFoundError):
             await store.delete_workflow("nope", now=NOW)
 
+    async def test_every_definition_write_moves_the_stamp_and_nothing_else_does(self, store: Store) -> None:
+        stamps = [await store.definitions_stamp()]
+
+        async def moved(write: Awaitable[Any]) -> bool:
+            try:
+                await write
+            except (NotFoundError, ConflictError, InputError):
+                pass
+            stamps.append(await store.definitions_stamp())
+            return stamps[-1] > stamps[-2]
+
+        assert await moved(store.create_workflow(workflow(), DEFINITION))
+        assert await moved(store.add_version("wf", DEFINITION, now=NOW + 1))
+        assert await moved(store.set_tag("wf", LIVE_TAG, 1, now=NOW + 2))
+        assert await moved(store.delete_workflow("wf", now=NOW + 3))
+        assert await moved(store.create_workflow(workflow(), DEFINITION)), "a revival"
+        failed = [store.create_workflow(workflow(), DEFINITION), store.add_version("nope", DEFINITION, now=NOW),
+                  store.set_tag("wf", "$STABLE", 9, now=NOW), store.delete_workflow("nope", now=NOW)]
+        assert [await moved(write) for write in failed] == [False] * 4, "a refused write changes no definition"
+        assert not await moved(store.insert_run(run()))
+        assert stamps[0] == 0, "a new store"
+
     async def test_create_revives_deleted_workflow_and_continues_numbering(self, store: Store) -> None:
         await store.create_workflow(workflow(), DEFINITION)
         await store.add_version("wf", DEFINITION, now=NOW)

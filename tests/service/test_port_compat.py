@@ -243,11 +243,13 @@ def timers_at(engine: Any, at: float) -> Any:
     from libs.bus.publisher import Publisher
     from libs.store.definitions import DefinitionCache
     from services.trigger.entity_timers import EntityTimers
+    from services.trigger.live_triggers import LiveTriggers
     from services.trigger.starting import RunStarter
 
     starter = RunStarter(engine.store, Publisher(engine.bus, "stepline/trigger"), DefinitionCache(engine.store),
                          lambda: at, 10.0)
-    return EntityTimers(engine.store, starter, clock=lambda: at)
+    return EntityTimers(engine.store, starter, LiveTriggers(engine.store, DefinitionCache(engine.store)),
+                        clock=lambda: at)
 
 
 async def test_timer_expired_fires_once_per_entity_and_value(api: httpx.AsyncClient, engine: Any,

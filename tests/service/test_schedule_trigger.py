@@ -24,6 +24,7 @@ from libs.store.definitions import DefinitionCache
 from libs.store.pausing import pause, resume
 from libs.store.ports import RunFilter, Store
 from libs.store.sqlite import SqliteStore
+from services.trigger.live_triggers import LiveTriggers
 from services.trigger.schedules import KIND, ScheduleLoop, ScheduleTiming
 from services.trigger.starting import RunStarter
 from services.trigger.workers import build_trigger_workers
@@ -73,7 +74,7 @@ class World:
         definitions = DefinitionCache(self.store)
         starter = RunStarter(self.store, Publisher(self.bus, "stepline/trigger"), definitions, self.clock,
                              accept_timeout=1.0)
-        return ScheduleLoop(self.store, starter, definitions, self.clock, TIMING)
+        return ScheduleLoop(self.store, starter, LiveTriggers(self.store, definitions), self.clock, TIMING)
 
     async def create(self, definition: dict[str, Any]) -> None:
         workflow = parse_workflow(definition)

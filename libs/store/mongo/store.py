@@ -162,6 +162,7 @@ class MongoStore(MongoEntries, VersionPublishing):
                                     {"$set": {docs.tag_field(tag): version, "updated_at": now}})
         if doc is None:
             raise NotFoundError(f"workflow {identifier!r} not found")
+        await self._definitions_changed(now)
         return docs.workflow_from(doc)
 
     async def delete_workflow(self, identifier: str, *, now: float) -> WorkflowRecord:
@@ -169,6 +170,7 @@ class MongoStore(MongoEntries, VersionPublishing):
                                     {"$set": {"deleted": True, "updated_at": now}})
         if doc is None:
             raise NotFoundError(f"workflow {identifier!r} not found")
+        await self._definitions_changed(now)
         return docs.workflow_from(doc)
 
     # -- runs -------------------------------------------------------------------------------------

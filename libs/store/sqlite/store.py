@@ -237,12 +237,14 @@ class SqliteStore(SqliteEntries, VersionPublishing):
             "now_j": _json(now)})
         if doc is None:
             raise NotFoundError(f"workflow {identifier!r} not found")
+        await self._definitions_changed(now)
         return WorkflowRecord.model_validate_json(doc)
 
     async def delete_workflow(self, identifier: str, *, now: float) -> WorkflowRecord:
         doc = await self._scalar(sql.DELETE_WORKFLOW, (identifier, _json(now)))
         if doc is None:
             raise NotFoundError(f"workflow {identifier!r} not found")
+        await self._definitions_changed(now)
         return WorkflowRecord.model_validate_json(doc)
 
     # -- runs -------------------------------------------------------------------------------------
