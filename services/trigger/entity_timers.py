@@ -22,7 +22,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from libs.bus.publisher import Publisher
 from libs.catalog.entities import iso_time
 from libs.catalog.events import InvalidCatalogEventError, event_of
 from libs.contracts import topics, v1
@@ -166,10 +165,9 @@ def timer_event(data: dict[str, Any], now: float) -> dict[str, Any]:
                         "propertyIdentifier": data["property"]}, "timestamp": iso_time(now)}
 
 
-def entity_timers(settings: TriggerSettings, store: Store, publisher: Publisher, live: LiveTriggers, *, group: str,
+def entity_timers(settings: TriggerSettings, store: Store, starter: RunStarter, live: LiveTriggers, *, group: str,
                   clock: Callable[[], float]) -> tuple[Subscription, Callable[[], Awaitable[None]]]:
     """The timer group's catalog-events subscription and the loop that fires due timers."""
-    starter = RunStarter(store, publisher, live.definitions, clock, settings.accept_timeout_seconds)
     timers = EntityTimers(store, starter, live, clock=clock)
 
     async def loop() -> None:

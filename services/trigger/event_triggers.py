@@ -16,7 +16,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from libs.bus.publisher import Publisher
 from libs.catalog.entities import iso_time
 from libs.catalog.events import InvalidCatalogEventError, event_of
 from libs.catalog.store import Catalog
@@ -31,7 +30,6 @@ from libs.runtime.service import Subscription
 from libs.store.pausing import is_paused
 from libs.store.ports import Store
 from services.trigger.live_triggers import LiveTrigger, LiveTriggers
-from services.trigger.settings import TriggerSettings
 from services.trigger.starting import RunStarter, StartOutcome, TriggerStart
 
 log = logging.getLogger("stepline.trigger.events")
@@ -113,7 +111,6 @@ class EventTriggers:
             return False
 
 
-def event_trigger_subscription(settings: TriggerSettings, store: Store, publisher: Publisher, live: LiveTriggers, *,
+def event_trigger_subscription(store: Store, starter: RunStarter, live: LiveTriggers, *,
                                group: str, clock: Callable[[], float]) -> Subscription:
-    starter = RunStarter(store, publisher, live.definitions, clock, settings.accept_timeout_seconds)
     return Subscription(topics.CATALOG_EVENTS, group, EventTriggers(store, starter, live, clock=clock).handle)

@@ -3,6 +3,7 @@ schedule ingress match against, read again only when a workflow changed."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -36,20 +37,29 @@ class LiveTriggers:
     def __init__(self, store: DefinitionStore, definitions: DefinitionCache,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
-        self.definitions = definitions
-        """The parsed versions, shared with the run starters of the same trigger workers."""
+        self._definitions = definitions
         self._clock = clock
         self._stamp: int | None = None
         self._read_at = -math.inf
         self._by_type: dict[str, list[LiveTrigger]] = {}
+        self._reading = asyncio.Lock()
+        """One listing at a time: lookups that find the view stale together wait for one listing."""
 
     async def of_type(self, node_type: str) -> list[LiveTrigger]:
         """Every `node_type` trigger node of the `$LIVE` version of every workflow that is not deleted."""
-        stamp, now = await self._store.definitions_stamp(), self._clock()
-        if stamp != self._stamp or now - self._read_at >= MAX_AGE_SECONDS:
-            self._by_type = by_type(await _read(self._store, self.definitions))
-            self._stamp, self._read_at = stamp, now  # the stamp read before the listing: a later write moves it
+        stamp = await self._store.definitions_stamp()
+        if self._stale(stamp):
+            async with self._reading:
+                if self._stale(stamp):
+                    now = self._clock()
+                    self._by_type = by_type(await _read(self._store, self._definitions))
+                    self._stamp, self._read_at = stamp, now  # the stamp read before the listing: a later write moves it
         return self._by_type.get(node_type, [])
+
+    def _stale(self, stamp: int) -> bool:
+        """Behind `stamp` (stamps only grow: a view read at a newer one is not read again for an older)
+        or too old."""
+        return self._stamp is None or stamp > self._stamp or self._clock() - self._read_at >= MAX_AGE_SECONDS
 
 
 def by_type(triggers: list[LiveTrigger]) -> dict[str, list[LiveTrigger]]:

@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from libs.bus.ports import Bus, Handler
-from libs.bus.publisher import Publisher
 from libs.contracts import cloudevents
 from libs.contracts.envelope import Envelope
 from libs.core.limits import topic_allowed
@@ -124,9 +123,8 @@ class QueueIngress:
                 idempotency_key=f"queue:{node}:{message.id}", wait=False, event=message.attributes))
 
 
-def queue_loop(settings: TriggerSettings, store: Store, publisher: Publisher, live: LiveTriggers, *,
-               clock: Callable[[], float]) -> Callable[[], Awaitable[None]]:
+def queue_loop(settings: TriggerSettings, store: Store, bus: Bus, starter: RunStarter,
+               live: LiveTriggers) -> Callable[[], Awaitable[None]]:
     """The trigger workers' queue-topic reconcile loop (a `Service` loop)."""
-    starter = RunStarter(store, publisher, live.definitions, clock, settings.accept_timeout_seconds)
-    return QueueIngress(store, publisher.bus, starter, live, settings.queue_reconcile_seconds,
+    return QueueIngress(store, bus, starter, live, settings.queue_reconcile_seconds,
                         settings.limits().kafka_topics_allow).run

@@ -17,11 +17,9 @@ reads the topic from its oldest retained event).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any, Final
 
 from libs.bus.ports import ForTypes
-from libs.bus.publisher import Publisher
 from libs.contracts import topics, v1
 from libs.contracts.envelope import Envelope
 from libs.core.errors import NotFoundError, TemplateError
@@ -98,9 +96,8 @@ class RunTriggers:
             return False
 
 
-def run_trigger_subscription(settings: TriggerSettings, store: Store, publisher: Publisher, live: LiveTriggers, *,
-                             group: str, clock: Callable[[], float]) -> Subscription:
-    starter = RunStarter(store, publisher, live.definitions, clock, settings.accept_timeout_seconds)
+def run_trigger_subscription(settings: TriggerSettings, store: Store, starter: RunStarter, live: LiveTriggers, *,
+                             group: str) -> Subscription:
     triggers = RunTriggers(store, starter, live, max_depth=settings.limits().max_run_depth)
     completions = ForTypes(frozenset({v1.RunCompleted.TYPE}), triggers.handle)
     return Subscription(topics.RUN_EVENTS, group + GROUP_SUFFIX, completions)

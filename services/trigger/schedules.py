@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from libs.bus.publisher import Publisher
 from libs.core.schedule import Schedule, due, next_tick, tick_iso
 from libs.store.pausing import is_paused
 from libs.store.ports import Entry, Store
@@ -175,10 +174,9 @@ class ScheduleLoop:
             offset += sum(1 for e in page if e.key in keys or e.updated_at >= listed_at)
 
 
-def schedule_loop(settings: TriggerSettings, store: Store, publisher: Publisher, live: LiveTriggers, *,
+def schedule_loop(settings: TriggerSettings, store: Store, starter: RunStarter, live: LiveTriggers, *,
                   clock: Callable[[], float]) -> Callable[[], Awaitable[None]]:
     """The trigger workers' schedule loop (a `Service` loop)."""
-    starter = RunStarter(store, publisher, live.definitions, clock, settings.accept_timeout_seconds)
     timing = ScheduleTiming(poll=settings.schedule_poll_seconds, grace=settings.schedule_grace_seconds,
                             retry=settings.schedule_retry_seconds)
     return ScheduleLoop(store, starter, live, clock, timing).run

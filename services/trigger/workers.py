@@ -22,6 +22,7 @@ from services.trigger.run_triggers import run_trigger_subscription
 from services.trigger.run_waiters import WAITERS_GROUP, WAKING, RunWaiters
 from services.trigger.schedules import schedule_loop
 from services.trigger.settings import TriggerSettings
+from services.trigger.starting import RunStarter
 
 GROUP = "stepline-trigger"
 
@@ -33,12 +34,14 @@ def build_trigger_workers(settings: TriggerSettings, store: Store, bus: Bus, *,
     if waiters is not None:
         service.subscriptions.append(Subscription(topics.RUN_EVENTS, f"{WAITERS_GROUP}-{settings.instance_id}",
                                                   ForTypes(WAKING, waiters.handle)))
-    publisher, live = Publisher(bus, SOURCE), LiveTriggers(store, DefinitionCache(store))
-    service.subscriptions.append(event_trigger_subscription(settings, store, publisher, live, group=GROUP, clock=clock))
-    service.subscriptions.append(run_trigger_subscription(settings, store, publisher, live, group=GROUP, clock=clock))
-    timers, fire_timers = entity_timers(settings, store, publisher, live, group=GROUP, clock=clock)
+    definitions = DefinitionCache(store)
+    live = LiveTriggers(store, definitions)
+    starter = RunStarter(store, Publisher(bus, SOURCE), definitions, clock, settings.accept_timeout_seconds)
+    service.subscriptions.append(event_trigger_subscription(store, starter, live, group=GROUP, clock=clock))
+    service.subscriptions.append(run_trigger_subscription(settings, store, starter, live, group=GROUP))
+    timers, fire_timers = entity_timers(settings, store, starter, live, group=GROUP, clock=clock)
     service.subscriptions.append(timers)
     service.loops.append(fire_timers)
-    service.loops.append(schedule_loop(settings, store, publisher, live, clock=clock))
-    service.loops.append(queue_loop(settings, store, publisher, live, clock=clock))
+    service.loops.append(schedule_loop(settings, store, starter, live, clock=clock))
+    service.loops.append(queue_loop(settings, store, bus, starter, live))
     return service
