@@ -48,7 +48,7 @@ class Engine:
         self.settings = settings
         expressions.configure(settings.expression_limits())
         self.clock = clock
-        self.store = SqliteStore(settings.sqlite_path())
+        self.store = SqliteStore(settings.sqlite_path(), commit_window=settings.sqlite_commit_window_ms / 1000)
         self.bus = MemoryBus(partitions=settings.partitions)
         self.client = guarded_client(settings.egress_policy())
         self.services: list[Service] = []

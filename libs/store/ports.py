@@ -245,6 +245,11 @@ class Store(DefinitionStore, RunStore, NodeRunStore, TimerStore, EntryStore, Pro
 
     async def close(self) -> None: ...
 
+    async def flush(self) -> None:
+        """Make every write so far durable before what reports it leaves the process (SQLite's
+        commit window); nothing to do where each write is durable when it returns."""
+        ...
+
     async def ping(self) -> bool:
         """Readiness: True if the store answers."""
         ...

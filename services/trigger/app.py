@@ -43,6 +43,7 @@ from services.trigger.authn import AuthenticationMiddleware
 from services.trigger.authz import authorize, check_routes
 from services.trigger.body_limit import BodyLimitMiddleware
 from services.trigger.browser_guard import BrowserGuardMiddleware, allowed_host_names
+from services.trigger.durable_answers import DurableAnswersMiddleware
 from services.trigger.errors import install_error_handlers
 from services.trigger.http_hygiene import HttpHygieneMiddleware
 from services.trigger.publishing import SOURCE
@@ -87,5 +88,6 @@ def build_app(settings: TriggerSettings, store: Store, bus: Bus, *,
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(BrowserGuardMiddleware,  # outermost: Host and Content-Type before anything reads the body
                        allowed_hosts=allowed_host_names(settings.allowed_hosts, settings.host))
+    app.add_middleware(DurableAnswersMiddleware, store=store)  # no answer leaves before the writes it reports
     app.add_middleware(HttpHygieneMiddleware)  # around everything: the guards' refusals get its headers too
     return app

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from libs.core.errors import StoreUnavailableError
-from libs.store.ports import Store
+from libs.core.errors import NotFoundError, StoreError, StoreUnavailableError
+from libs.store.ports import ClaimOutcome, Store
 from libs.store.sqlite import SqliteStore
 
-from .store_contract import StoreContract, run
+from .store_contract import LEASE, NOW, StoreContract, StoreFactory, node_run, run, timer
 
 
 class TestSqliteStore(StoreContract):
@@ -23,6 +24,53 @@ class TestSqliteStore(StoreContract):
         store = SqliteStore(self.path)
         await store.open()
         return store
+
+
+class TestSqliteStoreInACommitWindow(TestSqliteStore):
+    """The same contract with the embedded engine's group commit, its window longer than any test:
+    every write of a test stays in one open batch, read back through the store's own connection."""
+
+    async def make_store(self) -> Store:
+        store = SqliteStore(self.path, commit_window=60.0)
+        await store.open()
+        return store
+
+    async def test_concurrent_claims_across_store_instances(self, store: Store, open_store: StoreFactory) -> None:
+        """Replaced: one connection per file keeps a window. Another connection's write waits for the
+        open batch (here it gives up: busy), then succeeds once the batch is committed."""
+        async with SqliteStore(self.path, busy_timeout_ms=20) as other:
+            key = (await store.insert_node_run(node_run("n1")))[0].key
+            with pytest.raises(StoreUnavailableError):
+                await other.claim_node_run(key, owner="w2", now=NOW, lease_until=NOW + LEASE)
+            await store.flush()
+            claim = await other.claim_node_run(key, owner="w2", now=NOW, lease_until=NOW + LEASE)
+        assert claim.outcome is ClaimOutcome.CLAIMED
+        assert (await store.claim_node_run(key, owner="w1", now=NOW, lease_until=NOW + LEASE)).outcome is ClaimOutcome.BUSY
+
+
+REFUSE_BOOM = """CREATE TRIGGER refuse_boom BEFORE INSERT ON timers WHEN NEW.id = 'boom'
+BEGIN SELECT RAISE(ROLLBACK, 'refused'); END"""
+"""A statement that rolls the whole transaction back, as SQLITE_FULL or SQLITE_IOERR may."""
+
+
+async def test_a_batch_that_sqlite_rolls_back_is_reported_and_the_store_goes_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = str(tmp_path / "stepline.db")
+    async with SqliteStore(path):
+        pass
+    with closing(sqlite3.connect(path)) as raw:
+        raw.execute(REFUSE_BOOM)
+    async with SqliteStore(path, commit_window=60.0) as store:
+        await store.insert_run(run(1))
+        with pytest.raises(StoreError) as refused:
+            await store.put_timer(timer("boom", NOW))
+        assert "refused" in str(refused.value)
+        assert any("rolled back the engine's writes" in r.getMessage() for r in caplog.records)
+        with pytest.raises(NotFoundError):
+            await store.get_run(run(1).id)  # lost with its batch, as in a crash
+        await store.insert_run(run(2))
+    async with SqliteStore(path) as reopened:
+        assert (await reopened.get_run(run(2).id)).id == run(2).id, "the next batch is committed on close"
 
 
 async def test_open_is_idempotent_and_uses_wal(tmp_path: Path) -> None:

@@ -81,6 +81,9 @@ class MongoStore(MongoEntries, VersionPublishing):
         if client is not None:
             await client.close()
 
+    async def flush(self) -> None:
+        """Nothing to do: each write is acknowledged by the server when it returns."""
+
     async def ping(self) -> bool:
         try:
             return bool((await self._db.command("ping")).get("ok"))

@@ -8,9 +8,10 @@ docs/architecture.md, "Store"). A long `busy_timeout` would block the loop, so i
 embedded process owns the file.
 
 Modelled on documents like the MongoDB adapter: one table per collection holding the full record as
-JSON in `doc`, plus projected columns for conditions and queries (see `schema`). One connection
-in autocommit mode; every write is one conditional statement (`sql`), so each is atomic on its
-own and no transaction spans two statements. `add_version` and `create_workflow` are sequences of
+JSON in `doc`, plus projected columns for conditions and queries (see `schema`). One connection;
+every write is one conditional statement (`sql`), so each is atomic on its own and nothing relies
+on a transaction spanning two. Each commits by itself, or with the others of a commit window
+(`commit_window`, embedded mode). `add_version` and `create_workflow` are sequences of
 such statements that tolerate races and crashes between them, exactly as they will on MongoDB.
 """
 
@@ -39,6 +40,7 @@ from libs.core.run import LogEntry, NodeRun, Outcome, Run
 from libs.core.versioning import VersionRecord, WorkflowRecord, is_valid_tag
 from libs.store.ports import Claim, ClaimOutcome, RunFilter, Timer
 from libs.store.sqlite import sql
+from libs.store.sqlite.commit_window import CommitWindow
 from libs.store.sqlite.entries import SqliteEntries
 from libs.store.sqlite.schema import INDEXES, PRAGMAS, RUNS_COLUMNS, SCHEMA, UPGRADES
 from libs.store.version_publishing import VersionPublishing
@@ -116,10 +118,13 @@ def _private_file(path: str) -> None:
 class SqliteStore(SqliteEntries, VersionPublishing):
     """The `Store` port on one SQLite file (or ":memory:"). Call `open()` before use."""
 
-    def __init__(self, path: str, *, busy_timeout_ms: int = 1000) -> None:
+    def __init__(self, path: str, *, busy_timeout_ms: int = 1000, commit_window: float = 0.0) -> None:
+        """`commit_window`: seconds during which writes share one transaction (commit_window.py);
+        0 commits every statement by itself."""
         self._path = path
         self._busy_timeout_ms = int(busy_timeout_ms)
         self._db: sqlite3.Connection | None = None
+        self._window = CommitWindow(commit_window)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -143,8 +148,23 @@ class SqliteStore(SqliteEntries, VersionPublishing):
 
     async def close(self) -> None:
         db, self._db = self._db, None
-        if db is not None:
+        if db is None:
+            return
+        try:
+            self._window.flush(db)
+        except sqlite3.Error:
+            pass  # a batch that cannot be committed is lost, and logged as such
+        finally:
             db.close()
+
+    async def flush(self) -> None:
+        db = self._db
+        if db is None:
+            return
+        try:
+            self._window.flush(db)
+        except sqlite3.Error as exc:
+            raise _translate(exc) from exc
 
     async def ping(self) -> bool:
         try:
@@ -167,9 +187,12 @@ class SqliteStore(SqliteEntries, VersionPublishing):
         if db is None:
             raise StoreUnavailableError("the SQLite store is not open")
         started = time.perf_counter()
+        batched = False
         try:
+            batched = self._window.begin(db)
             return db.execute(statement, params).fetchall()
         except sqlite3.Error as exc:
+            self._window.lost(db, batched, exc)
             raise _translate(exc) from exc
         finally:
             metrics.STORE_CALLS.observe(metrics.sql_call(statement), time.perf_counter() - started)
