@@ -16,6 +16,7 @@ from libs.core import jq_reads, templates
 from libs.core.definition import Workflow
 from libs.core.errors import TemplateError
 from libs.core.jq_bounds import within_budget
+from libs.core.jq_subset import Unsupported, compile_subset
 from libs.core.templates import Failure, check_syntax, find_templates
 from libs.core.waiting_nodes import split_config
 from libs.expressions.limits import Limits
@@ -51,12 +52,30 @@ async def run_batch(expressions: Sequence[str], context: Any, pointers: Mapping[
     the pointer of the expression that caused it."""
     for expression in expressions:
         check_syntax(expression)  # syntax errors, named, without a worker
+    values = _in_python(expressions, context)
+    if values is not None:
+        return values
     text = templates.context_json(jq_reads.readable(context, expressions))
     if within_budget(expressions, len(text)):
         outcomes = templates.run_text(expressions, text)
     else:
         outcomes = await _pooled(list(expressions), text, pointers)
     return [templates.as_outcome(e, o, context) for e, o in zip(expressions, outcomes, strict=True)]
+
+
+def _in_python(expressions: Sequence[str], context: Any) -> list[Any] | None:
+    """Each expression's value from jq's subset in Python (libs/core/jq_subset.py), or None when
+    any of them is jq's to evaluate."""
+    values = []
+    for expression in expressions:
+        compiled = compile_subset(expression)
+        if compiled is None:
+            return None
+        try:
+            values.append(compiled(context))
+        except Unsupported:
+            return None
+    return values
 
 
 async def _pooled(expressions: list[str], text: str, pointers: Mapping[str, str]) -> list[Any]:
