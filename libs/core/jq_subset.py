@@ -24,6 +24,11 @@ Compiled = Callable[[Any], Any]
 
 EXACT = 2 ** 53
 """Integers below this (in magnitude) are exact in jq's doubles, so Python's arithmetic agrees."""
+MAX_UNITS = 100_000
+"""What a result may hold (a value counts 1, a string 1 per 32 characters): larger results, which
+could be many copies of a large context (`{a: ., b: ., …}`), are left to jq and its bounds."""
+MAX_LENGTH = 100_000
+"""The longest string, array or object `+` may build before the result is left to jq."""
 _KEYWORDS = frozenset({"def", "if", "then", "elif", "else", "end", "as", "reduce", "foreach", "try", "catch",
                        "label", "import", "include", "and", "or", "not", "__loc__", "true", "false", "null"})
 _LITERALS = {"true": True, "false": False, "null": None}
@@ -178,9 +183,9 @@ def _add(left: Any, right: Any) -> Any:
     kind = type(left)
     if kind is not type(right) or kind not in (int, str, list, dict):
         raise Unsupported
-    if kind is dict:
-        return {**left, **right}
-    return _exact(left + right) if kind is int else left + right
+    if kind is int:
+        return _exact(left + right)
+    return _bounded({**left, **right} if kind is dict else left + right)
 
 
 def _subtract(left: Any, right: Any) -> Any:
@@ -201,29 +206,43 @@ def _exact(number: int) -> int:
     raise Unsupported
 
 
+def _bounded(value: Any) -> Any:
+    if len(value) > MAX_LENGTH:
+        raise Unsupported
+    return value
+
+
 def _checked(compiled: Compiled) -> Compiled:
     """The result as a fresh copy (it never shares a container with the input), checked to be
-    what jq would answer: JSON numbers it prints back unchanged."""
-    return lambda value: _copy(compiled(value))
+    what jq would answer (JSON numbers it prints back unchanged) and to be small (`MAX_UNITS`)."""
+    def run(value: Any) -> Any:
+        return _copy(compiled(value), [MAX_UNITS])
+    return run
 
 
-def _copy(value: Any) -> Any:
+def _copy(value: Any, budget: list[int]) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise Unsupported
     kind = type(value)
     if kind is dict:
-        return {_text(key): _copy(item) for key, item in value.items()}
+        return {_text(key, budget): _copy(item, budget) for key, item in value.items()}
     if kind is list:
-        return [_copy(item) for item in value]
+        return [_copy(item, budget) for item in value]
     if kind is int:
         return _exact(value)
     if kind is str:
-        return _text(value)
+        return _text(value, budget)
     if kind is float:
         raise Unsupported  # jq prints some back as another type (1e16 as 10000000000000000)
     return value
 
 
-def _text(value: str) -> str:
+def _text(value: str, budget: list[int]) -> str:
     """A string jq gives back unchanged: UTF-8 (a lone surrogate, which JSON can carry, jq replaces)."""
+    budget[0] -= len(value) // 32
+    if budget[0] < 0:
+        raise Unsupported
     if not value.isascii():
         try:
             value.encode()

@@ -100,3 +100,17 @@ async def test_the_bounded_evaluation_gives_jq_s_errors_for_what_the_subset_refu
     with pytest.raises(Exception) as failed:
         await expressions.evaluate(".inputs.n.m", {"inputs": {"n": 2}}, at="/x")
     assert "Cannot index number" in str(failed.value)
+
+
+def test_large_results_are_left_to_jq_and_its_bounds() -> None:
+    """Each `.` copies the context: many copies of a large one must not be built here."""
+    context = {"items": list(range(20_000)), "text": "x" * 60_000}
+    one, copies = compile_subset("{k0: .items}"), compile_subset("{" + ", ".join(f"k{i}: .items" for i in range(6)) + "}")
+    assert one is not None and copies is not None
+    assert len(one(context)["k0"]) == 20_000
+    with pytest.raises(Unsupported):
+        copies(context)
+    doubled = compile_subset(".text + .text")
+    assert doubled is not None
+    with pytest.raises(Unsupported):
+        doubled(context)
