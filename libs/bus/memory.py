@@ -69,7 +69,10 @@ from libs.telemetry.spans import tracer
 
 SOURCE: Final = "stepline.bus.memory"
 MAX_BACKOFF: Final = 1.0
-TRIM_CHUNK: Final = 1024
+TRIM_CHUNK: Final = 128
+"""Small: every retained envelope is objects the cyclic garbage collector walks in each full
+collection (1,024 kept ~9,000 envelopes in chain-10's bench and doubled the collector's time);
+a trim moves only the unconsumed rest of the log, which keeping up keeps short."""
 FAIR_BATCH: Final = 128
 TRACED_IDS: Final = 100_000
 
