@@ -55,7 +55,7 @@ def compile_subset(expression: str) -> Compiled | None:
     parser = _Parser(tokens)
     try:
         compiled = parser.expression()
-    except Unsupported:
+    except (Unsupported, RecursionError):  # deep nesting is jq's to refuse or to evaluate
         return None
     return _checked(compiled) if parser.at_end() else None
 
@@ -216,7 +216,10 @@ def _checked(compiled: Compiled) -> Compiled:
     """The result as a fresh copy (it never shares a container with the input), checked to be
     what jq would answer (JSON numbers it prints back unchanged) and to be small (`MAX_UNITS`)."""
     def run(value: Any) -> Any:
-        return _copy(compiled(value), [MAX_UNITS])
+        try:
+            return _copy(compiled(value), [MAX_UNITS])
+        except RecursionError:  # a deeply nested value
+            raise Unsupported from None
     return run
 
 

@@ -85,6 +85,17 @@ def test_what_is_outside_the_subset_is_left_to_jq(expr: str) -> None:
     assert compile_subset(expr) is None
 
 
+def test_deep_nesting_is_left_to_jq() -> None:
+    assert compile_subset("(" * 5000 + ".a" + ")" * 5000) is None
+    nested = compile_subset("(" * 50 + ".a" + ")" * 50)
+    assert nested is not None and nested({"a": 1}) == 1
+    deep: list[Any] = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(Unsupported):
+        nested({"a": deep})
+
+
 def test_a_result_shares_nothing_with_its_input() -> None:
     context = {"outputs": {"a": {"list": [1, {"x": 2}]}}}
     compiled = compile_subset(".outputs.a + {b: 1}")
