@@ -35,7 +35,7 @@ _LITERALS = {"true": True, "false": False, "null": None}
 _TOKEN = re.compile(r"""\s*(?:
     (?P<path>\.[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(?![\w.\["?$])
   | (?P<dot>\.)(?![\w.\["?$])
-  | (?P<int>\d+)(?![\w.])
+  | (?P<int>\d{1,16})(?![\w.])
   | (?P<str>"[^"\\\x00-\x1f]*")
   | (?P<word>[A-Za-z_]\w*)(?![\w.\[?$(])
   | (?P<punct>[{}():,+*-])

@@ -79,7 +79,7 @@ def test_generated_expressions_answer_as_jq_does_or_fall_back() -> None:
 @pytest.mark.parametrize("expr", [
     "length", ".a[0]", ".a?", "..", '."a"', "$x", "-1", "1.5", "1e3", "{a}", "{(.a): 1}", ".a | .b",
     "{a: 1, a: 2}", ".if", "not", '"a\\(.b)"', '"a\\n"', "{a: 1 + 2}", "{a: 1,}", ".a .b", "[.a]", "# c\n.a",
-    "{if: 1}", ".a // 1", ".a == 1", "(.a", ".a)", "",
+    "{if: 1}", ".a // 1", ".a == 1", "(.a", ".a)", "", "1" * 5000,
 ])
 def test_what_is_outside_the_subset_is_left_to_jq(expr: str) -> None:
     assert compile_subset(expr) is None
