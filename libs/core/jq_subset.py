@@ -236,9 +236,9 @@ def _copy(value: Any, budget: list[int]) -> Any:
         return _exact(value)
     if kind is str:
         return _text(value, budget)
-    if kind is float:
-        raise Unsupported  # jq prints some back as another type (1e16 as 10000000000000000)
-    return value
+    if kind is bool or value is None:
+        return value
+    raise Unsupported  # a float (jq prints some back as another type: 1e16 as 10000000000000000), or not JSON
 
 
 def _text(value: str, budget: list[int]) -> str:

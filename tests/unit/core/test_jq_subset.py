@@ -85,6 +85,13 @@ def test_what_is_outside_the_subset_is_left_to_jq(expr: str) -> None:
     assert compile_subset(expr) is None
 
 
+def test_a_value_that_is_not_json_is_left_to_jq() -> None:
+    path = compile_subset(".a")
+    assert path is not None
+    with pytest.raises(Unsupported):
+        path({"a": object()})
+
+
 def test_deep_nesting_is_left_to_jq() -> None:
     assert compile_subset("(" * 5000 + ".a" + ")" * 5000) is None
     nested = compile_subset("(" * 50 + ".a" + ")" * 50)
