@@ -38,7 +38,7 @@ class CommitWindow:
         if db.in_transaction or not self.seconds:
             return db.in_transaction
         db.execute("BEGIN IMMEDIATE")
-        self._timer = asyncio.get_running_loop().call_later(self.seconds, self._commit_later, db)
+        self._arm(db)
         return False
 
     def lost(self, db: sqlite3.Connection, was_open: bool, error: sqlite3.Error) -> bool:
@@ -65,7 +65,7 @@ class CommitWindow:
         finally:
             metrics.STORE_CALLS.observe(COMMIT, time.perf_counter() - started)
             if db.in_transaction and self.seconds:
-                self._timer = asyncio.get_running_loop().call_later(self.seconds, self._commit_later, db)
+                self._arm(db)
 
     def _commit_later(self, db: sqlite3.Connection) -> None:
         self._timer = None
@@ -74,6 +74,10 @@ class CommitWindow:
         except sqlite3.Error as exc:
             if db.in_transaction:
                 log.warning("SQLite could not commit the engine's writes yet (%s): trying again", type(exc).__name__)
+
+    def _arm(self, db: sqlite3.Connection) -> None:
+        """Commit the open batch once the window has passed."""
+        self._timer = asyncio.get_running_loop().call_later(self.seconds, self._commit_later, db)
 
     def _cancel(self) -> None:
         if self._timer is not None:

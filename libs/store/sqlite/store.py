@@ -147,15 +147,14 @@ class SqliteStore(SqliteEntries, VersionPublishing):
         self._db = db
 
     async def close(self) -> None:
-        db, self._db = self._db, None
-        if db is None:
-            return
         try:
-            self._window.flush(db)
-        except sqlite3.Error:
+            await self.flush()
+        except StoreError:
             pass  # a batch that cannot be committed is lost, and logged as such
         finally:
-            db.close()
+            db, self._db = self._db, None
+            if db is not None:
+                db.close()
 
     async def flush(self) -> None:
         db = self._db
