@@ -24,8 +24,9 @@ Handler = Callable[[Envelope], Awaitable[None]]
 @dataclass(frozen=True)
 class ForTypes:
     """A handler of some message types only: the others are acknowledged without calling it. Any
-    adapter may pass them over before a delivery (the in-memory bus does; on Kafka the call returns
-    at once), so a consumer group that reads a few types of a busy topic pays nothing for the rest."""
+    adapter may pass them over before a delivery (the in-memory bus by the envelope's type, Kafka by a
+    record's `ce_type` header, before decoding it), so a consumer group that reads a few types of a
+    busy topic pays nothing for the rest."""
 
     types: frozenset[str]
     handler: Handler

@@ -24,7 +24,7 @@ from libs.bus.dead_letter import DEAD_LETTER_TYPE
 from libs.bus.kafka import KafkaBus
 from libs.bus.kafka.partitioner import crc32_partitioner
 from libs.bus.memory import partition_for
-from libs.bus.ports import Bus
+from libs.bus.ports import Bus, ForTypes
 from libs.contracts import topics, v1
 from libs.contracts.envelope import Envelope
 from libs.core.errors import BusError
@@ -32,7 +32,7 @@ from libs.telemetry.propagation import is_valid
 from tests.conftest import free_port
 from tests.infra_fixtures import KafkaBroker
 
-from .bus_contract import BusContract, DeadLetters, Recorder, msg
+from .bus_contract import MARKER_TYPE, BusContract, DeadLetters, Recorder, marker, msg
 
 pytestmark = pytest.mark.kafka
 
@@ -197,6 +197,34 @@ async def test_a_poison_record_is_dead_lettered_and_its_partition_moves_on(
             "partition": partition_for("run-p", 2), "offset": offset, "deliveries": 0,
             "error_type": "PoisonMessageError", "error_code": "poison_message", "error_message": None,
         }
+
+
+async def test_a_typed_handler_passes_over_other_types_by_their_header_without_decoding(
+    new_bus: Callable[..., KafkaBus], name: Callable[[str], str], kafka_broker: KafkaBroker
+) -> None:
+    """A record whose ce_type header names a type the handler does not read is done without its value
+    being read: even an undecodable one is not dead-lettered. A record without the header is decoded."""
+    bus = new_bus(partitions=1)
+    topic, group = name("typed-header"), name("g")
+    dlq = DeadLetters(topic, GUARD)
+    bus.subscribe(topics.DEAD_LETTERS, name("dlq-watch"), dlq)
+    wanted = recorder()
+    bus.subscribe(topic, group, ForTypes(frozenset({MARKER_TYPE}), wanted))
+    await bus.start()
+
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap, partitioner=crc32_partitioner)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value=b"\xffnot json", key=b"run-t", headers=[("ce_type", b"other.type")])
+        await producer.send_and_wait(topic, value=b"\xffno header either", key=b"run-t")
+    finally:
+        await producer.stop()
+    read = marker("run-t", 1)
+    await bus.publish(topic, read)
+
+    assert [e.id for e in await wanted.wait_for_count(1)] == [read.id]
+    letters = await dlq.settled(bus, "run-t")
+    assert [(letter.data["offset"], letter.data["group"]) for letter in letters] == [(1, group)]
 
 
 async def test_plain_json_on_an_external_subscription_arrives_as_an_external_message(

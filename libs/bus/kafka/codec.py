@@ -69,6 +69,15 @@ def encode(envelope: Envelope, traceparent: str) -> tuple[bytes, bytes, list[Hea
     return envelope.key.encode(), envelope.to_bytes(), headers
 
 
+def record_type(record: Record) -> str | None:
+    """The envelope type the record's `ce_type` header names, without decoding its value (None: no
+    such header; then the value is what says)."""
+    for name, value in record.headers:
+        if name == CE_TYPE:
+            return value.decode(errors="replace")
+    return None
+
+
 def accepts_external(topic: str, external: bool) -> bool:
     """Whether a subscription to `topic` (made with `external`) reads plain JSON as ExternalMessage."""
     return external or topic in ALWAYS_EXTERNAL

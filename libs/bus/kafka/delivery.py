@@ -1,6 +1,9 @@
 """The delivery policy of `KafkaBus`: decode, call the handler, redeliver, dead-letter.
 
 Per record (libs/bus/ports.py semantics, the same as `MemoryBus`):
+- a record whose `ce_type` header names a type a `ForTypes` handler does not read is done at once,
+  not even decoded (on topics that take outside messages every record is decoded: a foreign
+  binary-mode CloudEvent has a `ce_type` of its own);
 - a record that is not an envelope is dead-lettered at once with its raw bytes (codec.py), except
   JSON on a topic that accepts outside messages, which arrives as a v1.ExternalMessage envelope;
 - the handler runs with the record's `traceparent` as the current trace context;
@@ -23,9 +26,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from libs.bus.dead_letter import dead_letter_envelope
-from libs.bus.kafka.codec import PoisonMessageError, Record, accepts_external, decode, poison_letter
+from libs.bus.kafka.codec import PoisonMessageError, Record, accepts_external, decode, poison_letter, record_type
 from libs.bus.kafka.worker import PartitionWorker
-from libs.bus.ports import Handler
+from libs.bus.ports import ForTypes, Handler
 from libs.bus.redelivery import GaveUp, Retries, call_handler, redeliver
 from libs.bus.tracing import consuming
 from libs.contracts import topics
@@ -51,16 +54,26 @@ class Delivery:
         self.group = group
         self._external = accepts_external(topic, external)
         self._handler = handler
+        self._reads = handler.types if isinstance(handler, ForTypes) and not self._external else None
+        """The only types the handler reads (None: all)."""
         self._policy = policy
         self._publish = publish
 
     async def process(self, record: Record, worker: PartitionWorker) -> bool:
+        if self._passes_over(record):
+            return True
         try:
             envelope = decode(record, external=self._external)
         except PoisonMessageError as exc:
             return await self._poison(record, exc, worker)
         with consuming(self.topic, self.group, envelope, traceparent_from_headers(record.headers)):
             return await self._deliver(envelope, record, worker)
+
+    def _passes_over(self, record: Record) -> bool:
+        if self._reads is None:
+            return False
+        kind = record_type(record)
+        return kind is not None and kind not in self._reads
 
     async def _poison(self, record: Record, error: PoisonMessageError, worker: PartitionWorker) -> bool:
         where = f"{record.topic}[{record.partition}]@{record.offset} group {self.group}"
