@@ -56,6 +56,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
+from collections.abc import Sequence
 from typing import Final
 
 from libs.bus import tracing as kafka_tracing
@@ -305,6 +306,11 @@ class MemoryBus:
                 for old in list(self._traceparents)[: TRACED_IDS // 10]:
                     del self._traceparents[old]
             self._append(topic, envelope)
+
+    async def publish_all(self, messages: Sequence[tuple[str, Envelope]]) -> None:
+        """Each message as `publish` would, in this order."""
+        for topic, envelope in messages:
+            await self.publish(topic, envelope)
 
     def subscribe(self, topic: str, group: str, handler: Handler) -> None:
         """Register `handler` for `topic` in `group`; ValueError if that group already has one."""

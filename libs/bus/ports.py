@@ -12,7 +12,7 @@ Semantics every adapter keeps (`MemoryBus`, later `KafkaBus`):
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,6 +47,11 @@ class Bus(Protocol):
 
     async def publish(self, topic: str, envelope: Envelope) -> None:
         """Durably hand over one message (keyed by `envelope.key`); BusError if it cannot."""
+        ...
+
+    async def publish_all(self, messages: Sequence[tuple[str, Envelope]]) -> None:
+        """Hand over several (topic, envelope) messages, in this order, awaiting them together (Kafka:
+        they share produce requests); BusError if one fails (the others may have gone)."""
         ...
 
     def subscribe(self, topic: str, group: str, handler: Handler) -> None:

@@ -4,6 +4,8 @@ source that names it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from libs.bus.ports import Bus
 from libs.contracts import Envelope, v1, wrap
 
@@ -19,10 +21,11 @@ class Publisher:
         """`message` in an envelope on its topic (BusError if the bus refuses it)."""
         await self.bus.publish(message.TOPIC, wrap(message, source=self.source))
 
-    async def publish_envelope(self, envelope: Envelope) -> None:
-        """An envelope built earlier (a stored run event relayed) on its message type's topic."""
-        await self.bus.publish(v1.MESSAGE_TYPES[envelope.type].TOPIC, envelope)
+    async def publish_envelopes(self, envelopes: Sequence[Envelope]) -> None:
+        """Envelopes built earlier (stored run events relayed), each on its message type's topic, in
+        this order, awaited together (`Bus.publish_all`)."""
+        await self.bus.publish_all([(v1.MESSAGE_TYPES[e.type].TOPIC, e) for e in envelopes])
 
     def wrap(self, message: v1.Message) -> Envelope:
-        """`message` in an envelope from this service, to publish later (`publish_envelope`)."""
+        """`message` in an envelope from this service, to publish later (`publish_envelopes`)."""
         return wrap(message, source=self.source)

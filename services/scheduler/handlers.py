@@ -325,15 +325,16 @@ class Scheduler:
 
     async def relay(self, run: Run, *, clear: bool = True) -> Run:
         """The one path onto `stepline.run-events.v1`: publish the events of the run's outbox (written
-        with the state changes they report, see events.py) that this process has not published yet.
-        The next state change's write drops published events from the outbox; with `clear` (the
-        run completed, or a repair path) a write conditional on `seq` empties it now. A crash before
-        that publishes them again, with the same ids."""
+        with the state changes they report, see events.py) that this process has not published yet,
+        together (they share a produce request on Kafka). The next state change's write drops
+        published events from the outbox; with `clear` (the run completed, or a repair path) a write
+        conditional on `seq` empties it now. A crash before that publishes them again, with the same
+        ids."""
         upto = self.runs.sent_upto(run.id)
-        for raw in run.outbox:
-            if (seq := int(raw["data"]["seq"])) > upto:
-                await self.publisher.publish_envelope(self.runs.envelope(raw))
-                self.runs.mark_sent(run.id, seq)
+        unsent = [raw for raw in run.outbox if int(raw["data"]["seq"]) > upto]
+        if unsent:
+            await self.publisher.publish_envelopes([self.runs.envelope(raw) for raw in unsent])
+            self.runs.mark_sent(run.id, max(int(raw["data"]["seq"]) for raw in unsent))
         if not (clear and run.outbox):
             return run
         await self.store.clear_outbox(run.id, run.seq)

@@ -199,6 +199,23 @@ class BusContract(abc.ABC):
             await recorder.wait_for_count(100)
             assert sorted(recorder.ids) == sorted(e.id for e in sent)
 
+    async def test_publish_all_hands_over_every_message_in_order_across_topics(
+            self, new_bus: BusFactory, name: Callable[[str], str]) -> None:
+        bus = await new_bus()
+        first, second = name("all-a"), name("all-b")
+        seen = {topic: self.recorder() for topic in (first, second)}
+        for topic, recorder in seen.items():
+            bus.subscribe(topic, name("g"), recorder)
+        await bus.start()
+        batch = [(first if i % 3 else second, msg("run-1", i)) for i in range(30)]
+        await bus.publish_all(batch)
+        await bus.publish_all([])
+
+        for topic, recorder in seen.items():
+            expected = [e.id for t, e in batch if t == topic]
+            await recorder.wait_for_count(len(expected))
+            assert recorder.ids == expected
+
     async def test_a_handler_for_some_types_sees_only_those_in_order(
             self, new_bus: BusFactory, name: Callable[[str], str]) -> None:
         bus = await new_bus()
@@ -584,6 +601,8 @@ class BusContract(abc.ABC):
 
         with pytest.raises(BusError):
             await bus.publish(topic, msg("run-a"))
+        with pytest.raises(BusError):
+            await bus.publish_all([(topic, msg("run-a"))])
         with pytest.raises(BusError):
             await bus.start()
         with pytest.raises(BusError):

@@ -58,6 +58,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+from contextlib import ExitStack
 from typing import Final
 
 from libs.bus.kafka.codec import encode
@@ -65,7 +67,7 @@ from libs.bus.kafka.consumer import ConsumerSettings, SubscriptionConsumer
 from libs.bus.kafka.delivery import Delivery, Policy
 from libs.bus.kafka.membership import GroupAdmin
 from libs.bus.kafka.outage_log import install as quiet_outages
-from libs.bus.kafka.producer import Publisher
+from libs.bus.kafka.producer import Outgoing, Publisher
 from libs.bus.kafka.topics import TopicCreator
 from libs.bus.memory import partition_for
 from libs.bus.ports import Handler
@@ -148,10 +150,18 @@ class KafkaBus:
 
     async def publish(self, topic: str, envelope: Envelope, *, traceparent: str | None = None) -> None:
         """Send `envelope` to `topic` and await the broker's acknowledgement; BusError if it fails."""
-        if self._closed:
-            raise BusError(f"the bus is stopped; cannot publish to {topic}")
+        self._check_open(topic)
         with producing(topic, envelope, traceparent) as sent_traceparent:
-            await self._send(topic, envelope, sent_traceparent)
+            await self._send([(topic, envelope, sent_traceparent)])
+
+    async def publish_all(self, messages: Sequence[tuple[str, Envelope]]) -> None:
+        """Send `messages` in this order and await their acknowledgements together."""
+        if not messages:
+            return
+        self._check_open(messages[0][0])
+        with ExitStack() as spans:
+            await self._send([(topic, envelope, spans.enter_context(producing(topic, envelope, None)))
+                              for topic, envelope in messages])
 
     def subscribe(self, topic: str, group: str, handler: Handler) -> None:
         """Register `handler` for `topic` in `group`; ValueError if that group already has one."""
@@ -193,15 +203,21 @@ class KafkaBus:
 
     # ---- internals --------------------------------------------------------------------------
 
-    async def _send(self, topic: str, envelope: Envelope, traceparent: str) -> None:
-        if not self._topics.is_ready(topic):
-            await self._topics.ensure([topic])
-        key, value, headers = encode(envelope, traceparent)
-        await self._publisher.send(topic, key, value, headers, f"{envelope.type} {envelope.id}")
+    def _check_open(self, topic: str) -> None:
+        if self._closed:
+            raise BusError(f"the bus is stopped; cannot publish to {topic}")
+
+    async def _send(self, sends: list[tuple[str, Envelope, str]]) -> None:
+        """Send each (topic, envelope, traceparent) as one record, in this order."""
+        missing = [topic for topic in {topic for topic, _, _ in sends} if not self._topics.is_ready(topic)]
+        if missing:
+            await self._topics.ensure(missing)
+        await self._publisher.send([Outgoing(topic, *encode(envelope, traceparent), f"{envelope.type} {envelope.id}")
+                                    for topic, envelope, traceparent in sends])
 
     async def _publish_letter(self, letter: Envelope) -> None:
         """Dead letters go out even while stopping: a handler finishing during stop may fail."""
-        await self._send(topics.DEAD_LETTERS, letter, outgoing_traceparent())
+        await self._send([(topics.DEAD_LETTERS, letter, outgoing_traceparent())])
 
     def _register(self, topic: str, group: str, handler: Handler, *, external: bool) -> SubscriptionConsumer:
         delivery = Delivery(topic, group, handler, self._policy, self._publish_letter, external=external)

@@ -1,6 +1,8 @@
 """The producer side of `KafkaBus`: one idempotent `AIOKafkaProducer`, replaced after a failed send.
 
-`send` awaits the broker's acknowledgement (`acks="all"`) and turns every failure into `BusError`:
+`send` hands over one record or several (a relay's run events) and awaits the broker's
+acknowledgements (`acks="all"`) together, so records sent together share produce requests; it turns
+every failure into `BusError`:
 retryable, except for a record too large for the broker. Records enter the producer one at a time,
 in the order `send` was called (a FIFO lock around aiokafka's enqueueing, which on its own may
 reorder concurrent sends that wait for buffer space), so concurrent publishes of one run's
@@ -25,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from aiokafka import AIOKafkaProducer
@@ -44,6 +48,17 @@ waiting for room, roughly doubling throughput. Records are not held back for it 
 REOPEN_CEILING: Final = 1.0
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """One record to send; `what` names it in errors."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[Header]
+    what: str
+
+
 class Publisher:
     def __init__(self, bootstrap: str, *, client_id: str, timeout: float) -> None:
         self._bootstrap = bootstrap
@@ -56,21 +71,29 @@ class Publisher:
         self._backoff = Backoff(ceiling=REOPEN_CEILING)
         self._reopen_at = 0.0
 
-    async def send(self, topic: str, key: bytes, value: bytes, headers: list[Header], what: str) -> None:
-        """Send one record and await its acknowledgement; BusError if it fails."""
+    async def send(self, records: Sequence[Outgoing]) -> None:
+        """Send `records`, in this order, and await their acknowledgements together (records that are
+        ready together share produce requests); BusError if one fails (the others may have gone)."""
         producer: Any = None
+        pending: list[tuple[Outgoing, asyncio.Future[Any]]] = []
+        record = records[0]
         try:
             async with asyncio.timeout(self._timeout + 5):  # the producer itself gives up at _timeout
                 async with self._enqueue:  # FIFO: records enter the producer in call order
                     producer = await self._current()
-                    delivered = await producer.send(topic, value=value, key=key, headers=headers)
-                await delivered
+                    for record in records:
+                        pending.append((record, await producer.send(
+                            record.topic, value=record.value, key=record.key, headers=record.headers)))
+                for record, delivered in pending:  # noqa: B007 (`record` names the failure below)
+                    await delivered
         except MessageSizeTooLargeError as exc:
-            raise BusError(f"{what} is too large for {topic}", retryable=False) from exc
+            raise BusError(f"{record.what} is too large for {record.topic}", retryable=False) from exc
         except (KafkaError, TimeoutError, OSError) as exc:
             if producer is not None:
                 self._discard(producer)
-            raise BusError(f"could not publish {what} to {topic}: {exc!r}") from exc
+            raise BusError(f"could not publish {record.what} to {record.topic}: {exc!r}") from exc
+        finally:
+            _observe(delivered for _, delivered in pending)
         self._backoff.succeeded()
 
     async def close(self) -> None:
@@ -115,6 +138,13 @@ class Publisher:
         task = asyncio.get_running_loop().create_task(close_producer(producer, self._timeout))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
+
+
+def _observe(futures: Iterable[asyncio.Future[Any]]) -> None:
+    """Retrieve the outcome of acknowledgements left unawaited after a failure, so none is reported as
+    an exception nobody retrieved."""
+    for future in futures:
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 async def close_producer(producer: Any, timeout: float) -> None:

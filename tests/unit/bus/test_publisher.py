@@ -42,11 +42,12 @@ async def test_a_message_goes_to_its_topic_from_the_publishers_source() -> None:
         (topics.NODE_RESULTS, v1.NodeResult.TYPE, "stepline/scheduler", "wfr_1")]
 
 
-async def test_an_envelope_built_earlier_goes_unchanged_to_its_types_topic() -> None:
+async def test_envelopes_built_earlier_go_unchanged_to_their_types_topics_in_order() -> None:
     bus = RecordingBus()
     event = v1.RunStarted(run_id="wfr_1", seq=1, at="2026-01-01T00:00:00+00:00", workflow="w", version=1,
                           trigger=v1.EventTrigger())
     stored = Envelope.model_validate(Publisher(bus, "stepline/scheduler").wrap(event).model_dump())
-    await Publisher(bus, "stepline/other").publish_envelope(stored)
-    assert bus.published == [(topics.RUN_EVENTS, stored)]
+    command = Publisher(bus, "stepline/scheduler").wrap(v1.AdmitRun(run_id="wfr_1"))
+    await Publisher(bus, "stepline/other").publish_envelopes([stored, command])
+    assert bus.published == [(topics.RUN_EVENTS, stored), (topics.RUN_COMMANDS, command)]
     assert (stored.id, stored.source) == ("wfr_1/1", "stepline/scheduler")
